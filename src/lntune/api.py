@@ -1,0 +1,82 @@
+"""The pipeline in one place: data -> model -> method -> train -> evaluate -> skin."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+
+from lntune.data import get_task, resolve_data_dir, subset
+from lntune.data.encode import collate, encode
+from lntune.evaluate import evaluate
+from lntune.method import build_method, prepare
+from lntune.model import load_model
+from lntune.skin import load_skin, save_skin, write_atomic
+from lntune.train import TrainConfig, train
+
+
+def report_counts(tuning) -> None:
+    from rich.console import Console
+
+    c = tuning.counts()
+    Console(stderr=True).print(
+        f"[bold]{tuning.method.name}[/] on {tuning.lm.model_id}: {c['tuned']:,} tuned parameters "
+        f"= {c['tuned_pct']:.4f}% of {c['base']:,} (#Para.); with the {c['head']:,}-parameter head "
+        f"{c['tuned_with_head_pct']:.4f}%"
+    )
+
+
+def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
+    return subset(get_task(task_name).load(split, resolve_data_dir(data_dir)), limit, seed)
+
+
+def train_task(
+    task: str = "sst2",
+    model: str = "minilm",
+    method: str = "ln",
+    options: dict | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path = "runs/sst2-ln",
+    data_dir: str | Path | None = None,
+    train_limit: int | None = 2000,
+    eval_limit: int | None = None,
+    dtype: str = "float32",
+    norm_map: dict | None = None,
+) -> dict:
+    """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record."""
+    config = config or TrainConfig()
+    t = get_task(task)
+    train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
+    dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
+    lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
+    tuning = prepare(lm, build_method(method, **(options or {})))
+    if config.progress:
+        report_counts(tuning)
+    feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
+    result = train(tuning, feats(train_ex), feats(dev_ex), config)
+    record = {
+        "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
+        "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
+        "train": asdict(config),
+        "metrics": result.best,
+        "steps": result.steps,
+        "train_seconds": result.seconds,
+    }
+    save_skin(out, tuning, record)
+    history = {"best": result.best, "history": result.history}
+    write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+    return {**record, "counts": tuning.counts(), "out": str(out)}
+
+
+def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None) -> dict:
+    """Rebuild the skin on its base and evaluate on the dev split it was trained with."""
+    tuning, meta = load_skin(skin, model)
+    cfg, data = meta["train"], meta["data"]
+    t = get_task(meta["task"]["name"])
+    dev_ex = load_split(t.name, "dev", data_dir, data["eval_limit"], cfg["seed"])
+    lm = tuning.lm
+    feats = encode(dev_ex, lm.tokenizer, t.head, cfg["max_length"])
+    loader = DataLoader(feats, cfg["eval_batch_size"], collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
+    return evaluate(lm.model, loader, t.head)

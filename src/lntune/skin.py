@@ -1,0 +1,112 @@
+"""Skins: only the tuned tensors (safetensors) plus a JSON record of how to rebuild them.
+
+A skin is complete only when skin.json exists and the checksum it records matches
+tuned.safetensors; the JSON is written last, so a crash never leaves a skin that loads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from lntune import __version__
+from lntune.errors import SkinError
+from lntune.method import build_method, prepare
+from lntune.method.tuning import MASK_PREFIX, Tuning
+from lntune.model import LoadedModel, load_model
+
+SKIN_JSON = "skin.json"
+TENSORS = "tuned.safetensors"
+FORMAT = "lntune-skin/1"
+
+
+def _sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
+    """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`."""
+    from safetensors.torch import save
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
+    write_atomic(out / TENSORS, save(tuning.state()))
+    lm = tuning.lm
+    meta = {
+        "format": FORMAT,
+        "lntune": __version__,
+        "method": tuning.method.name,
+        "options": tuning.method.options(),
+        "base": {"model": lm.model_id, "fingerprint": lm.fingerprint, "dtype": lm.dtype, "head": lm.head},
+        "tuned": [t.name for t in tuning.tuned],
+        "head": [t.name for t in tuning.head],
+        "counts": tuning.counts(),
+        "tensors_sha256": _sha256(out / TENSORS),
+        **record,
+    }
+    write_atomic(out / SKIN_JSON, json.dumps(meta, indent=2).encode())
+    return out
+
+
+def read_skin(skin_dir: str | Path) -> dict:
+    path = Path(skin_dir) / SKIN_JSON
+    if not path.exists():
+        raise SkinError(f"{skin_dir}: no {SKIN_JSON}; not a skin directory, or training did not finish (train again)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SkinError(f"{path}: not valid JSON ({e}); the skin is corrupt, train it again") from e
+    if meta.get("format") != FORMAT:
+        raise SkinError(f"{path}: format {meta.get('format')!r}, this lntune reads {FORMAT}")
+    return meta
+
+
+def _read_tensors(skin_dir: Path, meta: dict) -> dict:
+    from safetensors.torch import load_file
+
+    path = skin_dir / TENSORS
+    if not path.exists():
+        raise SkinError(f"{path}: missing; the skin is incomplete, train it again")
+    if _sha256(path) != meta["tensors_sha256"]:
+        raise SkinError(f"{path}: checksum differs from {SKIN_JSON}; the file is corrupt or was replaced")
+    return load_file(str(path))
+
+
+def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | None = None) -> tuple[Tuning, dict]:
+    """Load the skin's base model (or `model`), check it is the same base, and apply the skin."""
+    skin_dir = Path(skin_dir)
+    meta = read_skin(skin_dir)
+    tensors = _read_tensors(skin_dir, meta)
+    base = meta["base"]
+    labels = meta.get("task", {}).get("labels") or []
+    lm = load_model(model or base["model"], base["head"], max(len(labels), 1), base["dtype"], norm_map)
+    return apply_skin(lm, skin_dir, meta, tensors), meta
+
+
+def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tuning:
+    base = meta["base"]
+    if lm.fingerprint != base["fingerprint"]:
+        raise SkinError(
+            f"{skin_dir}: this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
+            f"but the model given ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; "
+            f"load it onto the model it was trained on (--model {base['model']})"
+        )
+    options = dict(meta["options"])
+    if "mask" in options:
+        options["mask"] = None  # the masks travel inside the skin
+    masks = {k[len(MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
+    tuning = prepare(lm, build_method(meta["method"], **options), only=meta["tuned"], masks=masks)
+    expected = set(tuning.state())
+    if set(tensors) != expected:
+        extra, missing = sorted(set(tensors) - expected), sorted(expected - set(tensors))
+        raise SkinError(f"{skin_dir / TENSORS}: tensors do not match the method (unexpected {extra[:3]}, missing {missing[:3]})")
+    tuning.load_state(tensors, str(skin_dir / TENSORS))
+    return tuning
