@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -17,14 +18,10 @@ from lntune.skin import load_skin, save_skin, write_atomic
 from lntune.train import TrainConfig, train
 
 
-def report_counts(tuning) -> None:
-    from rich.console import Console
-
-    c = tuning.counts()
-    Console(stderr=True).print(
-        f"[bold]{tuning.method.name}[/] on {tuning.lm.model_id}: {c['tuned']:,} tuned parameters "
-        f"= {c['tuned_pct']:.4f}% of {c['base']:,} (#Para.); with the {c['head']:,}-parameter head "
-        f"{c['tuned_with_head_pct']:.4f}%"
+def describe_counts(method: str, model_id: str, c: dict) -> str:
+    return (
+        f"{method} on {model_id}: {c['tuned']:,} tuned parameters = {c['tuned_pct']:.4f}% of "
+        f"{c['base']:,} (#Para., head excluded); with the {c['head']:,}-parameter head {c['tuned_with_head_pct']:.4f}%"
     )
 
 
@@ -53,7 +50,7 @@ def train_task(
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
     tuning = prepare(lm, build_method(method, **(options or {})))
     if config.progress:
-        report_counts(tuning)
+        print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
     result = train(tuning, feats(train_ex), feats(dev_ex), config)
     record = {

@@ -49,7 +49,7 @@ def train_cmd(
     progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
-    from lntune.api import train_task
+    from lntune.api import describe_counts, train_task
     from lntune.train import TrainConfig
 
     options = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
@@ -66,6 +66,8 @@ def train_cmd(
         )
     except LntuneError as e:
         _fail(e)
+    if not progress:
+        typer.echo(describe_counts(method, model, rec["counts"]))
     best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
     typer.echo(f"dev (best by loss, step {rec['metrics']['step']}): {best}")
     typer.echo(f"skin: {rec['out']}")

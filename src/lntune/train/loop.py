@@ -46,12 +46,11 @@ def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
 
 def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig) -> TrainResult:
     """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
     set_seed(config.seed)
-    acc = Accelerator(mixed_precision=config.mixed_precision)
+    acc = _accelerator(config.mixed_precision)
     train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config)
     total = config.max_steps or config.epochs * len(train_dl)
     opt = optimizer(tuning, config)
@@ -66,7 +65,8 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
         m = evaluate(model, dev_dl, head, acc)
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
-        bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
+        if config.progress:
+            bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
         if m["loss"] < state.best_loss:
             state.best_loss, state.best, state.snapshot, state.bad = m["loss"], m, tuning.state(), 0
         else:
@@ -103,6 +103,16 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
     bar.close()
     tuning.load_state(state.snapshot, "best checkpoint")
     return TrainResult(state.best, state.history, state.step, time.perf_counter() - start)
+
+
+def _accelerator(mixed_precision: str):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one process-wide state; a run with another precision must reset it.
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=mixed_precision)
 
 
 @dataclass

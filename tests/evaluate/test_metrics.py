@@ -1,0 +1,22 @@
+import math
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+
+from lntune.evaluate import metrics
+
+
+def test_accuracy_by_hand():
+    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    assert metrics.classification(logits, np.array([1, 0, 0, 0])) == {"accuracy": 0.75}
+
+
+def test_regression_matches_scipy():
+    p, y = np.array([[1.0], [2.0], [2.5], [4.0]]), np.array([1.0, 3.0, 2.0, 5.0])
+    got = metrics.regression(p, y)
+    assert math.isclose(got["pearson"], pearsonr(p[:, 0], y)[0])
+    assert math.isclose(got["spearman"], spearmanr(p[:, 0], y)[0]) and math.isclose(got["spearman"], 0.8)
+
+
+def test_perplexity_is_exp_loss():
+    assert math.isclose(metrics.language_model(math.log(7.0))["perplexity"], 7.0)

@@ -1,0 +1,64 @@
+import json
+
+from typer.testing import CliRunner
+
+from lntune.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+def fast(data_dir, out):
+    return ["--train-limit", 64, "--eval-limit", 64, "--epochs", 1, "--batch-size", 16,
+            "--no-progress", "--data-dir", data_dir, "--out", out]
+
+
+def test_train_then_eval_reproduces_the_metrics(tiny_dir, data_dir, tmp_path):
+    code, out = run("train", "--model", tiny_dir("bert"), *fast(data_dir, tmp_path / "s"))
+    assert code == 0, out
+    assert "ln on" in out and "% of" in out and "dev (best by loss" in out
+    code, out = run("eval", "--skin", tmp_path / "s", "--data-dir", data_dir)
+    assert code == 0, out
+    assert out.count("(same as saved)") == 2, out
+
+
+def test_cli_selects_bias_of_ffn_norms_in_the_top_half(tiny_dir, data_dir, tmp_path):
+    code, out = run("train", "--model", tiny_dir("bert"), "--method", "ln", "--ln-terms", "bias",
+                    "--ln-modules", "ffn", "--ln-layers", "top-half", *fast(data_dir, tmp_path / "s"))
+    assert code == 0, out
+    meta = json.loads((tmp_path / "s" / "skin.json").read_text())
+    assert meta["tuned"] == ["bert.encoder.layer.2.output.LayerNorm.bias", "bert.encoder.layer.3.output.LayerNorm.bias"]
+    assert meta["counts"]["tuned"] == 64
+
+
+def test_cli_decoder_run_on_e2e_selects_gains(tiny_dir, data_dir, tmp_path):
+    model = tiny_dir("llama", causal=True)
+    args = ["train", "--task", "e2e", "--model", model, "--ln-terms", "gain", "--ln-modules", "ffn",
+            "--ln-layers", "top-half", "--max-steps", 2, "--lr", 1e-3, *fast(data_dir, tmp_path / "s")]
+    code, out = run(*args)
+    assert code == 0, out
+    meta = json.loads((tmp_path / "s" / "skin.json").read_text())
+    assert meta["tuned"] == [f"model.layers.{i}.post_attention_layernorm.weight" for i in (2, 3)]
+    assert meta["head"] == [] and "perplexity" in meta["metrics"]
+    code, out = run(*[a if a != "gain" else "bias" for a in args])
+    assert code == 2 and "gains only" in out
+
+
+def test_bad_data_file_exits_with_the_file_named(tiny_dir, tmp_path):
+    folder = tmp_path / "data" / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tstars\ngreat\t5\n")
+    code, out = run("train", "--model", tiny_dir("bert"), *fast(tmp_path / "data", tmp_path / "s"))
+    assert code == 2
+    assert "train.tsv: missing column(s) 'label'" in out
+    assert not (tmp_path / "s").exists()
+
+
+def test_norms_lists_every_layer(tiny_dir):
+    code, out = run("norms", "--model", tiny_dir("gpt2"))
+    assert code == 0, out
+    assert "transformer.ln_f" in out and out.count("mha") == 4
