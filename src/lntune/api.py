@@ -37,7 +37,7 @@ def train_task(
     config: TrainConfig | None = None,
     out: str | Path = "runs/sst2-ln",
     data_dir: str | Path | None = None,
-    train_limit: int | None = 2000,
+    train_limit: int | None = 3000,
     eval_limit: int | None = None,
     dtype: str = "float32",
     norm_map: dict | None = None,

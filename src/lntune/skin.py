@@ -38,13 +38,15 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
+    tuning.method.finalize(tuning)
     write_atomic(out / TENSORS, save(tuning.state()))
     lm = tuning.lm
     meta = {
         "format": FORMAT,
         "lntune": __version__,
         "method": tuning.method.name,
-        "options": tuning.method.options(),
+        "options": tuning.method.options(),  # as asked for
+        "rebuild": tuning.method.skin_options(),  # what load_skin constructs
         "base": {"model": lm.model_id, "fingerprint": lm.fingerprint, "dtype": lm.dtype, "head": lm.head},
         "tuned": [t.name for t in tuning.tuned],
         "head": [t.name for t in tuning.head],
@@ -99,11 +101,8 @@ def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tu
             f"but the model given ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; "
             f"load it onto the model it was trained on (--model {base['model']})"
         )
-    options = dict(meta["options"])
-    if "mask" in options:
-        options["mask"] = None  # the masks travel inside the skin
     masks = {k[len(MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
-    tuning = prepare(lm, build_method(meta["method"], **options), only=meta["tuned"], masks=masks)
+    tuning = prepare(lm, build_method(meta["method"], **meta["rebuild"]), only=meta["tuned"], masks=masks)
     expected = set(tuning.state())
     if set(tensors) != expected:
         extra, missing = sorted(set(tensors) - expected), sorted(expected - set(tensors))

@@ -13,6 +13,23 @@ def test_reads_the_shared_sst2_files(data_dir):
     assert dev[0]["text_a"].startswith("it 's a charming and often affecting journey")
 
 
+def test_reads_the_shared_rte_and_stsb_files(data_dir):
+    rte, stsb = get_task("rte"), get_task("stsb")
+    assert (len(rte.load("train", data_dir)), len(rte.load("dev", data_dir))) == (2_490, 277)
+    train, dev = stsb.load("train", data_dir), stsb.load("dev", data_dir)
+    assert (len(train), len(dev)) == (5_749, 1_500)
+    assert train[0] == {"text_a": "A plane is taking off.", "text_b": "An air plane is taking off.", "label": 5.0}
+    assert {e["label"] for e in rte.load("dev", data_dir)} == {0, 1}
+
+
+def test_non_numeric_score_is_refused(tmp_path):
+    folder = tmp_path / "glue" / "STS-B"
+    folder.mkdir(parents=True)
+    (folder / "dev.tsv").write_text("sentence1\tsentence2\tscore\na\tb\thigh\n")
+    with pytest.raises(DataError, match=r"dev.tsv:2: score 'high' is not a number"):
+        get_task("stsb").load("dev", tmp_path)
+
+
 def write(tmp_path, text):
     folder = tmp_path / "glue" / "SST-2"
     folder.mkdir(parents=True, exist_ok=True)
@@ -24,7 +41,7 @@ def write(tmp_path, text):
     ("", "the file is empty"),
     ("sentence\tlabel\n", "no data rows"),
     ("text\tlabel\ngood\t1\n", "missing column(s) 'sentence'"),
-    ("sentence\tlabel\ngood\t1\nbad\t2\n", ":3: unknown label '2'"),
+    ("sentence\tlabel\ngood\t1\nbad\t2\n", ":3: unknown label '2'; expected one of 0, 1"),
     ("sentence\tlabel\ngood\t1\nbad\n", ":3: 1 fields, header has 2"),
 ])
 def test_bad_files_name_the_file_and_problem(tmp_path, text, message):

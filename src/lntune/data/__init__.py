@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from lntune.data.e2e import E2E
 from lntune.data.files import resolve_data_dir
-from lntune.data.glue import SST2
+from lntune.data.glue import RTE, SST2, STSB
 from lntune.data.task import Task, subset
 from lntune.errors import DataError
 
-TASKS: dict[str, Task] = {t.name: t for t in (SST2(), E2E())}
+TASKS: dict[str, Task] = {t.name: t for t in (SST2, RTE, STSB, E2E())}
 
 
 def get_task(name: str) -> Task:

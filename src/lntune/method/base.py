@@ -12,9 +12,10 @@ from torch import nn
 class Tuned:
     """One trainable tensor; with a mask only its masked-in elements may change."""
 
-    name: str
+    name: str  # as in model.named_parameters(): the key of the tensor in a skin
     param: nn.Parameter
     mask: torch.Tensor | None = None
+    store_mask: bool = True  # False when the method re-derives the mask itself (e.g. from a seed)
 
     @property
     def count(self) -> int:
@@ -22,7 +23,12 @@ class Tuned:
 
 
 class Method:
-    """Subclasses set `name` and `Config` and implement `apply`."""
+    """Subclasses set `name` and `Config` and implement `apply`.
+
+    A skin is rebuilt by constructing the method from `skin_options()` on a fresh
+    base model, calling `apply`, and loading the saved tensors by name, so `apply`
+    must add the same modules with the same parameter names every time.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]
@@ -34,5 +40,12 @@ class Method:
         return asdict(self.config)
 
     def apply(self, lm) -> list[Tuned]:
-        """Add any modules the method needs to `lm.model` and return the tensors to train."""
+        """Add any modules the method needs to `lm.model` (in place) and return the tensors to train."""
         raise NotImplementedError
+
+    def finalize(self, tuning) -> None:
+        """Called before a skin is saved: e.g. fold a training-only reparameterisation away."""
+
+    def skin_options(self) -> dict:
+        """Options that rebuild the saved (finalized) method from a skin."""
+        return self.options()

@@ -115,3 +115,6 @@ class LNTuning(Method):
         if self.config.mask:
             return apply_masks(chosen, load_mask_file(self.config.mask), f"--ln-mask {self.config.mask}")
         return [Tuned(n, p) for n, p in chosen]
+
+    def skin_options(self) -> dict:
+        return {**self.options(), "mask": None}  # the masks travel inside the skin

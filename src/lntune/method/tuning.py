@@ -50,7 +50,8 @@ class Tuning:
             else:
                 mask = t.mask.cpu()
                 out[t.name] = value[mask].clone()
-                out[MASK_PREFIX + t.name] = mask.clone()
+                if t.store_mask:
+                    out[MASK_PREFIX + t.name] = mask.clone()
         return out
 
     @torch.no_grad()

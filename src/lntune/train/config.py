@@ -6,7 +6,7 @@ from dataclasses import dataclass
 @dataclass
 class TrainConfig:
     lr: float = 1e-2  # LN-tuning needs larger rates than other methods (paper 000, note 6)
-    epochs: int = 3  # passes over the training set
+    epochs: int = 2  # passes over the training set
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
     batch_size: int = 32
     eval_batch_size: int = 64
