@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader
 from lntune.data import get_task, resolve_data_dir, subset
 from lntune.data.encode import collate, encode
 from lntune.evaluate import evaluate
+from lntune.errors import MethodError
 from lntune.method import build_method, prepare
+from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
 from lntune.skin import load_skin, save_skin, write_atomic
 from lntune.train import TrainConfig, train
@@ -23,6 +25,15 @@ def describe_counts(method: str, model_id: str, c: dict) -> str:
         f"{method} on {model_id}: {c['tuned']:,} tuned parameters = {c['tuned_pct']:.4f}% of "
         f"{c['base']:,} (#Para., head excluded); with the {c['head']:,}-parameter head {c['tuned_with_head_pct']:.4f}%"
     )
+
+
+def with_preset(method: str, options: dict, preset: str | None, lm) -> dict:
+    if preset is None:
+        return options
+    if preset != "paper":
+        raise MethodError(f"--preset {preset!r}: the only preset is 'paper'")
+    nested = options if "+" in method else {method: options}
+    return for_build(method, merge(paper_preset(method, lm.model.config), nested))
 
 
 def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
@@ -41,14 +52,19 @@ def train_task(
     eval_limit: int | None = None,
     dtype: str = "float32",
     norm_map: dict | None = None,
+    preset: str | None = None,
 ) -> dict:
-    """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record."""
+    """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
+
+    `options` are the method's (for a composite like "prefix+ln": {part: options});
+    `preset="paper"` fills in the papers' prefix length / adapter size for this model first.
+    """
     config = config or TrainConfig()
     t = get_task(task)
     train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
     dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
-    tuning = prepare(lm, build_method(method, **(options or {})))
+    tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress:
         print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)

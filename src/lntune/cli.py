@@ -22,11 +22,13 @@ def _fail(e: LntuneError) -> None:
 def train_cmd(
     task: str = typer.Option("sst2", help="task name (see lntune tasks)"),
     model: str = typer.Option("minilm", help="alias (minilm, smollm2), local path or Hugging Face id"),
-    method: str = typer.Option("ln", help="tuning method"),
-    ln_terms: str = typer.Option("both", help="gain | bias | both"),
-    ln_modules: str = typer.Option("embeddings,mha,ffn,final", help="comma-separated: embeddings,mha,ffn,final"),
-    ln_layers: str = typer.Option("all", help="all | top-half | bottom-half | ranges like 0-5,8"),
-    ln_mask: Optional[Path] = typer.Option(None, help="safetensors file of boolean element masks"),
+    method: str = typer.Option("ln", help="tuning method, or parts joined by + (e.g. prefix+ln); see lntune methods"),
+    option: list[str] = typer.Option([], "--option", "-o", help="method option PART.FIELD=VALUE, repeatable"),
+    preset: Optional[str] = typer.Option(None, help="paper: the papers' prefix length / adapter size for this model"),
+    ln_terms: Optional[str] = typer.Option(None, help="LN: gain | bias | both (default both)"),
+    ln_modules: Optional[str] = typer.Option(None, help="LN: subset of embeddings,mha,ffn,final (default all)"),
+    ln_layers: Optional[str] = typer.Option(None, help="LN: all | top-half | bottom-half | ranges like 0-5,8"),
+    ln_mask: Optional[Path] = typer.Option(None, help="LN: safetensors file of boolean element masks"),
     lr: float = typer.Option(1e-2, help="peak learning rate"),
     epochs: int = typer.Option(2),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps; overrides --epochs"),
@@ -50,9 +52,17 @@ def train_cmd(
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
     from lntune.api import describe_counts, train_task
+    from lntune.method.options import for_build, merge, parse_assignments
     from lntune.train import TrainConfig
 
-    options = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
+    ln = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
+    ln = {k: v for k, v in ln.items() if v is not None}
+    try:
+        if ln and "ln" not in method.split("+"):
+            raise LntuneError(f"--ln-* options need the ln method; --method is {method}")
+        options = for_build(method, merge({"ln": ln} if ln else {}, parse_assignments(method, option)))
+    except LntuneError as e:
+        _fail(e)
     config = TrainConfig(
         lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
         max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
@@ -60,9 +70,9 @@ def train_cmd(
     )
     try:
         rec = train_task(
-            task, model, method, options if method == "ln" else {}, config,
+            task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
-            json.loads(norm_map) if norm_map else None,
+            json.loads(norm_map) if norm_map else None, preset,
         )
     except LntuneError as e:
         _fail(e)
@@ -114,6 +124,18 @@ def norms_cmd(
         table.add_row(s.name, s.label, "-" if s.layer is None else str(s.layer), type(s.module).__name__,
                       str(s.module.weight.numel()), str(s.module.bias.numel()) if s.has_bias else "-")
     Console().print(table)
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """List the registered methods and their options; join names with + to compose them."""
+    from dataclasses import fields
+
+    from lntune.method import METHODS
+
+    for name, cls in METHODS.items():
+        opts = ", ".join(f"{f.name}={f.default!r}" for f in fields(cls.Config)) or "-"
+        typer.echo(f"{name}\t{opts}")
 
 
 @app.command("tasks")

@@ -2,19 +2,43 @@
 from __future__ import annotations
 
 from lntune.errors import MethodError
+from lntune.method.adapter import ParAdapterFFN, SeqAdapterFFN, SeqAdapterMHA
 from lntune.method.base import Method, Tuned
+from lntune.method.bitfit import BitFit
+from lntune.method.compose import Composite
+from lntune.method.full import FullFineTuning
 from lntune.method.ln import LNTuning
+from lntune.method.lora import LoRA
+from lntune.method.random_subset import RandomSubset
 from lntune.method.tuning import Tuning, prepare
 
 METHODS: dict[str, type[Method]] = {
     LNTuning.name: LNTuning,
+    FullFineTuning.name: FullFineTuning,
+    BitFit.name: BitFit,
+    SeqAdapterFFN.name: SeqAdapterFFN,
+    SeqAdapterMHA.name: SeqAdapterMHA,
+    ParAdapterFFN.name: ParAdapterFFN,
+    LoRA.name: LoRA,
+    RandomSubset.name: RandomSubset,
 }
 
 
 def build_method(name: str, **options) -> Method:
+    """`name` is a registered method or parts joined by '+'; a composite takes {part: options}."""
+    if "+" in name:
+        parts = name.split("+")
+        unknown = set(options) - set(parts)
+        if unknown:
+            raise MethodError(f"method {name}: options for {sorted(unknown)}, which is not a part")
+        return Composite([build_method(p, **options.get(p, {})) for p in parts])
     if name not in METHODS:
-        raise MethodError(f"unknown method {name!r}: choose one of {', '.join(sorted(METHODS))}")
-    return METHODS[name](**options)
+        raise MethodError(f"unknown method {name!r}: choose one of {', '.join(sorted(METHODS))}, or join them with +")
+    try:
+        return METHODS[name](**options)
+    except TypeError as e:  # an option the config dataclass does not have
+        fields = ", ".join(METHODS[name].Config.__dataclass_fields__) or "none"
+        raise MethodError(f"method {name}: {e}; its options are: {fields}") from e
 
 
 __all__ = ["METHODS", "Method", "Tuned", "Tuning", "build_method", "prepare"]

@@ -44,10 +44,11 @@ class NormSite:
 
 @dataclass(frozen=True)
 class NormMap:
-    """Every norm of a model, in module order, plus the number of blocks."""
+    """Every norm of a model, in module order, plus where the blocks are."""
 
     sites: tuple[NormSite, ...]
     num_layers: int
+    blocks: str = ""  # path of the ModuleList holding the transformer blocks
 
     def __iter__(self):
         return iter(self.sites)
@@ -131,4 +132,4 @@ def map_norms(model: nn.Module, norm_map: dict[str, str] | None = None) -> NormM
         sites.append(NormSite(name, mod, label, layer))
     if not sites:
         raise ArchitectureError(f"{type(model).__name__}: the model has no normalisation layers")
-    return NormMap(tuple(sites), num_layers)
+    return NormMap(tuple(sites), num_layers, blocks)

@@ -1,0 +1,19 @@
+"""Full fine-tuning: every pretrained parameter trains (the papers' upper baseline)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lntune.method.base import Method, Tuned
+
+
+@dataclass
+class FullConfig:
+    pass
+
+
+class FullFineTuning(Method):
+    name = "full"
+    Config = FullConfig
+
+    def apply(self, lm) -> list[Tuned]:
+        return [Tuned(n, p) for n, p in lm.base_parameters()]

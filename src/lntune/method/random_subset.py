@@ -1,0 +1,40 @@
+"""A random subset of all pretrained parameters, as many as LN-tuning trains (paper 002's control).
+
+The subset is drawn from a seed, so a skin stores the seed, not the masks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lntune.errors import MethodError
+from lntune.method.base import Method, Tuned
+from lntune.method.ln import LNConfig, select_norm_params
+
+
+@dataclass
+class RandomConfig:
+    seed: int = 0  # draws the subset
+    count: int | None = None  # elements to train; None: as many as LN-tuning with default options
+
+
+class RandomSubset(Method):
+    name = "random"
+    Config = RandomConfig
+
+    def apply(self, lm) -> list[Tuned]:
+        named = lm.base_parameters()
+        total = sum(p.numel() for _, p in named)
+        count = self.config.count or sum(p.numel() for _, p in select_norm_params(lm.norms, LNConfig()))
+        if not 0 < count <= total:
+            raise MethodError(f"random: count {count} must be between 1 and {total:,}")
+        chosen = torch.zeros(total, dtype=torch.bool)
+        chosen[torch.randperm(total, generator=torch.Generator().manual_seed(self.config.seed))[:count]] = True
+        tuned, start = [], 0
+        for name, p in named:
+            mask = chosen[start : start + p.numel()].view(p.shape)
+            start += p.numel()
+            if mask.any():
+                tuned.append(Tuned(name, p, mask.to(p.device), store_mask=False))
+        return tuned
