@@ -100,3 +100,10 @@ def test_masked_skin_stores_only_masked_elements(tiny_dir, data_dir, tmp_path):
     fresh = dict(load_model(str(base)).model.named_parameters())
     for name, m in masks.items():
         assert torch.equal(params[name][~m], fresh[name][~m])
+
+
+def test_bf16_autocast_run_evaluates_identically_from_its_skin(tiny_dir, data_dir, tmp_path):
+    config = TrainConfig(**{**FAST.__dict__, "mixed_precision": "bf16"})
+    rec = train_task("sst2", str(tiny_dir("bert")), "ln", {}, config, tmp_path / "s", data_dir, 64, 64)
+    got = evaluate_skin(tmp_path / "s", data_dir)
+    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]

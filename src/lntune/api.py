@@ -7,6 +7,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from accelerate import PartialState
 from torch.utils.data import DataLoader
 
 from lntune.data import get_task, resolve_data_dir, subset
@@ -18,6 +19,7 @@ from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
 from lntune.skin import load_skin, save_skin, write_atomic
 from lntune.train import TrainConfig, train
+from lntune.train.loop import make_accelerator
 
 
 def describe_counts(method: str, model_id: str, c: dict) -> str:
@@ -77,9 +79,10 @@ def train_task(
         "steps": result.steps,
         "train_seconds": result.seconds,
     }
-    save_skin(out, tuning, record)
-    history = {"best": result.best, "history": result.history}
-    write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+    if PartialState().is_main_process:  # under accelerate launch, one process writes
+        save_skin(out, tuning, record)
+        history = {"best": result.best, "history": result.history}
+        write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
     return {**record, "counts": tuning.counts(), "out": str(out)}
 
 
@@ -92,4 +95,6 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     lm = tuning.lm
     feats = encode(dev_ex, lm.tokenizer, t.head, cfg["max_length"])
     loader = DataLoader(feats, cfg["eval_batch_size"], collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
-    return evaluate(lm.model, loader, t.head)
+    acc = make_accelerator(cfg["mixed_precision"])  # same autocast as the evaluations during training
+    model, loader = acc.prepare(lm.model, loader)
+    return evaluate(model, loader, t.head, acc)

@@ -29,6 +29,9 @@ def evaluate(model, loader: DataLoader, head: str, accelerator=None) -> dict:
         total += float(out.loss) * n
         weight += n
     model.train(was_training)
+    if accelerator is not None and accelerator.num_processes > 1:  # each process saw a shard
+        sums = accelerator.reduce(torch.tensor([total, float(weight)], device=accelerator.device), "sum")
+        total, weight = float(sums[0]), int(sums[1])
     result = {"loss": total / max(weight, 1)}
     if head == "classification":
         result.update(metrics.classification(np.concatenate(outs), np.concatenate(labels)))

@@ -10,6 +10,7 @@ from lntune.method.full import FullFineTuning
 from lntune.method.ln import LNTuning
 from lntune.method.lora import LoRA
 from lntune.method.random_subset import RandomSubset
+from lntune.method.threev import ThreeV
 from lntune.method.tuning import Tuning, prepare
 
 METHODS: dict[str, type[Method]] = {
@@ -21,6 +22,7 @@ METHODS: dict[str, type[Method]] = {
     ParAdapterFFN.name: ParAdapterFFN,
     LoRA.name: LoRA,
     RandomSubset.name: RandomSubset,
+    ThreeV.name: ThreeV,
 }
 
 

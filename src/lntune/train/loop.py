@@ -50,7 +50,7 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
     from transformers import get_linear_schedule_with_warmup
 
     set_seed(config.seed)
-    acc = _accelerator(config.mixed_precision)
+    acc = make_accelerator(config.mixed_precision)
     train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config)
     total = config.max_steps or config.epochs * len(train_dl)
     opt = optimizer(tuning, config)
@@ -58,14 +58,14 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
     model, opt, train_dl, dev_dl, sched = acc.prepare(tuning.lm.model, opt, train_dl, dev_dl, sched)
     head = tuning.lm.head
     state = _State(best_loss=math.inf)
-    bar = tqdm(total=total, desc="train", disable=not config.progress, unit="step")
+    bar = tqdm(total=total, desc="train", disable=not (config.progress and acc.is_main_process), unit="step")
     start = time.perf_counter()
 
     def checkpoint(epoch: int) -> bool:
         m = evaluate(model, dev_dl, head, acc)
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
-        if config.progress:
+        if not bar.disable:
             bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
         if m["loss"] < state.best_loss:
             state.best_loss, state.best, state.snapshot, state.bad = m["loss"], m, tuning.state(), 0
@@ -105,7 +105,7 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
     return TrainResult(state.best, state.history, state.step, time.perf_counter() - start)
 
 
-def _accelerator(mixed_precision: str):
+def make_accelerator(mixed_precision: str):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
