@@ -10,7 +10,8 @@ from lntune.train import TrainConfig
 from lntune.train.loop import optimizer
 
 ARCHS = [("bert", "classification"), ("gpt2", "causal-lm"), ("llama", "causal-lm")]
-METHODS = ["full", "bitfit", "seq_adapter_ffn", "seq_adapter_mha", "par_adapter_ffn", "lora", "random", "lora+ln"]
+METHODS = ["full", "bitfit", "seq_adapter_ffn", "seq_adapter_mha", "par_adapter_ffn", "lora", "random", "lora+ln",
+           "prefix+ln", "mam"]
 KV = 16  # tiny Llama: one key/value head of size H / 2
 
 
@@ -162,3 +163,20 @@ def test_every_method_round_trips_as_a_skin(tiny_dir, data_dir, tmp_path, arch, 
     assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
     assert meta["counts"]["tuned"] == tuning.counts()["tuned"]
     assert evaluate_skin(tmp_path / "s", data_dir) == {k: v for k, v in rec["metrics"].items() if k not in ("step", "epoch")}
+
+
+@pytest.mark.parametrize("arch,head", ARCHS)
+def test_mam_is_prefix_plus_parallel_adapter(make_lm, arch, head):
+    def count(method, **options):
+        return prepare(make_lm(arch, head), build_method(method, **options)).counts()["tuned"]
+
+    mam = count("mam", length=4, size=8)
+    assert mam == count("prefix", length=4) + count("par_adapter_ffn", size=8)
+    assert count("mam+ln", mam={"length": 4, "size": 8}) == mam + count("ln")
+    lm = make_lm(arch, head)
+    before = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+    tuning = prepare(lm, build_method("mam", length=4, size=8))
+    losses = steps(lm, tuning)
+    assert losses[-1] < losses[0]
+    owned = {id(t.param) for t in tuning.all}
+    assert all(torch.equal(p, before[n]) for n, p in lm.model.named_parameters() if id(p) not in owned and n in before)

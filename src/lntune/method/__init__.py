@@ -9,6 +9,8 @@ from lntune.method.compose import Composite
 from lntune.method.full import FullFineTuning
 from lntune.method.ln import LNTuning
 from lntune.method.lora import LoRA
+from lntune.method.mam import MAM
+from lntune.method.prefix import PrefixTuning
 from lntune.method.random_subset import RandomSubset
 from lntune.method.threev import ThreeV
 from lntune.method.tuning import Tuning, prepare
@@ -21,6 +23,8 @@ METHODS: dict[str, type[Method]] = {
     SeqAdapterMHA.name: SeqAdapterMHA,
     ParAdapterFFN.name: ParAdapterFFN,
     LoRA.name: LoRA,
+    PrefixTuning.name: PrefixTuning,
+    MAM.name: MAM,
     RandomSubset.name: RandomSubset,
     ThreeV.name: ThreeV,
 }
