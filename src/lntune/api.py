@@ -69,6 +69,8 @@ def train_task(
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress:
         print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
+        if t.labels:
+            print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
     result = train(tuning, feats(train_ex), feats(dev_ex), config)
     record = {

@@ -3,16 +3,31 @@ from __future__ import annotations
 
 from lntune.data.e2e import E2E
 from lntune.data.files import resolve_data_dir
-from lntune.data.glue import RTE, SST2, STSB
+from lntune.data.glue import COLA, MNLI, MNLI_MM, MRPC, QNLI, QQP, RTE, SNLI, SST2, STSB
+from lntune.data.local import LocalTask
+from lntune.data.sick import Sick, SickRelatedness
+from lntune.data.superglue import CB
 from lntune.data.task import Task, subset
 from lntune.errors import DataError
 
-TASKS: dict[str, Task] = {t.name: t for t in (SST2, RTE, STSB, E2E())}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        SST2, RTE, STSB, COLA, MRPC, QQP, QNLI, MNLI, MNLI_MM, SNLI,
+        CB(), Sick(), SickRelatedness(),
+        E2E(),
+    )
+}
+# Tasks described by a spec after "kind:" (users' own files).
+SPEC_TASKS = {"local": LocalTask.from_spec}
 
 
 def get_task(name: str) -> Task:
+    kind, sep, spec = name.partition(":")
+    if sep and kind in SPEC_TASKS:
+        return SPEC_TASKS[kind](spec)
     if name not in TASKS:
-        raise DataError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}")
+        raise DataError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}, or local:...")
     return TASKS[name]
 
 

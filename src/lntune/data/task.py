@@ -32,13 +32,18 @@ class Task:
         """Examples of `split` from the data directory, else from the hub."""
         if split not in self.splits:
             raise DataError(f"task {self.name}: no split {split!r}; it has {', '.join(self.splits)}")
-        path = self.local_path(data_dir, split) if data_dir else None
+        path = self.local_path(data_dir, split) if data_dir else None  # None: a hub-only task
         if path is not None and path.exists():
             return self.read_local(path)
         try:
             return self.read_hub(split)
         except Exception as e:  # offline, or the hub changed: say where the files were expected
-            where = f"{path} does not exist" if path else "no data directory is set (--data-dir / LNTUNE_DATA_DIR)"
+            if path is not None:
+                where = f"{path} does not exist"
+            elif data_dir is None:
+                where = "no data directory is set (--data-dir / LNTUNE_DATA_DIR)"
+            else:
+                where = "it has no offline files"
             raise DataError(f"task {self.name}, split {split}: {where}, and the hub copy failed: {e}") from e
 
 

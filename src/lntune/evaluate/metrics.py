@@ -7,7 +7,16 @@ import numpy as np
 
 
 def classification(logits: np.ndarray, labels: np.ndarray) -> dict:
-    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+    """Accuracy, F1 (of class 1 when binary, as GLUE reports it; macro otherwise) and Matthews correlation."""
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    preds = logits.argmax(-1)
+    binary = logits.shape[-1] == 2
+    return {
+        "accuracy": float((preds == labels).mean()),
+        "f1": float(f1_score(labels, preds, average="binary" if binary else "macro", zero_division=0)),
+        "mcc": float(matthews_corrcoef(labels, preds)),
+    }
 
 
 def regression(preds: np.ndarray, labels: np.ndarray) -> dict:
