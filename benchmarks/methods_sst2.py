@@ -17,7 +17,7 @@ from lntune.method import METHODS
 from lntune.train import TrainConfig
 
 # Paper 000, section 4.1: LN-tuning prefers 1e-2; other methods 1e-3; full fine-tuning its own.
-LR = {"ln": 1e-2, "full": 5e-5, "3v": 1e-2, "random": 1e-2}
+LR = {"ln": 1e-2, "full": 1e-4, "3v": 1e-2, "random": 1e-2}
 DEFAULT = ["full", "bitfit", "ln", "random", "seq_adapter_ffn", "seq_adapter_mha", "par_adapter_ffn", "prefix",
            "mam", "lora", "3v", "prefix+ln", "bitfit+ln", "seq_adapter_mha+ln", "par_adapter_ffn+ln", "mam+ln"]
 

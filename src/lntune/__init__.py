@@ -1,7 +1,7 @@
 """lntune: parameter-efficient fine-tuning centred on LayerNorm tuning."""
 __version__ = "0.1.0"
 
-from lntune.api import evaluate_skin, train_task  # noqa: E402
+from lntune.api import evaluate_skin, generate_base, generate_skin, train_task  # noqa: E402
 from lntune.method import METHODS, build_method, prepare  # noqa: E402
 from lntune.model import load_model, map_norms  # noqa: E402
 from lntune.skin import load_skin, save_skin  # noqa: E402
@@ -12,6 +12,8 @@ __all__ = [
     "TrainConfig",
     "build_method",
     "evaluate_skin",
+    "generate_base",
+    "generate_skin",
     "load_model",
     "load_skin",
     "map_norms",

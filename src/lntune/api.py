@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from lntune.data import get_task, resolve_data_dir, subset
 from lntune.data.encode import collate, encode
 from lntune.evaluate import evaluate
-from lntune.errors import MethodError
+from lntune.errors import LntuneError, MethodError
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
@@ -55,14 +55,20 @@ def train_task(
     dtype: str = "float32",
     norm_map: dict | None = None,
     preset: str | None = None,
+    generate: int = 0,
+    num_beams: int = 1,
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
     `options` are the method's (for a composite like "prefix+ln": {part: options});
     `preset="paper"` fills in the papers' prefix length / adapter size for this model first.
+    `generate=N` (generation tasks) scores the best state's generations on N unique dev inputs
+    (-1: all) once training ends; checkpoints are still chosen by the cheap dev loss.
     """
     config = config or TrainConfig()
     t = get_task(task)
+    if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
+        raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
     train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
     dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
@@ -72,7 +78,7 @@ def train_task(
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    result = train(tuning, feats(train_ex), feats(dev_ex), config)
+    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels)
     record = {
         "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
         "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
@@ -81,9 +87,15 @@ def train_task(
         "steps": result.steps,
         "train_seconds": result.seconds,
     }
+    if generate:
+        record["generation"] = _generation(
+            tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size
+        )
     if PartialState().is_main_process:  # under accelerate launch, one process writes
         save_skin(out, tuning, record)
         history = {"best": result.best, "history": result.history}
+        if generate:
+            history["generation"] = record["generation"]
         write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
     return {**record, "counts": tuning.counts(), "out": str(out)}
 
@@ -99,4 +111,50 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     loader = DataLoader(feats, cfg["eval_batch_size"], collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
     acc = make_accelerator(cfg["mixed_precision"])  # same autocast as the evaluations during training
     model, loader = acc.prepare(lm.model, loader)
-    return evaluate(model, loader, t.head, acc)
+    return evaluate(model, loader, t.head, acc, t.labels)
+
+
+def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None) -> dict:
+    """Generation metrics on `limit` unique inputs of the whole dev split (-1 or None: all)."""
+    from lntune.evaluate.generate import generation_metrics
+
+    if not hasattr(t, "gen_metrics"):
+        raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
+    dev_ex = load_split(t.name, "dev", data_dir, None, seed)
+    limit = None if limit is None or limit < 0 else limit
+    return generation_metrics(lm, t, dev_ex, limit, seed, num_beams, batch_size, predictions)
+
+
+def generate_skin(
+    skin: str | Path,
+    data_dir: str | Path | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    num_beams: int | None = None,
+    predictions: str | Path | None = None,
+) -> dict:
+    """Generation metrics of a skin; limit/num_beams default to those it saved (reproducing its numbers)."""
+    tuning, meta = load_skin(skin, model)
+    saved = meta.get("generation", {}).get("settings", {})
+    limit = saved.get("limit") if limit is None else limit
+    num_beams = num_beams or saved.get("num_beams", 1)
+    batch = saved.get("batch_size", meta["train"]["eval_batch_size"])
+    return _generation(tuning.lm, get_task(meta["task"]["name"]), data_dir, limit, meta["train"]["seed"], num_beams,
+                       batch, predictions)
+
+
+def generate_base(
+    task: str,
+    model: str,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    num_beams: int = 1,
+    seed: int = 42,
+    batch_size: int = 16,
+    predictions: str | Path | None = None,
+    dtype: str = "float32",
+) -> dict:
+    """Generation metrics of an untuned model: the baseline a skin is compared with."""
+    t = get_task(task)
+    lm = load_model(model, t.head, max(len(t.labels), 1), dtype)
+    return _generation(lm, t, data_dir, limit, seed, num_beams, batch_size, predictions)

@@ -49,6 +49,9 @@ def train_cmd(
     out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD)"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
+    generate: int = typer.Option(
+        0, help="generation tasks: after training, BLEU/ROUGE/... on N unique dev inputs (-1 all)"),
+    num_beams: int = typer.Option(1, help="beams for --generate (1: greedy)"),
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
     from lntune.api import describe_counts, train_task
@@ -72,7 +75,7 @@ def train_cmd(
         rec = train_task(
             task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
-            json.loads(norm_map) if norm_map else None, preset,
+            json.loads(norm_map) if norm_map else None, preset, generate, num_beams,
         )
     except LntuneError as e:
         _fail(e)
@@ -80,27 +83,63 @@ def train_cmd(
         typer.echo(describe_counts(method, model, rec["counts"]))
     best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
     typer.echo(f"dev (best by loss, step {rec['metrics']['step']}): {best}")
+    if "generation" in rec:
+        _echo_generation(rec["generation"])
     typer.echo(f"skin: {rec['out']}")
+
+
+def _echo_generation(gen: dict, saved: dict | None = None) -> None:
+    s = gen["settings"]
+    typer.echo(f"generation on {s['inputs']} dev inputs (beams {s['num_beams']}, "
+               f"max {s['max_new_tokens']} new tokens):")
+    for k, v in gen["metrics"].items():
+        note = ""
+        if saved is not None:
+            note = " (same as saved)" if saved.get(k) == v else f" (saved {saved.get(k)})"
+        typer.echo(f"{k}: " + ("unavailable: " + gen["unavailable"][k] if v is None else f"{v:.6f}{note}"))
 
 
 @app.command("eval")
 def eval_cmd(
-    skin: Path = typer.Option(..., help="skin directory written by lntune train"),
+    skin: Optional[Path] = typer.Option(None, help="skin directory written by lntune train"),
     model: Optional[str] = typer.Option(None, help="base model (default: the one recorded in the skin)"),
     data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR"),
+    generate: Optional[int] = typer.Option(
+        None, help="generation metrics on N unique dev inputs (-1 all, 0 none; default: as saved in the skin)"),
+    num_beams: Optional[int] = typer.Option(None, help="beams for generation (default: as saved, else 1 = greedy)"),
+    predictions: Optional[Path] = typer.Option(None, help="write prompt, prediction and references as JSON lines"),
+    task: Optional[str] = typer.Option(None, help="without --skin: score the untuned --model on this task"),
 ) -> None:
-    """Evaluate a skin on its dev split and compare with the metrics it saved."""
-    from lntune.api import evaluate_skin
+    """Evaluate a skin on its dev split and compare with the metrics it saved; without --skin,
+    score an untuned --model's generations on --task (the baseline)."""
+    from lntune.api import evaluate_skin, generate_base, generate_skin
     from lntune.skin import read_skin
 
+    if skin is None:
+        if not (model and task and generate):
+            _fail(LntuneError("eval needs --skin DIR, or --model, --task and --generate N for an untuned baseline"))
+        try:
+            gen = generate_base(task, model, data_dir, generate, num_beams or 1, predictions=predictions)
+        except LntuneError as e:
+            _fail(e)
+        _echo_generation(gen)
+        return
     try:
-        saved = read_skin(skin)["metrics"]
+        meta = read_skin(skin)
+        saved = meta["metrics"]
         got = evaluate_skin(skin, data_dir, model)
+        saved_gen = meta.get("generation")
+        gen = None
+        if generate or (generate is None and saved_gen):
+            gen = generate_skin(skin, data_dir, model, generate, num_beams, predictions)
     except LntuneError as e:
         _fail(e)
     for k, v in got.items():
         same = "same as saved" if saved.get(k) == v else f"saved {saved.get(k)}"
         typer.echo(f"{k}: {v:.6f} ({same})")
+    if gen is not None:
+        same_settings = saved_gen and saved_gen["settings"] == gen["settings"]
+        _echo_generation(gen, saved_gen["metrics"] if same_settings else None)
 
 
 @app.command("norms")
@@ -145,6 +184,11 @@ def tasks_cmd() -> None:
 
     for t in TASKS.values():
         typer.echo(f"{t.name}\t{t.head}\t{t.metric}")
+
+
+from lntune.analyse.cli import app as analyse_app  # noqa: E402
+
+app.add_typer(analyse_app, name="analyse")
 
 
 def main() -> None:

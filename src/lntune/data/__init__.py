@@ -5,6 +5,9 @@ from lntune.data.e2e import E2E
 from lntune.data.files import resolve_data_dir
 from lntune.data.glue import COLA, MNLI, MNLI_MM, MRPC, QNLI, QQP, RTE, SNLI, SST2, STSB
 from lntune.data.local import LocalTask
+from lntune.data.multiple_choice import CommonsenseQA, SocialIQa
+from lntune.data.ner import Btc, Conll04, ConllTask
+from lntune.data.nlg import DART, SAMSum, WebNLG
 from lntune.data.sick import Sick, SickRelatedness
 from lntune.data.superglue import CB
 from lntune.data.task import Task, subset
@@ -15,11 +18,12 @@ TASKS: dict[str, Task] = {
     for t in (
         SST2, RTE, STSB, COLA, MRPC, QQP, QNLI, MNLI, MNLI_MM, SNLI,
         CB(), Sick(), SickRelatedness(),
-        E2E(),
+        E2E(), WebNLG(), DART(), SAMSum(),
+        Conll04(), Btc(), SocialIQa(), CommonsenseQA(),
     )
 }
 # Tasks described by a spec after "kind:" (users' own files).
-SPEC_TASKS = {"local": LocalTask.from_spec}
+SPEC_TASKS = {"local": LocalTask.from_spec, "conll": ConllTask.from_spec}
 
 
 def get_task(name: str) -> Task:
@@ -27,7 +31,7 @@ def get_task(name: str) -> Task:
     if sep and kind in SPEC_TASKS:
         return SPEC_TASKS[kind](spec)
     if name not in TASKS:
-        raise DataError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}, or local:...")
+        raise DataError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}, or local:... / conll:...")
     return TASKS[name]
 
 

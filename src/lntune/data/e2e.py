@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lntune.data.files import read_rows
-from lntune.data.task import Task
+from lntune.data.nlg import NLGTask
 
 _FILES = {"train": "devset.csv", "dev": "testset_w_refs.csv"}
 _HUB_SPLIT = {"train": "train", "dev": "test"}
@@ -20,11 +20,9 @@ def prompt(mr: str) -> str:
 
 
 @dataclass(frozen=True)
-class E2E(Task):
+class E2E(NLGTask):
     name: str = "e2e"
-    head: str = "causal-lm"
-    metric: str = "loss"
-    greater_is_better: bool = False
+    max_new_tokens: int = 35
 
     def local_path(self, data_dir: Path, split: str) -> Path:
         return data_dir / "nlg" / "e2e" / _FILES[split]

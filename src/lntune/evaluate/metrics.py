@@ -28,3 +28,24 @@ def regression(preds: np.ndarray, labels: np.ndarray) -> dict:
 
 def language_model(mean_loss: float) -> dict:
     return {"perplexity": math.exp(min(mean_loss, 50.0))}
+
+
+def entities(preds: list[list[str]], golds: list[list[str]]) -> dict:
+    """Entity-level micro F1, precision and recall (seqeval, CoNLL rules), plus per-word accuracy.
+
+    One list of BIO tag strings per sentence; an entity counts only when its type and span match.
+    """
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    words = sum(len(g) for g in golds)
+    return {
+        "f1": float(f1_score(golds, preds, zero_division=0)),
+        "precision": float(precision_score(golds, preds, zero_division=0)),
+        "recall": float(recall_score(golds, preds, zero_division=0)),
+        "word_accuracy": sum(p == g for ps, gs in zip(preds, golds) for p, g in zip(ps, gs)) / max(words, 1),
+    }
+
+
+def multiple_choice(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy of the best-scoring choice; F1 over choice positions would mean nothing."""
+    return {"accuracy": float((logits.argmax(-1) == labels).mean())}

@@ -15,7 +15,7 @@ from lntune.errors import LntuneError
 from lntune.model.archmap import NormMap, map_norms
 from lntune.model.fingerprint import fingerprint
 
-HEADS = ("classification", "regression", "causal-lm")
+HEADS = ("classification", "regression", "causal-lm", "token-classification", "multiple-choice")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -27,7 +27,7 @@ class LoadedModel:
     model: nn.Module
     tokenizer: object
     model_id: str  # what the user asked for: alias, hub id or path
-    head: str  # classification | regression | causal-lm
+    head: str  # one of HEADS
     head_names: tuple[str, ...]  # parameters created for the task (trained by every method)
     norms: NormMap
     fingerprint: str  # of the base weights, head excluded
@@ -98,14 +98,16 @@ def resolve(model_id: str) -> str:
 def _auto_class(head: str):
     import transformers
 
-    if head == "causal-lm":
-        return transformers.AutoModelForCausalLM
-    return transformers.AutoModelForSequenceClassification
+    return {
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "multiple-choice": transformers.AutoModelForMultipleChoice,  # one score per choice: no num_labels
+    }.get(head, transformers.AutoModelForSequenceClassification)
 
 
 def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype):
     kwargs = {"dtype": dtype, "output_loading_info": True}
-    if head == "classification":
+    if head in ("classification", "token-classification"):
         kwargs["num_labels"] = num_labels
     elif head == "regression":
         kwargs.update(num_labels=1, problem_type="regression")

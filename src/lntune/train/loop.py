@@ -44,8 +44,13 @@ def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig) -> TrainResult:
-    """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state."""
+def train(
+    tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig, label_names: tuple[str, ...] = ()
+) -> TrainResult:
+    """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state.
+
+    `label_names` (the task's labels) let token-classification report entity scores; with
+    epochs=0 the untrained model is evaluated once, a baseline run."""
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
@@ -62,7 +67,7 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
     start = time.perf_counter()
 
     def checkpoint(epoch: int) -> bool:
-        m = evaluate(model, dev_dl, head, acc)
+        m = evaluate(model, dev_dl, head, acc, label_names)
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
         if not bar.disable:
@@ -74,6 +79,8 @@ def train(tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config
         return config.patience is not None and state.bad >= config.patience
 
     stop = False
+    if total == 0:
+        checkpoint(0)
     for epoch in range(1, (math.ceil(total / len(train_dl)) if config.max_steps else config.epochs) + 1):
         model.train()
         for batch in train_dl:
