@@ -51,6 +51,11 @@ def main() -> None:
         r = rows[-1]
         print(f"{method:22s} #Para. {r['tuned']:>10,} = {r['tuned_pct']:8.4f}%  acc {r['accuracy']:.4f}  {r['seconds']:.0f}s",
               flush=True)
+        write(rows, args)  # after every run, so an interrupted benchmark keeps what it measured
+    print(write(rows, args))
+
+
+def write(rows: list[dict], args) -> str:
     table = ["| method | lr | #Para. | #Para. % | dev acc | seconds |", "|---|---|---|---|---|---|"]
     table += [f"| {r['method']} | {r['lr']:g} | {r['tuned']:,} | {r['tuned_pct']:.4f}% | {r['accuracy']:.4f} | "
               f"{r['seconds']:.0f} |" for r in rows]
@@ -60,7 +65,7 @@ def main() -> None:
               "full dev set (872)\n\n")
     out.with_suffix(".md").write_text(header + "\n".join(table) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-    print("\n".join(table))
+    return "\n".join(table)
 
 
 if __name__ == "__main__":
