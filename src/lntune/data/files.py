@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -46,4 +47,23 @@ def read_rows(path: Path, required: tuple[str, ...], delimiter: str = "\t", hint
             rows.append((line, dict(zip(header, fields))))
     if not rows:
         raise DataError(f"{path}: no data rows after the header; {hint or 'the file is truncated'}")
+    return rows
+
+
+def read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line, with errors naming the file and line."""
+    rows = []
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{line}: not valid JSON ({e.msg}); each line must be one JSON object") from e
+        missing = [k for k in required if k not in rec]
+        if missing:
+            raise DataError(f"{path}:{line}: missing key(s) {', '.join(repr(k) for k in missing)}")
+        rows.append((line, rec))
+    if not rows:
+        raise DataError(f"{path}: the file is empty; restore it from the upstream release")
     return rows

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lntune.data.files import read_rows
-from lntune.data.superglue import read_jsonl
+from lntune.data.files import read_jsonl
 from lntune.data.task import Task
 from lntune.errors import DataError
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lntune.data.superglue import read_jsonl
+from lntune.data.files import read_jsonl
 from lntune.data.task import Task
 from lntune.errors import DataError
 

@@ -2,35 +2,16 @@
 fixed, seeded share of train.jsonl is the dev split (the same for every training seed)."""
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from lntune.data.files import read_jsonl
 from lntune.data.task import Task
 from lntune.errors import DataError
 
 _FILES = {"train": "train.jsonl", "test": "val.jsonl"}
 _HUB_SPLIT = {"train": "train", "test": "validation"}
-
-
-def read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line, with errors naming the file and line."""
-    rows = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            rec = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{line}: not valid JSON ({e.msg}); each line must be one JSON object") from e
-        missing = [k for k in required if k not in rec]
-        if missing:
-            raise DataError(f"{path}:{line}: missing key(s) {', '.join(repr(k) for k in missing)}")
-        rows.append((line, rec))
-    if not rows:
-        raise DataError(f"{path}: the file is empty; restore it from the upstream release")
-    return rows
 
 
 @dataclass(frozen=True)
