@@ -107,3 +107,16 @@ def test_bf16_autocast_run_evaluates_identically_from_its_skin(tiny_dir, data_di
     rec = train_task("sst2", str(tiny_dir("bert")), "ln", {}, config, tmp_path / "s", data_dir, 64, 64)
     got = evaluate_skin(tmp_path / "s", data_dir)
     assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+
+
+def test_state_keys_name_exactly_what_state_returns(make_lm, tmp_path):
+    from safetensors.torch import save_file
+
+    from lntune.method import build_method, prepare
+
+    lm = make_lm("bert")
+    masks = {s.name + ".bias": torch.arange(32) % 3 == 0 for s in lm.norms}
+    save_file(masks, tmp_path / "m.safetensors")
+    for method, options in (("ln", {"terms": "bias", "mask": str(tmp_path / "m.safetensors")}), ("random", {})):
+        tuning = prepare(make_lm("bert"), build_method(method, **options))
+        assert tuning.state_keys() == set(tuning.state())

@@ -103,7 +103,7 @@ def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tu
         )
     masks = {k[len(MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
     tuning = prepare(lm, build_method(meta["method"], **meta["rebuild"]), only=meta["tuned"], masks=masks)
-    expected = set(tuning.state())
+    expected = tuning.state_keys()  # state() would copy every tuned tensor (all of them for full FT)
     if set(tensors) != expected:
         extra, missing = sorted(set(tensors) - expected), sorted(expected - set(tensors))
         raise SkinError(f"{skin_dir / TENSORS}: tensors do not match the method (unexpected {extra[:3]}, missing {missing[:3]})")

@@ -40,6 +40,11 @@ class Tuning:
             "tuned_with_head_pct": 100.0 * (tuned + head) / self.base_count,
         }
 
+    def state_keys(self) -> set[str]:
+        """The keys `state()` returns, without copying any tensor."""
+        masked = {MASK_PREFIX + t.name for t in self.all if t.mask is not None and t.store_mask}
+        return {t.name for t in self.all} | masked
+
     def state(self) -> dict[str, torch.Tensor]:
         """Only what trained: whole tensors, or the masked-in elements plus their mask."""
         out = {}
