@@ -190,6 +190,10 @@ from lntune.analyse.cli import app as analyse_app  # noqa: E402
 
 app.add_typer(analyse_app, name="analyse")
 
+from lntune.report.cli import report_cmd  # noqa: E402
+
+app.command("report")(report_cmd)
+
 
 def main() -> None:
     app(sys.argv[1:])

@@ -1,0 +1,67 @@
+"""Report figures: fraction curves with seed spread (paper 002 fig. 5) and efficiency bars (paper 000 fig. 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: servers and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lntune.analyse.files import save_figure  # noqa: E402
+from lntune.report.efficiency import FIELDS, EffRow  # noqa: E402
+
+COLUMNS = 4  # panels per figure row
+
+
+def _grid(n: int, width: float, height: float):
+    cols = min(n, COLUMNS)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             constrained_layout=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def fraction_curves(path: str | Path, series: dict) -> Path:
+    """One panel per (model, task), one line per mask kind: mean with a ±std band over seeds."""
+    models = {m for m, _ in series}
+    fig, axes = _grid(len(series), 4.2, 3.4)
+    for ax, ((model, task), entry) in zip(axes, series.items()):
+        for kind, (xs, means, stds) in entry["lines"].items():
+            line, = ax.plot(xs, means, marker="o", label=kind)
+            lo = [m - s for m, s in zip(means, stds)]
+            hi = [m + s for m, s in zip(means, stds)]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        for label, (mean, _) in entry["refs"].items():
+            ax.axhline(mean, linestyle="--", color="grey", linewidth=1, label=label)
+        ax.set_title(task if len(models) == 1 else f"{model} · {task}")
+        ax.set_xlabel("fraction of LN trained")
+        ax.set_ylabel(entry["ylabel"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def efficiency_bars(path: str | Path, rows: list[EffRow]) -> Path:
+    """Per model: train and inference time per method relative to FT = 100 (absolute without FT), peak memory."""
+    models = list(dict.fromkeys(e.model for e in rows))
+    fig, axes = plt.subplots(len(models), len(FIELDS), figsize=(4.2 * len(FIELDS), 0.35 * len(rows) + 2.2),
+                             squeeze=False, constrained_layout=True)
+    for axrow, model in zip(axes, models):
+        mine = [e for e in rows if e.model == model]
+        labels = [e.row for e in mine][::-1]  # first method on top
+        for ax, (f, absolute, rel, _) in zip(axrow, FIELDS):
+            # times relative to FT as paper 000 fig. 2; memory in MB, which reads better than a ratio
+            use_rel = f != "peak_memory_mb" and all(e.relative.get(f) is not None for e in mine)
+            vals = [(e.relative[f] if use_rel else e.absolute.get(f)) or 0.0 for e in mine][::-1]
+            bars = ax.barh(labels, vals, color=["tab:red" if e.method == "full" else "tab:blue" for e in mine][::-1])
+            ax.bar_label(bars, fmt="%.0f" if use_rel or f == "peak_memory_mb" else "%.3g", fontsize=7, padding=2)
+            if use_rel:
+                ax.axvline(100, color="grey", linestyle="--", linewidth=1)
+            ax.set_xlabel(rel if use_rel else absolute)
+            ax.set_title(model if len(models) > 1 else absolute.split(" (")[0])
+            ax.margins(x=0.15)
+    return save_figure(fig, path)

@@ -1,0 +1,108 @@
+"""Build the whole report of a results store: tables (Markdown, HTML, CSV, JSON), figures, all written atomically."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lntune.analyse.files import write_bytes, write_csv, write_json
+from lntune.errors import LntuneError
+from lntune.report import build, html, markdown
+from lntune.report.aggregate import Cell, aggregate, is_efficiency, load_records
+from lntune.report.document import Document, Figure, Section
+from lntune.report.efficiency import efficiency_rows, efficiency_table
+from lntune.report.tables import Table
+
+REPORT_DIR = "report"
+
+
+def _distinct(records: list[dict], key) -> list[str]:
+    return list(dict.fromkeys(str(v) for r in records if (v := key(r)) is not None))
+
+
+def header(records: list[dict], cells: list[Cell]) -> list[tuple[str, str]]:
+    train = [r for r in records if not is_efficiency(r)]
+    finished = sorted(r["finished_at"] for r in records if r.get("finished_at"))
+    return [
+        ("Sweep", ", ".join(_distinct(records, lambda r: r.get("sweep"))) or "?"),
+        ("Records", f"{len(records)} ({len(train)} training runs in {len(cells)} cells, "
+                    f"{len(records) - len(train)} efficiency runs)"),
+        ("Models", ", ".join(_distinct(records, lambda r: (r.get("spec") or {}).get("model"))) or "?"),
+        ("Commits", ", ".join(_distinct(records, lambda r: r.get("commit"))) or "not recorded"),
+        ("Machines", "; ".join(_distinct(records, lambda r: r.get("machine"))) or "not recorded"),
+        ("Runs finished", f"{finished[0]} to {finished[-1]}" if finished else "not recorded"),
+        ("Report written", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ]
+
+
+def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
+    """Copy every PNG of each --figures folder beside the report (the Markdown links to the copies)."""
+    figures = []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise LntuneError(f"--figures {d}: not a folder; pass a folder of PNGs such as docs/analysis/change")
+        for png in sorted(Path(d).glob("*.png")):
+            name = f"figures/{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(d).name)}-{png.name}"
+            write_bytes(out / name, png.read_bytes())
+            figures.append(Figure(name, png.name))
+    return figures
+
+
+def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dirs: list[Path] = ()
+                   ) -> tuple[Document, list[Table]]:
+    """Tables and figures of every group present (figures are written into `out` as they are made)."""
+    from lntune.report import plots
+
+    doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.get('sweep'))) or 'results'}",
+                   header(records, cells))
+    if main := build.main_tables(cells):
+        doc.sections.append(Section("Main results (paper 000 tables 1-2)", main))
+    if t := build.unified_table(cells):
+        doc.sections.append(Section("Unified framework (paper 000 table 3)", [t]))
+    if t := build.ablation_table(cells):
+        doc.sections.append(Section("Ablation (paper 000 table 4)", [t]))
+    if t := build.subset_table(cells):
+        doc.sections.append(Section("LN vs BitFit vs random subset (paper 002 table 2)",
+                                    [t] + [k for k in [build.kruskal_table(cells)] if k]))
+    if series := build.fraction_series(cells):
+        plots.fraction_curves(out / "fraction_curves.png", series)
+        doc.sections.append(Section("Fraction of LN trained (paper 002 fig. 5)",
+                                    [t for t in [build.fraction_table(cells)] if t],
+                                    [Figure("fraction_curves.png", "Score vs fraction of LN elements trained, "
+                                            "mean ± std over seeds, per mask kind")]))
+    if t := efficiency_table(records):
+        plots.efficiency_bars(out / "efficiency.png", efficiency_rows(records))
+        doc.sections.append(Section("Efficiency (paper 000 fig. 2)", [t], [Figure(
+            "efficiency.png", "Train step, inference batch and peak memory per method (FT = 100 where measured)")]))
+    if others := build.other_tables(cells):
+        doc.sections.append(Section("Other groups", others))
+    if figs := _analysis_figures(list(figure_dirs), out):
+        doc.sections.append(Section("Analysis figures", figures=figs))
+    notes = build.seed_notes(cells)
+    doc.sections.append(Section("Notes", notes=[
+        "Each cell keeps the lr with the best mean validation score over seeds (ties: the earlier lr in the "
+        "method's priority list) and reports the test score at that lr; cells.csv lists every lr tried.",
+        *(["Cells with fewer seeds than others in their group: " + "; ".join(notes) + "."] if notes
+          else ["Every cell of a group has the same number of seeds."]),
+    ]))
+    tables = [t for s in doc.sections for t in s.tables]
+    return doc, tables
+
+
+def write_report(results: str | Path, out: str | Path | None = None, figures: list[Path] = ()) -> dict[str, Path]:
+    """RESULTS/report/: report.md, report.html, PNG figures, one CSV and JSON per table and cells.csv."""
+    results = Path(results)
+    records = load_records(results)
+    out = Path(out) if out is not None else results / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cells = aggregate(records)
+    doc, tables = build_document(records, cells, out, figures)
+    written = {}
+    for t in tables:
+        written[f"{t.name}.csv"] = write_csv(out / f"{t.name}.csv", t.to_csv_rows())
+        written[f"{t.name}.json"] = write_json(out / f"{t.name}.json", t.to_json())
+    written["cells.csv"] = write_csv(out / "cells.csv", [c.summary() for c in cells])
+    written["report.md"] = write_bytes(out / "report.md", markdown.render(doc).encode())
+    written["report.html"] = write_bytes(out / "report.html", html.render(doc, out).encode())
+    return written
