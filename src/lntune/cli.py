@@ -194,6 +194,10 @@ from lntune.report.cli import report_cmd  # noqa: E402
 
 app.command("report")(report_cmd)
 
+from lntune.serve.cli import serve_cmd  # noqa: E402
+
+app.command("serve")(serve_cmd)
+
 
 def main() -> None:
     app(sys.argv[1:])

@@ -1,0 +1,306 @@
+"""SkinBank: one base model, many LN skins, and batches whose rows belong to different skins.
+
+    bank = SkinBank("minilm")
+    bank.add_skin("sst2", "runs/sst2-ln")
+    bank.add_skin("mrpc", "runs/mrpc-ln")
+    bank.predict([("sst2", "a charming film"), ("mrpc", ("He left.", "He went away."))])
+
+Skins can be added and removed while other threads predict: one lock guards the skin tables
+and the forward pass, so a batch always sees one consistent set of skins.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lntune.data.encode import collate
+from lntune.errors import LntuneError, SkinError
+from lntune.method.tuning import MASK_PREFIX
+from lntune.model import LoadedModel, load_model
+from lntune.model.fingerprint import fingerprint
+from lntune.serve import heads, mixed
+from lntune.skin import _read_tensors, read_skin
+
+SERVED_HEADS = ("classification", "regression")  # one sequence-classification model answers both
+LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class UnknownSkin(LntuneError):
+    """A request names a skin the bank does not hold."""
+
+
+class SkinExists(LntuneError):
+    """add_skin under a name that is taken."""
+
+
+class InputTooLong(LntuneError):
+    """An input has more tokens than the model or the configured limit allows."""
+
+
+class BadInput(LntuneError):
+    """An input is malformed (empty batch, text of the wrong type, bad skin name)."""
+
+
+@dataclass
+class Skin:
+    """One skin, expanded to full tensors: untuned elements hold the base values."""
+
+    name: str
+    path: Path
+    meta: dict
+    norms: dict[str, dict[str, torch.Tensor]]  # norm path -> {"weight": [d], "bias": [d]} (tuned ones only)
+    heads: dict[str, torch.Tensor]  # head parameter name -> tensor
+    outputs: int  # width of the head: labels, or 1 for regression
+
+    @property
+    def task(self) -> dict:
+        return self.meta.get("task", {})
+
+    @property
+    def head(self) -> str:
+        return self.meta["base"]["head"]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.task.get("labels") or [str(i) for i in range(self.outputs)])
+
+    def info(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
+                "labels": self.labels if self.head == "classification" else [], "counts": self.meta.get("counts"),
+                "metrics": {k: v for k, v in (self.meta.get("metrics") or {}).items() if isinstance(v, (int, float))}}
+
+
+def _refuse(path: Path, why: str) -> SkinError:
+    return SkinError(f"{path}: {why}")
+
+
+def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
+    """Read and check a skin for mixed serving on `lm`; the model is not touched."""
+    path = Path(path)
+    meta = read_skin(path)
+    base = meta["base"]
+    if meta["method"] not in LN_METHODS:
+        raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
+                            "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
+                            "with lntune eval")
+    if lm.fingerprint != base["fingerprint"]:
+        raise _refuse(path, f"this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
+                            f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
+                            f"on the model it was trained on (--model {base['model']})")
+    if base["head"] not in SERVED_HEADS:
+        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {' and '.join(SERVED_HEADS)} skins only")
+    if set(meta["head"]) != set(lm.head_names):
+        raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
+    tensors = _read_tensors(path, meta)
+    norms = _norm_values(lm, path, meta["tuned"], tensors)
+    params = dict(lm.model.named_parameters())
+    head = {}
+    for n in meta["head"]:
+        t, want = tensors[n], params[n]
+        if t.dim() != want.dim() or t.shape[1:] != want.shape[1:]:
+            raise _refuse(path, f"head tensor {n} has shape {tuple(t.shape)}, the model's is {tuple(want.shape)}")
+        head[n] = t.to(want.dtype)
+    known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
+    if set(tensors) - known:
+        raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
+    outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0]
+    labels = meta.get("task", {}).get("labels") or []
+    if base["head"] == "classification" and labels and len(labels) != outputs:
+        raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
+    return Skin(name, path, meta, norms, head, outputs)
+
+
+def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -> dict:
+    sites = {s.name: s.module for s in lm.norms}
+    norms: dict[str, dict[str, torch.Tensor]] = {}
+    for name in tuned:
+        site, _, attr = name.rpartition(".")
+        if site not in sites or attr not in ("weight", "bias") or getattr(sites[site], attr, None) is None:
+            raise _refuse(path, f"tuned tensor {name} is not the gain or bias of a norm of this model")
+        if name not in tensors:
+            raise _refuse(path, f"tensor {name} is missing; the skin is incomplete, train it again")
+        base = getattr(sites[site], attr).detach().cpu()
+        value, mask = tensors[name].to(base.dtype), tensors.get(MASK_PREFIX + name)
+        if mask is None:
+            if value.shape != base.shape:
+                raise _refuse(path, f"{name} has shape {tuple(value.shape)}, the model's is {tuple(base.shape)}")
+            full = value.clone()
+        else:
+            if mask.shape != base.shape or int(mask.sum()) != value.numel():
+                raise _refuse(path, f"{name}: mask and values do not match the model's {tuple(base.shape)}")
+            full = base.clone()
+            full[mask] = value  # elements outside the mask keep the base values, as load_skin leaves them
+        norms.setdefault(site, {})[attr] = full
+    return norms
+
+
+def _stack(base: torch.Tensor, values: list[torch.Tensor | None]) -> torch.Tensor:
+    """[slots, ...]: slot 0 the base, then each skin's value (None: the base), zero-padded in dim 0."""
+    rows = [base] + [base if v is None else v.to(base.device) for v in values]
+    if base.dim() >= 1:
+        width = max(r.shape[0] for r in rows)
+        rows = [torch.cat([r, r.new_zeros((width - r.shape[0],) + r.shape[1:])]) if r.shape[0] < width else r
+                for r in rows]
+    return torch.stack(rows).contiguous()
+
+
+class SkinBank:
+    """One base model and the skins served on it; thread-safe."""
+
+    def __init__(self, model: str | LoadedModel = "minilm", *, dtype: str = "float32", max_tokens: int | None = None,
+                 batch_size: int = 64, norm_map: dict | None = None, device: str = "cpu") -> None:
+        if dtype != "float32":
+            # load_skin computes tuned norms of low-precision models in float32 and untuned ones in
+            # the model's dtype; mixing skins per row cannot follow both, so exactness would be lost.
+            raise LntuneError(f"dtype {dtype}: mixed serving runs float32 models only; use --dtype float32")
+        if isinstance(model, LoadedModel) and fingerprint(model.base_parameters()) != model.fingerprint:
+            raise LntuneError(f"{model.model_id}: its weights changed since loading (a skin applied?); "
+                              "give SkinBank a freshly loaded model")
+        self.lm = model if isinstance(model, LoadedModel) else load_model(model, "classification", 2, dtype, norm_map)
+        self.device = torch.device(device)
+        self.lm.model.eval().to(self.device)  # before install: the base copies live where the model does
+        limit = _max_positions(self.lm.model.config)
+        if max_tokens is not None and limit is not None and max_tokens > limit:
+            raise LntuneError(f"--max-tokens {max_tokens}: the model reads at most {limit} positions")
+        self.max_tokens = max_tokens or limit or 512
+        self.batch_size = batch_size
+        self.route = mixed.Route()
+        self.norms = mixed.install(self.lm.norms, self.route)
+        self.heads = heads.install(self.lm.model, self.lm.head_names, self.route)
+        self._skins: dict[str, Skin] = {}
+        self._slots: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._tok_lock = threading.Lock()
+
+    # --- skins -------------------------------------------------------------------------------------
+
+    def add_skin(self, name: str, path: str | Path, replace: bool = False) -> dict:
+        """Load the skin at `path` under `name`; refuses non-LN skins and skins of another base."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise BadInput(f"skin name {name!r}: use 1-64 letters, digits, '_', '.', '-', "
+                           "starting with a letter or digit")
+        skin = read_ln_skin(self.lm, name, path)  # file reading outside the lock: predictions go on
+        with self._lock:
+            if name in self._skins and not replace:
+                raise SkinExists(f"a skin named {name!r} is loaded already; remove it first or choose another name")
+            self._skins[name] = skin
+            self._rebuild()
+        return skin.info()
+
+    def remove_skin(self, name: str) -> None:
+        with self._lock:
+            if name not in self._skins:
+                raise self._unknown(name)
+            del self._skins[name]
+            self._rebuild()
+
+    def skins(self) -> list[dict]:
+        with self._lock:
+            return [s.info() for s in self._skins.values()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._skins
+
+    def __len__(self) -> int:
+        return len(self._skins)
+
+    def _unknown(self, name: str) -> UnknownSkin:
+        have = ", ".join(sorted(self._skins)) or "none"
+        return UnknownSkin(f"unknown task/skin {name!r}; loaded skins: {have}. Add it with POST /skins "
+                           "(lntune serve --skin NAME=DIR, or bank.add_skin)")
+
+    def _rebuild(self) -> None:
+        # Tables are rebuilt whole and swapped in: at most a few MB for dozens of skins.
+        skins = list(self._skins.values())
+        self._slots = {s.name: i + 1 for i, s in enumerate(skins)}
+        for n in self.norms:
+            tuned = [s.norms.get(n.name, {}) for s in skins]
+            gain = _stack(n.base_gain, [t.get("weight") for t in tuned])
+            bias = None if n.base_bias is None else _stack(n.base_bias, [t.get("bias") for t in tuned])
+            n.set_tables(gain, bias)
+        for h in self.heads:
+            w = _stack(h.base_weight, [s.heads[h.name + ".weight"] for s in skins])
+            b = None if h.base_bias is None else _stack(h.base_bias, [s.heads[h.name + ".bias"] for s in skins])
+            h.set_tables(w, b)
+
+    # --- inputs --------------------------------------------------------------------------------------
+
+    def encode(self, texts: list) -> list[dict]:
+        """Tokenise each text or (text, text_pair) as training did, refusing over-long inputs."""
+        feats = []
+        for i, t in enumerate(texts):
+            a, b = (t if isinstance(t, (tuple, list)) else (t, None)) if t is not None else (None, None)
+            if not isinstance(a, str) or not (b is None or isinstance(b, str)):
+                raise BadInput(f"input {i}: give a text (str) or a (text, text_pair) pair of str, "
+                               f"not {type(t).__name__}")
+            with self._tok_lock:  # fast tokenizers raise "Already borrowed" when shared by threads
+                enc = self.lm.tokenizer(a, b, truncation=False, verbose=False)
+            n = len(enc["input_ids"])
+            if n > self.max_tokens:
+                raise InputTooLong(f"input {i} has {n} tokens; this server takes at most {self.max_tokens} per input "
+                                   "(text and text_pair together): shorten or split it")
+            feats.append(dict(enc))
+        return feats
+
+    def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
+        return collate(feats, self.lm.tokenizer.pad_token_id)
+
+    # --- forward -------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def logits(self, names: list[str], batch: dict[str, torch.Tensor]) -> list[tuple[Skin, torch.Tensor]]:
+        """One forward pass; row i uses skin names[i]. Returns (skin, its logits) per row."""
+        with self._lock:
+            missing = [n for n in names if n not in self._skins]
+            if missing:
+                raise self._unknown(missing[0])
+            slots = [self._slots[n] for n in names]
+            self.route.set(slots, self.device)
+            try:
+                out = self.lm.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.cpu()
+            finally:
+                self.route.clear()
+            skins = [self._skins[n] for n in names]
+        return [(s, out[i, : s.outputs]) for i, s in enumerate(skins)]
+
+    def predict(self, inputs: list[tuple[str, object]]) -> list[dict]:
+        """`inputs`: (skin name, text or (text, text_pair)) per row; one dict per row, in order."""
+        if not inputs:
+            raise BadInput("no inputs: give at least one (skin name, text) pair")
+        for i, item in enumerate(inputs):
+            if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str):
+                raise BadInput(f"input {i}: expected (skin name, text or (text, text_pair)), got {item!r:.80}")
+        with self._lock:  # fail fast on unknown names, before tokenising
+            for name, _ in inputs:
+                if name not in self._skins:
+                    raise self._unknown(name)
+        feats = self.encode([t for _, t in inputs])
+        out = []
+        for start in range(0, len(inputs), self.batch_size):
+            names = [n for n, _ in inputs[start : start + self.batch_size]]
+            batch = self.collate(feats[start : start + self.batch_size])
+            out += [_answer(s, row) for s, row in self.logits(names, batch)]
+        return out
+
+
+def _answer(skin: Skin, logits: torch.Tensor) -> dict:
+    values = logits.float().tolist()
+    if skin.head == "regression":
+        return {"task": skin.name, "value": values[0]}
+    probs = torch.softmax(logits.float(), -1).tolist()
+    best = max(range(len(values)), key=values.__getitem__)
+    labels = skin.labels
+    return {"task": skin.name, "label": labels[best], "label_id": best,
+            "probabilities": dict(zip(labels, probs)), "logits": values}
+
+
+def _max_positions(config) -> int | None:
+    for key in ("max_position_embeddings", "n_positions"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None
