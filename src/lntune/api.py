@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 from dataclasses import asdict
 from functools import partial
@@ -42,13 +43,34 @@ def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: in
     return subset(get_task(task_name).load(split, resolve_data_dir(data_dir)), limit, seed)
 
 
+VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs and seeds are judged on the same rows
+
+
+def carve_validation(
+    task_name: str, data_dir, val_limit: int | float, train_limit: int | None, seed: int
+) -> tuple[list[dict], list[dict]]:
+    """(train, validation): a fixed seeded slice of the training split held out for early stopping and
+    lr choice (`val_limit` examples, or that share of the split when below 1), then a `seed`ed subset
+    of the rest for training."""
+    rows = get_task(task_name).load("train", resolve_data_dir(data_dir))
+    n = round(val_limit * len(rows)) if isinstance(val_limit, float) and val_limit < 1 else int(val_limit)
+    if not 0 < n < len(rows):
+        raise LntuneError(
+            f"val_limit {val_limit}: task {task_name} has {len(rows)} training examples; "
+            "hold out between 1 and all but one of them (a count, or a share below 1)"
+        )
+    held = set(random.Random(VAL_SEED).sample(range(len(rows)), n))
+    train_rows = [r for i, r in enumerate(rows) if i not in held]
+    return subset(train_rows, train_limit, seed), [r for i, r in enumerate(rows) if i in held]
+
+
 def train_task(
     task: str = "sst2",
     model: str = "minilm",
     method: str = "ln",
     options: dict | None = None,
     config: TrainConfig | None = None,
-    out: str | Path = "runs/sst2-ln",
+    out: str | Path | None = "runs/sst2-ln",
     data_dir: str | Path | None = None,
     train_limit: int | None = 3000,
     eval_limit: int | None = None,
@@ -57,6 +79,8 @@ def train_task(
     preset: str | None = None,
     generate: int = 0,
     num_beams: int = 1,
+    val_limit: int | float | None = None,
+    test_split: str = "dev",
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
@@ -64,13 +88,20 @@ def train_task(
     `preset="paper"` fills in the papers' prefix length / adapter size for this model first.
     `generate=N` (generation tasks) scores the best state's generations on N unique dev inputs
     (-1: all) once training ends; checkpoints are still chosen by the cheap dev loss.
+    `val_limit` (sweeps) holds a fixed seeded validation slice out of train for early stopping, and the
+    kept state is scored on `test_split` (`eval_limit` of it) as "test"; with None, early stopping uses
+    dev as before (and "test" is only scored for a test_split other than dev).
+    `out=None` saves no skin.
     """
     config = config or TrainConfig()
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
-    train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
-    dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
+    if val_limit is None:
+        train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
+        dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
+    else:
+        train_ex, dev_ex = carve_validation(task, data_dir, val_limit, train_limit, config.seed)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress:
@@ -87,17 +118,30 @@ def train_task(
         "steps": result.steps,
         "train_seconds": result.seconds,
     }
+    if val_limit is not None or test_split != "dev":
+        test_ex = load_split(task, test_split, data_dir, eval_limit, config.seed)
+        record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
+        record["test"] = _score(tuning.lm, t, feats(test_ex), config)
     if generate:
         record["generation"] = _generation(
-            tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size
+            tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
+            split=test_split,
         )
-    if PartialState().is_main_process:  # under accelerate launch, one process writes
+    if out is not None and PartialState().is_main_process:  # under accelerate launch, one process writes
         save_skin(out, tuning, record)
         history = {"best": result.best, "history": result.history}
         if generate:
             history["generation"] = record["generation"]
         write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
-    return {**record, "counts": tuning.counts(), "out": str(out)}
+    return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
+
+
+def _score(lm, t, feats: list[dict], config: TrainConfig) -> dict:
+    """Metrics of the model as it is on encoded examples, with the autocast training used."""
+    loader = DataLoader(feats, config.eval_batch_size, collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
+    acc = make_accelerator(config.mixed_precision)
+    model, loader = acc.prepare(lm.model, loader)
+    return evaluate(model, loader, t.head, acc, t.labels)
 
 
 def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None) -> dict:
@@ -114,13 +158,14 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     return evaluate(model, loader, t.head, acc, t.labels)
 
 
-def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None) -> dict:
-    """Generation metrics on `limit` unique inputs of the whole dev split (-1 or None: all)."""
+def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None,
+                split: str = "dev") -> dict:
+    """Generation metrics on `limit` unique inputs of the whole `split` (-1 or None: all)."""
     from lntune.evaluate.generate import generation_metrics
 
     if not hasattr(t, "gen_metrics"):
         raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
-    dev_ex = load_split(t.name, "dev", data_dir, None, seed)
+    dev_ex = load_split(t.name, split, data_dir, None, seed)
     limit = None if limit is None or limit < 0 else limit
     return generation_metrics(lm, t, dev_ex, limit, seed, num_beams, batch_size, predictions)
 

@@ -42,6 +42,10 @@ def train_cmd(
     patience: Optional[int] = typer.Option(None, help="early stopping: evaluations without a lower dev loss"),
     seed: int = typer.Option(42),
     mixed_precision: str = typer.Option("no", help="no | bf16 | fp16 autocast"),
+    frozen_bottom: str = typer.Option(
+        "train", help="train | eval: dropout in the frozen layers below the lowest trained one (eval: off, cacheable)"),
+    cache_bottom: str = typer.Option(
+        "auto", help="auto | on | off: compute the frozen bottom once per example (needs --frozen-bottom eval)"),
     dtype: str = typer.Option("float32", help="weights of the frozen model: float32 | bfloat16 | float16"),
     train_limit: int = typer.Option(3000, help="seeded training subset; 0 for the whole split"),
     eval_limit: int = typer.Option(0, help="seeded dev subset; 0 for the whole split"),
@@ -66,12 +70,13 @@ def train_cmd(
         options = for_build(method, merge({"ln": ln} if ln else {}, parse_assignments(method, option)))
     except LntuneError as e:
         _fail(e)
-    config = TrainConfig(
-        lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
-        max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-        eval_every=eval_every, patience=patience, seed=seed, mixed_precision=mixed_precision, progress=progress,
-    )
     try:
+        config = TrainConfig(
+            lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
+            max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            eval_every=eval_every, patience=patience, seed=seed, mixed_precision=mixed_precision, progress=progress,
+            frozen_bottom=frozen_bottom, cache_bottom=cache_bottom,
+        )
         rec = train_task(
             task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
@@ -189,6 +194,10 @@ def tasks_cmd() -> None:
 from lntune.analyse.cli import app as analyse_app  # noqa: E402
 
 app.add_typer(analyse_app, name="analyse")
+
+from lntune.sweep.cli import sweep_cmd  # noqa: E402
+
+app.command("sweep")(sweep_cmd)
 
 from lntune.report.cli import report_cmd  # noqa: E402
 

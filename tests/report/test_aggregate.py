@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from lntune.report.aggregate import (
-    ReportError, _read_jsonl, aggregate, higher_is_better, load_records, percent_scale,
+    ReportError, aggregate, higher_is_better, load_records, percent_scale,
 )
 
 from .records import efficiency, record, write_store
@@ -78,4 +78,3 @@ def test_torn_last_line_is_ignored(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the sweep's reader warns about the torn line
         assert [r["seed"] for r in load_records(store)] == [1, 2]
-    assert [r["seed"] for r in _read_jsonl(store)] == [1, 2]  # the fallback without lntune.sweep

@@ -110,6 +110,8 @@ def prepare(
     for p in lm.model.parameters():
         p.requires_grad_(False)
     tuned = method.apply(lm)
+    for p in lm.model.parameters():  # what apply added trains only if it is selected below
+        p.requires_grad_(False)
     if only is not None:
         tuned = [t for t in tuned if t.name in set(only)]
     for t in tuned:

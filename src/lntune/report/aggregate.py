@@ -167,28 +167,10 @@ def load_records(results: str | Path) -> list[dict]:
                           "pass the folder a sweep wrote (lntune sweep CONFIG --results RESULTS)")
     if not path.is_file():
         raise ReportError(f"no results store at {results}: {path} is missing; run a sweep into it first")
-    try:
-        from lntune.sweep.store import read_records
-    except ImportError:  # the sweep package is optional for reading a copied store
-        read_records = _read_jsonl
+    from lntune.sweep.store import read_records
+
     records = read_records(results)
     if not records:
         raise ReportError(f"{path} holds no finished runs; nothing to report")
     return records
 
-
-def _read_jsonl(results: Path) -> list[dict]:
-    """records.jsonl as the contract defines it: complete lines only, first record per key."""
-    out, seen = [], set()
-    for line in (results / RECORDS).read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a killed sweep
-        if not isinstance(record, dict):
-            continue
-        key = record.get("key")
-        if key is None or key not in seen:
-            seen.add(key)
-            out.append(record)
-    return out

@@ -1,4 +1,5 @@
 from lntune.train.config import TrainConfig
 from lntune.train.loop import TrainResult, train
+from lntune.train.step import Step
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["Step", "TrainConfig", "TrainResult", "train"]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lntune.errors import TrainingError
+
 
 @dataclass
 class TrainConfig:
@@ -19,3 +21,24 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: str = "no"  # no | bf16 | fp16 autocast (accelerate); tuned tensors stay float32
     progress: bool = True  # progress bar on stderr
+    packed: bool = True  # one fused AdamW over a flat buffer of the tuned elements; False: per-tensor AdamW
+    fast_dropout: bool = True  # CPU: dropout masks from torch.rand, ~2x faster than bernoulli_; same distribution
+    cut_last_block: bool = True  # a head reading position 0: the last block computes that row only after attention
+    # The frozen modules that run before the lowest trainable one: "train" keeps their dropout, as
+    # plain fine-tuning does; "eval" turns it off, so their output depends on the example only and
+    # can be computed once (the cache below needs it).
+    frozen_bottom: str = "train"  # train | eval
+    cache_bottom: str = "auto"  # auto | on | off: reuse the frozen bottom's output every epoch (auto: with eval, when it saves work)
+    cache_max_bytes: int = 1 << 30  # caches beyond this go to a memory-mapped file, deleted after training
+    cache_dir: str | None = None  # where that file goes (default: the system temp dir)
+
+    def __post_init__(self) -> None:
+        if self.frozen_bottom not in ("train", "eval"):
+            raise TrainingError(f"--frozen-bottom {self.frozen_bottom!r}: choose train or eval")
+        if self.cache_bottom not in ("auto", "on", "off"):
+            raise TrainingError(f"--cache-bottom {self.cache_bottom!r}: choose auto, on or off")
+        if self.cache_bottom == "on" and self.frozen_bottom != "eval":
+            raise TrainingError(
+                "--cache-bottom on needs --frozen-bottom eval: the cached states are computed once, "
+                "so the frozen layers below must run without dropout"
+            )

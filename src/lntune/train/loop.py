@@ -1,4 +1,5 @@
-"""The training loop: AdamW, linear schedule, evaluation, early stopping, best-state restore."""
+"""The training loop: the step (lntune.train.step), linear schedule, evaluation, early stopping,
+best-state restore, and the frozen bottom (eval mode and the cache, lntune.train.cache)."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,10 @@ from lntune.data.encode import collate
 from lntune.errors import TrainingError
 from lntune.evaluate import evaluate
 from lntune.method.tuning import Tuning
+from lntune.train.cache import FrozenBottom, setup
 from lntune.train.config import TrainConfig
+from lntune.train.split import probes
+from lntune.train.step import Step, make_accelerator, optimizer  # noqa: F401 - also imported from here
 
 
 @dataclass
@@ -23,25 +27,43 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)  # training loss of every step
+    cache: dict = field(default_factory=dict)  # the frozen-bottom cache: site, batches served and recorded
+    epoch_seconds: list[float] = field(default_factory=list)  # training time of each epoch, evaluations excluded
 
 
-def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig):
+def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig, indexed: bool = False):
+    """Train (shuffled, seeded) and dev loaders; `indexed` batches carry "_index", the example ids."""
     pad = tuning.lm.tokenizer.pad_token_id
     gen = torch.Generator().manual_seed(config.seed)
-    col = partial(collate, pad_id=pad)
+    col = partial(_indexed_collate if indexed else collate, pad_id=pad)
+    if indexed:
+        train_feats, dev_feats = list(enumerate(train_feats)), list(enumerate(dev_feats))
     train = DataLoader(train_feats, config.batch_size, shuffle=True, collate_fn=col, generator=gen)
     dev = DataLoader(dev_feats, config.eval_batch_size, shuffle=False, collate_fn=col)
     return train, dev
 
 
-def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
-    # Decay on a masked tensor would move its masked-out elements, so only head matrices decay.
-    params = tuning.parameters()
-    decay = {id(t.param) for t in tuning.head if t.param.dim() >= 2} if config.weight_decay else set()
-    groups = [{"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}]
-    if decay:
-        groups.append({"params": [p for p in params if id(p) in decay], "weight_decay": config.weight_decay})
-    return torch.optim.AdamW(groups, lr=config.lr)
+def _indexed_collate(items: list[tuple[int, dict]], pad_id: int) -> dict:
+    batch = collate([f for _, f in items], pad_id)
+    batch["_index"] = torch.tensor([i for i, _ in items])
+    return batch
+
+
+class _Selecting:
+    """Iterate a loader, telling the frozen bottom which examples each batch holds."""
+
+    def __init__(self, loader, bottom: FrozenBottom, name: str) -> None:
+        self.loader, self.bottom, self.name = loader, bottom, name
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.bottom.select(self.name, batch.pop("_index"))
+            yield batch
+        self.bottom.select(None, None)
 
 
 def train(
@@ -52,15 +74,26 @@ def train(
     `label_names` (the task's labels) let token-classification report entity scores; with
     epochs=0 the untrained model is evaluated once, a baseline run."""
     from accelerate.utils import set_seed
-    from transformers import get_linear_schedule_with_warmup
 
     set_seed(config.seed)
     acc = make_accelerator(config.mixed_precision)
-    train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config)
+    pad = tuning.lm.tokenizer.pad_token_id
+    batches = probes(train_feats, partial(collate, pad_id=pad), pad) if train_feats else []
+    bottom = setup(tuning, {"train": train_feats, "dev": dev_feats}, batches, config)
+    try:
+        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats)
+    finally:
+        bottom.close()  # also when setting up failed: the disk-backed cache goes
+
+
+def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats) -> TrainResult:
+    train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
     total = config.max_steps or config.epochs * len(train_dl)
-    opt = optimizer(tuning, config)
-    sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * total), total)
-    model, opt, train_dl, dev_dl, sched = acc.prepare(tuning.lm.model, opt, train_dl, dev_dl, sched)
+    last = f"{tuning.lm.norms.blocks}.{tuning.lm.norms.num_layers - 1}."
+    cut = not (bottom.site or "").startswith(last)  # a cache serving the last block feeds it whole rows
+    step = Step(tuning, config, total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
+    model = step.model
+    train_dl, dev_dl = (_Selecting(dl, bottom, name) for dl, name in zip(step.loaders, ("train", "dev")))
     head = tuning.lm.head
     state = _State(best_loss=math.inf)
     bar = tqdm(total=total, desc="train", disable=not (config.progress and acc.is_main_process), unit="step")
@@ -68,6 +101,7 @@ def train(
 
     def checkpoint(epoch: int) -> bool:
         m = evaluate(model, dev_dl, head, acc, label_names)
+        bottom.set_eval(model)  # evaluate() put every module back in training mode
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
         if not bar.disable:
@@ -79,47 +113,49 @@ def train(
         return config.patience is not None and state.bad >= config.patience
 
     stop = False
-    if total == 0:
-        checkpoint(0)
-    for epoch in range(1, (math.ceil(total / len(train_dl)) if config.max_steps else config.epochs) + 1):
-        model.train()
-        for batch in train_dl:
-            loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss is {loss.item()} at step {state.step + 1} (lr {config.lr}); "
-                    "lower --lr, or train in float32 without --mixed-precision"
-                )
-            acc.backward(loss)
-            acc.clip_grad_norm_(tuning.parameters(), config.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            state.step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
-            if config.eval_every and state.step % config.eval_every == 0:
-                stop = checkpoint(epoch)
-            if stop or state.step >= total:
-                break
-        evaluated = state.history and state.history[-1]["step"] == state.step
-        if not stop and not evaluated and (not config.eval_every or state.step >= total):
-            stop = checkpoint(epoch)
-        if stop or state.step >= total:
-            break
-    bar.close()
+    try:
+        with bottom.active(model):
+            if total == 0:
+                checkpoint(0)
+            for epoch in range(1, (math.ceil(total / len(train_dl)) if config.max_steps else config.epochs) + 1):
+                model.train()
+                bottom.set_eval(model)
+                began, evaluating = time.perf_counter(), 0.0
+                for batch in train_dl:
+                    loss = step.forward(batch)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"loss is {loss.item()} at step {state.step + 1} (lr {config.lr}); "
+                            "lower --lr, or train in float32 without --mixed-precision"
+                        )
+                    step.update(loss)
+                    state.step += 1
+                    state.losses.append(loss.item())
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{state.losses[-1]:.4f}", epoch=epoch)
+                    if config.eval_every and state.step % config.eval_every == 0:
+                        t = time.perf_counter()
+                        stop = checkpoint(epoch)
+                        evaluating += time.perf_counter() - t
+                    if stop or state.step >= total:
+                        break
+                state.epoch_seconds.append(time.perf_counter() - began - evaluating)
+                evaluated = state.history and state.history[-1]["step"] == state.step
+                if not stop and not evaluated and (not config.eval_every or state.step >= total):
+                    stop = checkpoint(epoch)
+                if stop or state.step >= total:
+                    break
+    finally:
+        bar.close()
+        step.close()
     tuning.load_state(state.snapshot, "best checkpoint")
-    return TrainResult(state.best, state.history, state.step, time.perf_counter() - start)
-
-
-def make_accelerator(mixed_precision: str):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    # accelerate keeps one process-wide state; a run with another precision must reset it.
-    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
-        AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=mixed_precision)
+    cache = {}
+    if bottom.split is not None:
+        cache = {"lowest": bottom.split.lowest, "site": bottom.site,
+                 "granularity": bottom.split.granularity if bottom.site else None,
+                 "served": bottom.served, "recorded": bottom.captured}
+    return TrainResult(state.best, state.history, state.step, time.perf_counter() - start, state.losses, cache,
+                       state.epoch_seconds)
 
 
 @dataclass
@@ -130,3 +166,5 @@ class _State:
     history: list[dict] = field(default_factory=list)
     step: int = 0
     bad: int = 0
+    losses: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)

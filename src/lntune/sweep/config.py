@@ -1,0 +1,510 @@
+"""Sweep configs: YAML -> dataclasses. Every error names the YAML file and the field at fault."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from lntune.errors import LntuneError
+
+# Paper 000 sec. 4.1: LN-tuning tries 1e-2, 1e-3, 2e-4 in this order, other methods 1e-3, 2e-4.
+DEFAULT_LRS = {"ln": [1e-2, 1e-3, 2e-4], "other": [1e-3, 2e-4], "full": [1e-4, 5e-5, 2e-5]}
+GRID_OWNED = ("lr", "seed", "progress")  # TrainConfig fields the grid sets (or that do not change a result)
+# TrainConfig fields that say where or how a run stores things, not what it computes: they reach the
+# worker but stay out of the spec, so setting them never changes a key.
+MACHINE_FIELDS = ("cache_dir", "cache_max_bytes")
+MASK_KINDS = ("individual", "global", "cv", "random")
+
+
+class ConfigError(LntuneError):
+    """A sweep YAML is malformed: the message names the file, the field and the fix."""
+
+
+@dataclass
+class TaskEntry:
+    name: str
+    train_limit: int | None  # seeded training subset (None: the whole split)
+    val_limit: int | float | None  # validation slice held out of train: a count, or a share below 1
+    eval_limit: int | None  # seeded subset of the reported split
+    test_split: str  # the split reported as "test"
+    train: dict = field(default_factory=dict)  # TrainConfig overrides for this task
+    lrs: list[float] | None = None  # replaces the lr lists for every method on this task
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # method -> batch size on this task
+    generate: int = 0  # generation tasks: metrics on N unique test inputs after training (-1 all)
+    num_beams: int = 1
+    metric: str | None = None  # main metric (default: the task's, or the first generation metric)
+
+
+@dataclass
+class RunEntry:
+    index: int  # position under runs:, for messages
+    method: str
+    options: dict = field(default_factory=dict)  # the method's options; a composite's as {part: options}
+    row: str | None = None  # table row label ({kind} and {fraction} fill in for masks)
+    group: str = "main"  # which table it feeds
+    mask: dict | None = None  # {kinds: [...], fractions: [...], seed} for Fisher/random LN masks
+    lrs: list[float] | None = None
+    lr_budget: int | None = None
+    tasks: list[str] | None = None  # subset of the sweep's tasks
+    models: list[str] | None = None  # subset of the sweep's models
+    seeds: list[int] | None = None
+    preset: str | None = None  # paper: the papers' prefix length / adapter size for each model
+    train: dict = field(default_factory=dict)  # TrainConfig overrides, batch_size included
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    tasks: list[str] | None = None  # subset of the sweep's tasks this model runs
+    batch_sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> {method | default: size}
+    efficiency_task: str | None = None
+
+
+@dataclass
+class EfficiencyConfig:
+    task: str  # one task per model, timed for every method
+    groups: list[str] = field(default_factory=lambda: ["main"])  # run entries of these groups are timed
+    batch_size: int = 32
+    seq_len: int = 128  # every row padded to this many tokens
+    steps: int = 10  # timed optimizer steps (and no-grad forwards); the median is kept
+    warmup: int = 3  # untimed steps first
+    seed: int = 1
+    threads: int | None = None  # torch threads of a timing run (it runs alone; default: threads)
+
+
+@dataclass
+class FisherSettings:
+    examples: int = 64  # training examples per task
+    batch_size: int = 8
+    max_length: int = 128
+    seed: int = 42
+    tasks: list[str] | None = None  # the pool for global/cv masks (default: every task of the model)
+
+
+@dataclass
+class SweepConfig:
+    path: Path
+    name: str
+    models: list[ModelEntry]
+    seeds: list[int]
+    tasks: list[TaskEntry]
+    runs: list[RunEntry]
+    lrs: dict[str, list[float]]  # ln | other | full | a method name -> lrs in priority order
+    lr_budget: int | None  # how many of each list to try (None: all)
+    train: dict  # TrainConfig fields shared by every run
+    batch_sizes: dict[str, int]  # method -> batch size
+    efficiency: EfficiencyConfig | None
+    fisher: FisherSettings
+    workers: int = 1
+    threads: int = 1  # torch threads per run
+    devices: list[int] | None = None  # GPUs for local workers: each run sees one (CUDA_VISIBLE_DEVICES)
+    data_dir: str | None = None
+    results: str | None = None
+    resources: dict = field(default_factory=dict)  # Ray: num_cpus / num_gpus per run
+
+    def task(self, name: str) -> TaskEntry:
+        return next(t for t in self.tasks if t.name == name)
+
+
+def train_fields() -> dict[str, str]:
+    from lntune.train.config import TrainConfig
+
+    return {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in GRID_OWNED}
+
+
+class _Reader:
+    """Typed access to one YAML file, raising ConfigError with the file and the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, at: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {at}: {msg}")
+
+    def mapping(self, value, at: str, allowed, required=()) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(at, f"expected a mapping of keys to values, got {_kind(value)}")
+        for k in value:
+            if k not in allowed:
+                where = f"{at}.{k}" if at else str(k)
+                raise self.error(where, f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+        for k in required:
+            if k not in value:
+                raise self.error(at or "top level", f"missing {k!r}")
+        return value
+
+    def number(self, value, at: str, kind=float, lo=None, none=False, below_one=False):
+        if value is None and none:
+            return None
+        if isinstance(value, str) and kind is float:  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if below_one and ok and isinstance(value, float) and 0 < value < 1:
+            return value  # a share
+        if kind is int and ok and float(value).is_integer():
+            value = int(value)
+        if not ok or (kind is int and not isinstance(value, int)):
+            raise self.error(at, f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if lo is not None and value < lo:
+            raise self.error(at, f"{value!r} is below the minimum {lo}")
+        return value
+
+    def string(self, value, at: str, none=False) -> str | None:
+        if value is None and none:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.error(at, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def listed(self, value, at: str, item) -> list:
+        if not isinstance(value, list):
+            value = [value]
+        return [item(v, f"{at}[{i}]") for i, v in enumerate(value)]
+
+    def lrs(self, value, at: str) -> list[float]:
+        out = self.listed(value, at, lambda v, a: self.number(v, a))
+        if not out or any(lr <= 0 for lr in out):
+            raise self.error(at, "give one or more positive learning rates, in priority order")
+        return out
+
+    def train(self, raw: dict, at: str, known: dict[str, str]) -> dict:
+        """The TrainConfig fields among `raw`, with numbers coerced to the field's type."""
+        out = {}
+        for k, v in raw.items():
+            if k not in known:
+                continue
+            kind = known[k]
+            if v is None and "None" in kind:
+                out[k] = None
+            elif kind.startswith("float"):
+                out[k] = float(self.number(v, f"{at}.{k}"))
+            elif kind.startswith("int"):
+                out[k] = self.number(v, f"{at}.{k}", int, lo=0)
+            elif kind.startswith("bool"):
+                if not isinstance(v, bool):
+                    raise self.error(f"{at}.{k}", f"expected true or false, got {v!r}")
+                out[k] = v
+            else:
+                out[k] = self.string(v, f"{at}.{k}")
+        return out
+
+
+def _kind(value) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
+
+
+TOP = {"name", "model", "models", "seeds", "tasks", "runs", "lrs", "lr_budget", "train", "batch_sizes",
+       "train_limit", "val_limit", "eval_limit", "efficiency", "fisher", "workers", "threads", "data_dir",
+       "results", "resources", "devices"}
+TASK_KEYS = {"name", "train_limit", "val_limit", "eval_limit", "test_split", "lrs", "batch_sizes", "generate",
+             "num_beams", "metric"}
+RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "tasks", "models", "seeds", "preset"}
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and check a sweep YAML; unknown keys are errors."""
+    path = Path(path)
+    r = _Reader(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the sweep config ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    return parse_config(raw, path)
+
+
+def parse_config(raw, path: Path) -> SweepConfig:
+    r = _Reader(path)
+    r.mapping(raw, "", TOP, required=("name", "tasks", "runs"))
+    if ("model" in raw) == ("models" in raw):
+        raise r.error("model", "give exactly one of model: (a name) or models: (a list)")
+    known = train_fields()
+    train = r.train(r.mapping(raw.get("train", {}) or {}, "train", known), "train", known)
+    tasks = _tasks(r, raw["tasks"], raw, known)
+    names = [t.name for t in tasks]
+    models = _models(r, raw.get("models", [raw.get("model")]), "models" if "models" in raw else "model", names)
+    seeds = r.listed(raw.get("seeds", [1, 2, 3]), "seeds", lambda v, a: r.number(v, a, int))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise r.error("seeds", "give one or more distinct integer seeds")
+    lrs = {k: list(v) for k, v in DEFAULT_LRS.items()}
+    for k, v in r.mapping(raw.get("lrs", {}) or {}, "lrs", _lr_keys()).items():
+        lrs[k] = r.lrs(v, f"lrs.{k}")
+    runs = [_run(r, i, v, names, known, tasks, [m.name for m in models])
+            for i, v in enumerate(_nonempty(r, raw["runs"], "runs"))]
+    threads = r.number(raw.get("threads", 1), "threads", int, lo=1)
+    cfg = SweepConfig(
+        path=path,
+        name=r.string(raw["name"], "name"),
+        models=models,
+        seeds=seeds,
+        tasks=tasks,
+        runs=runs,
+        lrs=lrs,
+        lr_budget=r.number(raw.get("lr_budget"), "lr_budget", int, lo=1, none=True),
+        train=train,
+        batch_sizes=_sizes(r, raw.get("batch_sizes", {}), "batch_sizes"),
+        efficiency=None,
+        fisher=_fisher(r, raw.get("fisher", {}) or {}, names),
+        workers=r.number(raw.get("workers", len(raw.get("devices") or [1])), "workers", int, lo=1),
+        devices=_devices(r, raw.get("devices")),
+        threads=threads,
+        data_dir=r.string(raw.get("data_dir"), "data_dir", none=True),
+        results=r.string(raw.get("results"), "results", none=True),
+        resources=_resources(r, raw.get("resources", {}) or {}, threads),
+    )
+    if raw.get("efficiency") is not None:
+        cfg.efficiency = _efficiency(r, raw["efficiency"], names, seeds[0])
+    _check_masks(r, cfg)
+    return cfg
+
+
+def _devices(r: _Reader, value) -> list[int] | None:
+    if value is None:
+        return None
+    out = r.listed(value, "devices", lambda v, a: r.number(v, a, int, lo=0))
+    if not out:
+        raise r.error("devices", "list GPU indices, e.g. [0, 1], or leave devices out")
+    return out
+
+
+def _lr_keys() -> set[str]:
+    from lntune.method import METHODS
+
+    return set(DEFAULT_LRS) | set(METHODS)
+
+
+def _nonempty(r: _Reader, value, at: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise r.error(at, "expected a non-empty list")
+    return value
+
+
+def _sizes(r: _Reader, value, at: str) -> dict[str, int]:
+    from lntune.method import METHODS
+
+    value = r.mapping(value or {}, at, set(METHODS) | {"default"} | _composites(value))
+    return {k: r.number(v, f"{at}.{k}", int, lo=1) for k, v in value.items()}
+
+
+def _composites(value) -> set[str]:
+    from lntune.method import METHODS
+
+    if not isinstance(value, dict):
+        return set()
+    return {k for k in value if isinstance(k, str) and "+" in k and all(p in METHODS for p in k.split("+"))}
+
+
+def _tasks(r: _Reader, value, raw: dict, known: dict) -> list[TaskEntry]:
+    from lntune.data import get_task
+
+    out = []
+    for i, item in enumerate(_nonempty(r, value, "tasks")):
+        at = f"tasks[{i}]"
+        item = {"name": item} if isinstance(item, str) else item
+        item = r.mapping(item, at, TASK_KEYS | set(known), required=("name",))
+        name = r.string(item["name"], f"{at}.name")
+        try:
+            t = get_task(name)
+        except LntuneError as e:
+            raise r.error(f"{at}.name", str(e)) from None
+        if name in [o.name for o in out]:
+            raise r.error(f"{at}.name", f"task {name} is listed twice; merge the entries")
+        split = item.get("test_split", "test" if "test" in t.splits else "dev")
+        if split not in t.splits or split == "train":
+            raise r.error(f"{at}.test_split", f"{split!r}: task {name} has {', '.join(t.splits)}; report dev or test")
+        generate = r.number(item.get("generate", 0), f"{at}.generate", int, lo=-1)
+        if generate and not hasattr(t, "gen_metrics"):
+            raise r.error(f"{at}.generate", f"task {name} does not generate text; drop generate")
+        limits = {}
+        for k in ("train_limit", "val_limit", "eval_limit"):
+            v = item.get(k, raw.get(k))
+            where = f"{at}.{k}" if k in item else k
+            limits[k] = r.number(v, where, int, lo=1, none=True, below_one=(k == "val_limit"))
+        out.append(TaskEntry(
+            name=name, **limits, test_split=split,
+            train=r.train(item, at, known),
+            lrs=r.lrs(item["lrs"], f"{at}.lrs") if "lrs" in item else None,
+            batch_sizes=_sizes(r, item.get("batch_sizes"), f"{at}.batch_sizes"),
+            generate=generate,
+            num_beams=r.number(item.get("num_beams", 1), f"{at}.num_beams", int, lo=1),
+            metric=r.string(item.get("metric"), f"{at}.metric", none=True),
+        ))
+    return out
+
+
+def _models(r: _Reader, value, at: str, task_names: list[str]) -> list[ModelEntry]:
+    out = []
+    for i, item in enumerate(value if isinstance(value, list) and value else [value]):
+        where = f"{at}[{i}]" if at == "models" else at
+        item = {"name": item} if isinstance(item, str) else item
+        if item is None:
+            raise r.error(where, "expected a model: an alias (minilm), a local path or a Hugging Face id")
+        item = r.mapping(item, where, {"name", "tasks", "batch_sizes", "efficiency_task"}, required=("name",))
+        sizes = {}
+        for task, per in r.mapping(item.get("batch_sizes", {}) or {}, f"{where}.batch_sizes", set(task_names)).items():
+            sizes[task] = _sizes(r, per, f"{where}.batch_sizes.{task}")
+        out.append(ModelEntry(
+            name=r.string(item["name"], f"{where}.name"),
+            tasks=_subset(r, item.get("tasks"), f"{where}.tasks", task_names),
+            batch_sizes=sizes,
+            efficiency_task=_subset(r, item.get("efficiency_task"), f"{where}.efficiency_task", task_names, one=True),
+        ))
+    if len({m.name for m in out}) != len(out):
+        raise r.error(at, "a model is listed twice")
+    return out
+
+
+def _subset(r: _Reader, value, at: str, names: list[str], one: bool = False):
+    if value is None:
+        return None
+    items = r.listed(value, at, r.string)
+    bad = [t for t in items if t not in names]
+    if bad:
+        raise r.error(at, f"task {bad[0]!r} is not under tasks: (have {', '.join(names)})")
+    if one and len(items) != 1:
+        raise r.error(at, "name one task")
+    return items[0] if one else items
+
+
+def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: list[TaskEntry],
+         model_names: list[str]) -> RunEntry:
+    from lntune.method import build_method
+
+    at = f"runs[{i}]"
+    item = r.mapping(item, at, RUN_KEYS | set(known), required=("method",))
+    method = r.string(item["method"], f"{at}.method")
+    options = r.mapping(item.get("options", {}) or {}, f"{at}.options", _any())
+    try:
+        build_method(method, **options)  # unknown methods, parts and option names fail here, not in a worker
+    except LntuneError as e:
+        raise r.error(f"{at}.options" if "options" in item else f"{at}.method", str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise r.error(f"{at}.options", f"{e}") from None
+    entry = RunEntry(
+        index=i, method=method, options=options,
+        row=r.string(item.get("row"), f"{at}.row", none=True),
+        group=r.string(item.get("group", "fraction" if item.get("mask") else "main"), f"{at}.group"),
+        mask=_mask(r, item["mask"], f"{at}.mask", method) if item.get("mask") is not None else None,
+        lrs=r.lrs(item["lrs"], f"{at}.lrs") if "lrs" in item else None,
+        lr_budget=r.number(item.get("lr_budget"), f"{at}.lr_budget", int, lo=1, none=True),
+        tasks=_subset(r, item.get("tasks"), f"{at}.tasks", task_names),
+        models=_names(r, item.get("models"), f"{at}.models", model_names),
+        seeds=r.listed(item["seeds"], f"{at}.seeds", lambda v, a: r.number(v, a, int)) if "seeds" in item else None,
+        preset=r.string(item.get("preset"), f"{at}.preset", none=True),
+        train=r.train(item, at, known),
+    )
+    if entry.preset not in (None, "paper"):
+        raise r.error(f"{at}.preset", f"{entry.preset!r}: the only preset is paper")
+    _check_heads(r, entry, at, [t for t in tasks if entry.tasks is None or t.name in entry.tasks])
+    return entry
+
+
+def _names(r: _Reader, value, at: str, names: list[str]) -> list[str] | None:
+    if value is None:
+        return None
+    items = r.listed(value, at, r.string)
+    bad = [m for m in items if m not in names]
+    if bad:
+        raise r.error(at, f"model {bad[0]!r} is not one of the sweep's models ({', '.join(names)})")
+    return items
+
+
+def _any():
+    class _All:
+        def __contains__(self, _):
+            return True
+
+    return _All()
+
+
+def _check_heads(r: _Reader, entry: RunEntry, at: str, tasks: list[TaskEntry]) -> None:
+    """3V reads sentence classifiers only: say so here rather than fail every run of it."""
+    from lntune.data import get_task
+    from lntune.method.threev import HEADS
+
+    if "3v" in entry.method.split("+"):
+        bad = [t.name for t in tasks if get_task(t.name).head not in HEADS]
+        if bad:
+            raise r.error(f"{at}.tasks", f"3v cannot run on {', '.join(bad)} (heads other than "
+                          f"{' or '.join(HEADS)}); list the tasks it runs on under tasks:")
+
+
+def _mask(r: _Reader, value, at: str, method: str) -> dict:
+    if method != "ln":
+        raise r.error(at, f"masks select LN elements: use method: ln, not {method}")
+    value = r.mapping(value, at, {"kind", "fraction", "seed"}, required=("kind", "fraction"))
+    kinds = r.listed(value["kind"], f"{at}.kind", r.string)
+    for j, k in enumerate(kinds):
+        if k not in MASK_KINDS:
+            raise r.error(f"{at}.kind[{j}]", f"{k!r}: choose from {', '.join(MASK_KINDS)}")
+    fractions = r.listed(value["fraction"], f"{at}.fraction", lambda v, a: float(r.number(v, a)))
+    for j, f in enumerate(fractions):
+        if not 0 < f <= 1:
+            raise r.error(f"{at}.fraction[{j}]", f"{f}: a share of the LN elements in (0, 1]")
+    seed = r.number(value.get("seed"), f"{at}.seed", int, none=True)
+    return {"kinds": kinds, "fractions": fractions, "seed": seed}
+
+
+def _fisher(r: _Reader, value, names: list[str]) -> FisherSettings:
+    value = r.mapping(value, "fisher", {f.name for f in fields(FisherSettings)})
+    out = FisherSettings()
+    for k in ("examples", "batch_size", "max_length", "seed"):
+        if k in value:
+            setattr(out, k, r.number(value[k], f"fisher.{k}", int, lo=0 if k == "seed" else 1))
+    out.tasks = _subset(r, value.get("tasks"), "fisher.tasks", names)
+    return out
+
+
+def _efficiency(r: _Reader, value, names: list[str], seed: int) -> EfficiencyConfig:
+    value = r.mapping(value, "efficiency", {f.name for f in fields(EfficiencyConfig)})
+    out = EfficiencyConfig(task=_subset(r, value.get("task", names[0]), "efficiency.task", names, one=True), seed=seed)
+    for k in ("batch_size", "seq_len", "steps", "warmup", "seed", "threads"):
+        if k in value:
+            setattr(out, k, r.number(value[k], f"efficiency.{k}", int, lo=0 if k in ("warmup", "seed") else 1))
+    if "groups" in value:
+        out.groups = r.listed(value["groups"], "efficiency.groups", r.string)
+    return out
+
+
+def _resources(r: _Reader, value, threads: int) -> dict:
+    value = r.mapping(value, "resources", {"num_cpus", "num_gpus"})
+    return {
+        "num_cpus": r.number(value.get("num_cpus", threads), "resources.num_cpus", float, lo=0),
+        "num_gpus": r.number(value.get("num_gpus", 0), "resources.num_gpus", float, lo=0),
+    }
+
+
+def _check_masks(r: _Reader, cfg: SweepConfig) -> None:
+    """cv masks leave the target task out of the pool: at least one other task must be in it."""
+    for e in cfg.runs:
+        if not e.mask:
+            continue
+        for m in cfg.models:
+            pool = fisher_pool(cfg, m)
+            for t in run_tasks(cfg, m, e):
+                if "cv" in e.mask["kinds"] and not set(pool) - {t}:
+                    raise r.error(f"runs[{e.index}].mask.kind", f"a cv mask for {t} needs the Fisher of another task; "
+                                  "add tasks to fisher.tasks")
+                if set(e.mask["kinds"]) & {"individual", "cv"} and t not in pool:
+                    raise r.error(f"runs[{e.index}].tasks", f"task {t} is not in fisher.tasks ({', '.join(pool)})")
+
+
+def model_tasks(cfg: SweepConfig, model: ModelEntry) -> list[str]:
+    return [t.name for t in cfg.tasks if model.tasks is None or t.name in model.tasks]
+
+
+def run_tasks(cfg: SweepConfig, model: ModelEntry, entry: RunEntry) -> list[str]:
+    if entry.models is not None and model.name not in entry.models:
+        return []
+    return [t for t in model_tasks(cfg, model) if entry.tasks is None or t in entry.tasks]
+
+
+def fisher_pool(cfg: SweepConfig, model: ModelEntry) -> list[str]:
+    """The tasks whose Fisher global and cv masks sum over, for this model."""
+    mine = model_tasks(cfg, model)
+    return [t for t in (cfg.fisher.tasks or mine) if t in mine]

@@ -1,0 +1,290 @@
+"""Expand a sweep config into runs: one per (model, task, run entry, mask, seed, lr), plus timing runs.
+
+A run's key is the sha256 of the canonical JSON of its spec: everything that determines its result
+(effective method options included, so a changed default is a changed key) and nothing that does
+not (row labels, groups, worker counts, paths).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lntune.errors import LntuneError
+from lntune.sweep.config import (
+    MACHINE_FIELDS,
+    ModelEntry,
+    RunEntry,
+    SweepConfig,
+    TaskEntry,
+    fisher_pool,
+    model_tasks,
+    run_tasks,
+)
+
+LOWER_IS_BETTER = ("loss", "perplexity", "ter")
+
+
+@dataclass
+class Run:
+    key: str
+    spec: dict  # canonical: what the key hashes
+    row: str  # table row label
+    group: str  # table the run feeds
+    lr: float
+    lr_rank: int  # position of lr in the method's priority list
+    seed: int
+    metric: str  # the task's main metric
+    task_kind: str  # nlu | nlg
+    source: str  # the config entry it came from, for messages
+    machine: dict = field(default_factory=dict)  # TrainConfig fields outside the spec (config.MACHINE_FIELDS)
+
+    @property
+    def kind(self) -> str:
+        return self.spec["kind"]
+
+    def describe(self) -> str:
+        s = self.spec
+        mask = f" {s['mask']['kind']} f={s['mask']['fraction']:g}" if s.get("mask") else ""
+        what = "timing" if self.kind == "efficiency" else f"lr {self.lr:g} seed {self.seed}"
+        return f"{s['task']} {s['method']}{mask} {what} ({self.source})"
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def spec_key(spec: dict) -> str:
+    return hashlib.sha256(canonical(spec)).hexdigest()
+
+
+def lr_list(cfg: SweepConfig, method: str) -> list[float]:
+    """A method's own list, else its family's: anything with LN, full fine-tuning, the others."""
+    if method in cfg.lrs:
+        return cfg.lrs[method]
+    if "ln" in method.split("+"):
+        return cfg.lrs["ln"]
+    return cfg.lrs["other"]
+
+
+def effective_options(method: str, options: dict, seed: int, preset: dict | None = None) -> dict:
+    """Every option of every part, defaults filled in; parts that draw random numbers get the run's
+    seed unless the config fixes theirs, so seeds vary initialisation as well as data order."""
+    from lntune.method import METHODS, build_method
+    from lntune.method.options import for_build, merge
+
+    parts = method.split("+")
+    nested = dict(options) if len(parts) > 1 else {method: dict(options)}
+    seeded = {p: {"seed": seed} for p in parts if "seed" in METHODS[p].Config.__dataclass_fields__}
+    built = build_method(method, **for_build(method, merge(seeded, preset or {}, nested)))
+    return json.loads(canonical(built.options()))
+
+
+# The papers' models by hub id: their presets resolve offline (a sweep expands before anything downloads).
+PAPER_MODELS = {
+    "bert-base-uncased": ("bert", 768, 12), "google-bert/bert-base-uncased": ("bert", 768, 12),
+    "bert-large-uncased": ("bert", 1024, 24), "google-bert/bert-large-uncased": ("bert", 1024, 24),
+    "gpt2-medium": ("gpt2", 1024, 24), "openai-community/gpt2-medium": ("gpt2", 1024, 24),
+}
+
+
+@lru_cache(maxsize=None)
+def _preset(model: str, method: str) -> dict:
+    from types import SimpleNamespace
+
+    from lntune.method.options import paper_preset
+
+    if model in PAPER_MODELS:
+        kind, hidden, layers = PAPER_MODELS[model]
+        config = SimpleNamespace(model_type=kind, hidden_size=hidden, num_hidden_layers=layers)
+    else:
+        from transformers import AutoConfig
+
+        from lntune.model.load import resolve
+
+        try:
+            config = AutoConfig.from_pretrained(resolve(model))
+        except OSError as e:
+            raise LntuneError(
+                f"preset paper: cannot read the config of {model} ({e}); it needs the hub or a local copy"
+            ) from e
+    return paper_preset(method, config)
+
+
+@lru_cache(maxsize=None)
+def data_fingerprint(task: str, data_dir: str | None) -> str:
+    """sha256 of the task's local files ("hub" when it reads none), so changed data is a changed key."""
+    from lntune.data import get_task, resolve_data_dir
+
+    t, root = get_task(task), resolve_data_dir(data_dir)
+    files: set[Path] = set()
+    for split in t.splits if root else ():
+        try:
+            p = t.local_path(root, split)
+        except NotImplementedError:
+            continue
+        if p is not None and p.exists():
+            files |= {p} if p.is_file() else {f for f in p.rglob("*") if f.is_file()}
+    if not files:
+        return "hub"
+    h = hashlib.sha256()
+    for f in sorted(files):
+        name = f.relative_to(root) if f.is_relative_to(root) else Path(f.name)
+        h.update(f"{name.as_posix()}|{f.stat().st_size}|".encode())
+        h.update(f.read_bytes())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def _batch_size(cfg: SweepConfig, model: ModelEntry, te: TaskEntry, entry: RunEntry, method: str) -> int:
+    from lntune.train.config import TrainConfig
+
+    if "batch_size" in entry.train:
+        return entry.train["batch_size"]
+    for table in (model.batch_sizes.get(te.name, {}), te.batch_sizes, cfg.batch_sizes):
+        if method in table:
+            return table[method]
+        if "default" in table:
+            return table["default"]
+    return te.train.get("batch_size", cfg.train.get("batch_size", TrainConfig.batch_size))
+
+
+def train_settings(cfg: SweepConfig, te: TaskEntry, entry: RunEntry, **fixed) -> tuple[dict, dict]:
+    """(TrainConfig fields of the spec, machine fields that reach the worker only)."""
+    from lntune.train.config import TrainConfig
+
+    out = asdict(TrainConfig())
+    out.pop("progress")
+    for layer in (cfg.train, te.train, entry.train, fixed):
+        out.update(layer)
+    machine = {k: out.pop(k) for k in MACHINE_FIELDS if k in out}
+    try:
+        TrainConfig(**out, **machine)  # its own checks, here rather than in every worker
+    except LntuneError as e:
+        raise LntuneError(f"{cfg.path}: runs[{entry.index}] on {te.name}: {e}") from None
+    return out, {k: v for k, v in machine.items() if v != getattr(TrainConfig, k)}
+
+
+def task_info(te: TaskEntry) -> tuple[str, str]:
+    """(main metric, nlu | nlg)."""
+    from lntune.data import get_task
+
+    t = get_task(te.name)
+    metric = te.metric or (t.gen_metrics[0] if te.generate else t.metric)
+    return metric, "nlg" if t.head == "causal-lm" else "nlu"
+
+
+def _masks(entry: RunEntry) -> list[tuple[str, float] | None]:
+    if not entry.mask:
+        return [None]
+    return [(k, f) for k in entry.mask["kinds"] for f in entry.mask["fractions"]]
+
+
+def _row(entry: RunEntry, mask) -> str:
+    if mask is None:
+        return entry.row or entry.method
+    return (entry.row or "{kind} f={fraction}").format(kind=mask[0], fraction=f"{mask[1]:g}")
+
+
+def mask_spec(cfg: SweepConfig, model: ModelEntry, task: str, kind: str, fraction: float, seed: int,
+              data: dict[str, str]) -> dict:
+    if kind == "random":
+        return {"kind": kind, "fraction": fraction, "seed": seed}
+    f = cfg.fisher
+    pool = fisher_pool(cfg, model) if kind in ("global", "cv") else [task]
+    fisher = {"examples": f.examples, "batch_size": f.batch_size, "max_length": f.max_length, "seed": f.seed,
+              "tasks": sorted(pool), "data": {t: data[t] for t in sorted(pool)}}
+    return {"kind": kind, "fraction": fraction, "fisher": fisher}
+
+
+def expand(cfg: SweepConfig, data_dir: str | None = None) -> list[Run]:
+    """Every run of the sweep, timing runs first, then by lr priority, seed and config order; a spec
+    that two entries share runs once (under the first entry's row and group)."""
+    data_dir = data_dir or cfg.data_dir
+    data = {t.name: data_fingerprint(t.name, str(data_dir) if data_dir else None) for t in cfg.tasks}
+    runs: list[tuple[tuple, Run]] = []
+    order = {t.name: i for i, t in enumerate(cfg.tasks)}
+    for mi, model in enumerate(cfg.models):
+        runs += [((0, mi, i), r) for i, r in enumerate(_efficiency_runs(cfg, model, data))]
+        for entry in cfg.runs:
+            for task in run_tasks(cfg, model, entry):
+                for (rank, si, n), run in _train_runs(cfg, model, entry, task, data):
+                    runs.append(((1, rank, si, mi, entry.index, order[task], n), run))
+    seen, out = set(), []
+    for _, run in sorted(runs, key=lambda x: x[0]):
+        if run.key not in seen:
+            seen.add(run.key)
+            out.append(run)
+    return out
+
+
+def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict) -> list[tuple[tuple, Run]]:
+    te = cfg.task(task)
+    metric, task_kind = task_info(te)
+    budget = entry.lr_budget or cfg.lr_budget
+    lrs = (entry.lrs or te.lrs or lr_list(cfg, entry.method))[:budget]
+    seeds = entry.seeds or cfg.seeds
+    preset = _preset(model.name, entry.method) if entry.preset else None
+    out = []
+    for mask in _masks(entry):
+        for si, seed in enumerate(seeds):
+            options = effective_options(entry.method, entry.options, seed, preset)
+            for rank, lr in enumerate(lrs):
+                train, machine = train_settings(cfg, te, entry, lr=lr, seed=seed,
+                                                batch_size=_batch_size(cfg, model, te, entry, entry.method))
+                m_seed = (entry.mask or {}).get("seed")
+                spec = {
+                    "kind": "train", "task": task, "model": model.name, "method": entry.method, "options": options,
+                    "mask": mask and mask_spec(cfg, model, task, *mask, seed if m_seed is None else m_seed, data),
+                    "train": train, "train_limit": te.train_limit, "val_limit": te.val_limit,
+                    "eval_limit": te.eval_limit, "test_split": te.test_split,
+                    "generation": {"limit": te.generate, "num_beams": te.num_beams} if te.generate else None,
+                    "data": data[task],
+                }
+                spec = json.loads(canonical(spec))
+                run = Run(spec_key(spec), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
+                          f"runs[{entry.index}]", machine)
+                out.append(((rank, si, len(out)), run))
+    return out
+
+
+def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) -> list[Run]:
+    eff = cfg.efficiency
+    if eff is None:
+        return []
+    task = model.efficiency_task or eff.task
+    if task not in model_tasks(cfg, model):
+        return []
+    te = cfg.task(task)
+    metric, task_kind = task_info(te)
+    out = []
+    for entry in cfg.runs:
+        if entry.group not in eff.groups or entry.mask or task not in run_tasks(cfg, model, entry):
+            continue
+        preset = _preset(model.name, entry.method) if entry.preset else None
+        options = effective_options(entry.method, entry.options, eff.seed, preset)
+        lr = (entry.lrs or te.lrs or lr_list(cfg, entry.method))[0]
+        timing = {"batch_size": eff.batch_size, "seq_len": eff.seq_len, "steps": eff.steps, "warmup": eff.warmup,
+                  "threads": eff.threads or cfg.threads}
+        train, machine = train_settings(cfg, te, entry, batch_size=eff.batch_size, max_length=eff.seq_len, lr=lr,
+                                        seed=eff.seed)
+        spec = {
+            "kind": "efficiency", "task": task, "model": model.name, "method": entry.method, "options": options,
+            "mask": None, "train": train,
+            "train_limit": None, "val_limit": None, "eval_limit": None, "test_split": None, "generation": None,
+            "data": data[task], "efficiency": timing,
+        }
+        spec = json.loads(canonical(spec))
+        out.append(Run(spec_key(spec), spec, entry.row or entry.method, "efficiency", lr, 0, eff.seed, metric,
+                       task_kind, f"runs[{entry.index}] (timing)", machine))
+    return out
+
+
+def summary(runs: list[Run]) -> list[dict]:
+    """Runs per (group, row, task), for --dry-run."""
+    counts: dict[tuple, int] = {}
+    for r in runs:
+        k = (r.spec["model"], r.group, r.row, r.spec["task"])
+        counts[k] = counts.get(k, 0) + 1
+    return [{"model": m, "group": g, "row": row, "task": t, "runs": n} for (m, g, row, t), n in counts.items()]

@@ -1,0 +1,161 @@
+"""One job, in the process that runs it: a training run, a timing run, or a task's Fisher.
+
+`execute(job)` never raises: a run that fails comes back as {"ok": False, "error", "traceback"},
+so a worker always reports. Jobs are plain data (specs, paths, mask bytes): the same job runs in a
+local worker process or in a Ray task on another machine.
+
+    python -m lntune.sweep.run SPEC.json [--mask MASK.safetensors] [--data-dir DIR]
+
+runs one spec (e.g. copied from records.jsonl or failures.jsonl) here and prints its result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+
+def machine() -> str:
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs{gpu}, {platform.system()} {platform.release()}"
+
+
+def seed_everything(seed: int) -> None:
+    """The task head is initialised while the model loads, before training seeds anything."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute(job: dict) -> dict:
+    """Run `job` here; errors are returned, not raised."""
+    try:
+        import torch
+
+        torch.set_num_threads(job.get("threads", 1))
+        if job["kind"] == "fisher":
+            out = _fisher(job)
+        elif job["spec"]["kind"] == "efficiency":
+            from lntune.sweep.efficiency import measure
+
+            out = measure(job["spec"], job.get("data_dir"), job.get("train", {}))
+        else:
+            out = _train(job)
+        return {"ok": True, "machine": machine(), **out}
+    except Exception as e:  # reported and recorded as a failure; the sweep goes on
+        return {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+
+
+def _train(job: dict) -> dict:
+    from lntune.api import train_task
+    from lntune.train import TrainConfig
+
+    spec, data_dir = job["spec"], job.get("data_dir")
+    config = TrainConfig(**{**spec["train"], **job.get("train", {}), "progress": False})
+    options = dict(spec["options"])
+    gen = spec.get("generation") or {}
+    with tempfile.TemporaryDirectory(prefix="lntune-run-") as tmp:
+        if spec.get("mask"):
+            options["mask"] = str(_mask_file(spec, job.get("mask"), Path(tmp), data_dir))
+        seed_everything(config.seed)
+        rec = train_task(
+            spec["task"], spec["model"], spec["method"], options, config, out=None, data_dir=data_dir,
+            train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
+            num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
+        )
+    test = dict(rec.get("test", rec["metrics"]))
+    if "generation" in rec:
+        test.update({k: v for k, v in rec["generation"]["metrics"].items() if v is not None})
+    return {"val": rec["metrics"], "test": test, "counts": rec["counts"], "steps": rec["steps"],
+            "train_seconds": rec["train_seconds"], "sizes": _sizes(rec["data"])}
+
+
+def _sizes(data: dict) -> dict:
+    return {"train": data["train_size"], "val": data["dev_size"], "test": data.get("test_size", data["dev_size"])}
+
+
+def _mask_file(spec: dict, mask: bytes | None, folder: Path, data_dir) -> Path:
+    """The run's LN mask as a file: sent by the driver (Fisher masks) or drawn here (random)."""
+    path = folder / "mask.safetensors"
+    m = spec["mask"]
+    if m["kind"] != "random":
+        if mask is None:
+            raise ValueError(f"run {spec['task']} {m['kind']} f={m['fraction']}: the driver sent no mask")
+        path.write_bytes(mask)
+        return path
+    from lntune.analyse.fisher import ln_names
+    from lntune.analyse.mask import MaskSpec, random_fraction, save_mask
+    from lntune.data import get_task
+    from lntune.model import load_model
+
+    t = get_task(spec["task"])
+    lm = load_model(spec["model"], t.head, max(len(t.labels), 1))
+    params = dict(lm.model.named_parameters())
+    masks = random_fraction({n: params[n].shape for n in ln_names(lm)}, m["fraction"], m["seed"])
+    return save_mask(path, masks, MaskSpec("random", m["fraction"], spec["task"], m["seed"]), [])
+
+
+def _fisher(job: dict) -> dict:
+    """A task's per-element LN Fisher, as the bytes of the safetensors file analyse writes."""
+    from lntune.analyse.fisher import FisherConfig, save_fisher, task_fisher
+
+    s = job["settings"]
+    config = FisherConfig(examples=s["examples"], batch_size=s["batch_size"], ln_only=True,
+                          max_length=s["max_length"], seed=s["seed"], progress=False)
+    result = task_fisher(job["task"], job["model"], config, job.get("data_dir"))
+    with tempfile.TemporaryDirectory(prefix="lntune-fisher-") as tmp:
+        return {"fisher": save_fisher(Path(tmp) / "fisher.safetensors", result).read_bytes()}
+
+
+def _die_with_driver(alive) -> None:
+    # The driver keeps the other end of `alive` open; it closes when the driver dies, even by SIGKILL.
+    try:
+        alive.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(70)
+
+
+def child_main(job: dict, result, alive, device: int | None = None) -> None:
+    """Entry point of a local worker process: watch the driver, run the job, send the result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver ends workers
+    threading.Thread(target=_die_with_driver, args=(alive,), daemon=True).start()
+    if device is not None:  # before anything touches CUDA: accelerate then sees one GPU, cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+    out = execute(job)
+    result.send(out)
+    result.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("spec", type=Path, help="JSON file: a record's spec, or a whole record")
+    ap.add_argument("--mask", type=Path, help="LN mask file for a Fisher-masked run")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    spec = json.loads(args.spec.read_text())
+    spec = spec.get("spec", spec)
+    job = {"kind": "run", "spec": spec, "data_dir": args.data_dir, "threads": args.threads,
+           "mask": args.mask.read_bytes() if args.mask else None}
+    out = execute(job)
+    print(json.dumps(out, indent=2))
+    return 0 if out["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The results store: RESULTS/records.jsonl, one JSON line per finished run, append-only.
+
+Only the sweep driver writes it. Each record is one os.write of a whole line to a file opened with
+O_APPEND, then fsync: a crash leaves at most a torn last line, which readers skip and the next
+driver cuts off (rewrite to a temp file, then os.replace) before it appends. Runs that raised go to
+failures.jsonl, a log that is never read to skip a run: re-running retries them.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import warnings
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+RECORDS = "records.jsonl"
+FAILURES = "failures.jsonl"
+STATUS = "status.json"
+LOCK = ".lock"
+
+
+def _parse(lines: list[bytes]) -> tuple[list[dict], int]:
+    """(complete records, number of bad lines); the first record of a key wins."""
+    out, seen, bad = [], set(), 0
+    for raw in lines:
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            bad += 1
+            continue
+        if not isinstance(rec, dict) or "key" not in rec:
+            bad += 1
+        elif rec["key"] not in seen:
+            seen.add(rec["key"])
+            out.append(rec)
+    return out, bad
+
+
+def _lines(path: Path) -> tuple[list[bytes], bool]:
+    """Newline-terminated lines of `path`, and whether an unterminated tail followed them."""
+    if not path.exists():
+        return [], False
+    data = path.read_bytes()
+    complete, _, tail = data.rpartition(b"\n")
+    return [line for line in complete.split(b"\n") if line.strip()], bool(tail.strip())
+
+
+def read_records(results_dir: str | Path) -> list[dict]:
+    """The complete records of a results folder, in the order they finished.
+
+    A torn (unterminated or unparsable) line is skipped with a warning; a key seen twice keeps its
+    first record."""
+    lines, torn = _lines(Path(results_dir) / RECORDS)
+    records, bad = _parse(lines)
+    if torn or bad:
+        warnings.warn(f"{Path(results_dir) / RECORDS}: skipped {int(torn) + bad} incomplete line(s) "
+                      "(a sweep was interrupted mid-write; the next lntune sweep repairs the file)", stacklevel=2)
+    return records
+
+
+def read_failures(results_dir: str | Path) -> list[dict]:
+    lines, _ = _lines(Path(results_dir) / FAILURES)
+    out = []
+    for raw in lines:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out
+
+
+def append_line(path: Path, obj: dict) -> None:
+    """One os.write of a whole line (O_APPEND), then fsync: the line is there entirely or not at all."""
+    line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):  # disk full: the torn tail is repaired on the next start
+            raise LntuneError(f"{path}: wrote {written} of {len(line)} bytes; free disk space and run the sweep again")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Store:
+    """A results folder held by one driver: lock, repair, read, append."""
+
+    def __init__(self, results_dir: str | Path) -> None:
+        self.dir = Path(results_dir)
+        self.records_path = self.dir / RECORDS
+        self.failures_path = self.dir / FAILURES
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> Store:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        self.repair()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    def lock(self) -> None:
+        # flock dies with the process, so a SIGKILLed driver never leaves the folder locked.
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise LntuneError(
+                f"{self.dir}: another lntune sweep (pid {holder}) is writing these results; "
+                "wait for it to finish, or give this sweep another --results folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def repair(self) -> int:
+        """Drop a torn tail, unparsable lines and repeated keys; returns how many lines went."""
+        lines, torn = _lines(self.records_path)
+        records, bad = _parse(lines)
+        dropped = int(torn) + bad + (len(lines) - bad - len(records))
+        if dropped:
+            body = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
+            write_atomic(self.records_path, body)
+        return dropped
+
+    def records(self) -> list[dict]:
+        return read_records(self.dir)
+
+    def keys(self) -> set[str]:
+        return {r["key"] for r in self.records()}
+
+    def append(self, record: dict) -> None:
+        append_line(self.records_path, record)
+
+    def append_failure(self, failure: dict) -> None:
+        append_line(self.failures_path, failure)
+
+    def write_status(self, status: dict) -> None:
+        write_atomic(self.dir / STATUS, (json.dumps(status, indent=1) + "\n").encode())

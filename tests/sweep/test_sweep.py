@@ -1,0 +1,84 @@
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from lntune.cli import app
+from lntune.sweep.config import load_config
+from lntune.sweep.driver import run_sweep
+from lntune.sweep.grid import expand, spec_key
+from lntune.sweep.store import read_failures, read_records
+
+from .conftest import comparable, tiny_sweep, write_yaml
+
+
+def test_tiny_sweep_writes_one_record_per_run(reference):
+    path, results, records = reference
+    runs = {r.key: r for r in expand(load_config(path))}
+    assert sorted(r["key"] for r in records) == sorted(runs)  # one record per run
+    for rec in records:
+        run = runs[rec["key"]]
+        assert rec["key"] == spec_key(rec["spec"]) and rec["spec"] == run.spec
+        assert (rec["row"], rec["group"], rec["lr"], rec["lr_rank"], rec["seed"]) == \
+            (run.row, run.group, run.lr, run.lr_rank, run.seed)
+        assert rec["sweep"] == "tiny" and rec["task_kind"] == "nlu" and rec["finished_at"].endswith("Z")
+    train = [r for r in records if r["spec"]["kind"] == "train"]
+    for r in train:
+        assert r["metric"] == "accuracy" and r["score"] == r["test"]["accuracy"]
+        assert r["val_score"] == r["val"]["accuracy"] and r["val_metric"] == "accuracy"
+        assert r["sizes"] == {"train": 32, "val": 16, "test": 32} and r["steps"] == 2 and r["efficiency"] is None
+    ln = [r["counts"]["tuned"] for r in train if r["method"] == "ln" and not r["spec"]["mask"]]
+    masked = [r for r in train if r["spec"]["mask"]]
+    assert [r["row"] for r in masked] == ["individual f=0.5", "cv f=0.5", "random f=0.5"]
+    assert all(r["counts"]["tuned"] == round(0.5 * ln[0]) for r in masked)
+    timing = [r for r in records if r["spec"]["kind"] == "efficiency"]
+    assert len(timing) == 1 and timing[0]["group"] == "efficiency" and timing[0]["score"] is None
+    e = timing[0]["efficiency"]
+    assert e["train_step_seconds"] > 0 and e["infer_batch_seconds"] > 0 and e["peak_memory_mb"] > 0
+    assert (e["batch_size"], e["seq_len"], e["device"]) == (4, 16, "cpu")
+    assert len(list((results / "fisher").glob("fisher-*.safetensors"))) == 2  # sst2 and rte, for the cv mask
+    assert json.loads((results / "status.json").read_text())["running"] == []
+
+
+def test_a_record_equals_a_plain_training_run(reference, data_dir):
+    """The worker's numbers are lntune.api.train_task's, for the same settings."""
+    from lntune.api import train_task
+    from lntune.sweep.run import seed_everything
+    from lntune.train import TrainConfig
+
+    rec = next(r for r in reference[2] if r["method"] == "bitfit" and r["task"] == "rte" and r["seed"] == 2)
+    s = rec["spec"]
+    seed_everything(2)
+    got = train_task(s["task"], s["model"], "bitfit", s["options"], TrainConfig(**s["train"], progress=False), None,
+                     data_dir, s["train_limit"], s["eval_limit"], val_limit=s["val_limit"], test_split="dev")
+    assert got["metrics"] == rec["val"] and got["test"] == rec["test"] and got["counts"] == rec["counts"]
+
+
+def test_a_torn_last_line_is_repaired_and_its_run_redone(reference, tmp_path):
+    path, results, records = reference
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    lines = (copy / "records.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "records.jsonl").write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    report = run_sweep(load_config(path), copy, progress=False)
+    assert (report.skipped, report.done, report.failed) == (len(records) - 1, 1, [])
+    assert comparable(read_records(copy)) == comparable(records)
+    assert (copy / "records.jsonl").read_bytes().count(b"\n") == len(records)
+
+
+def test_failed_runs_are_logged_and_retried(tiny_model, data_dir, tmp_path):
+    cfg = tiny_sweep(tiny_model, data_dir, seeds=[1], tasks=["sst2"], efficiency=None, runs=[
+        {"method": "bitfit"},
+        {"method": "ln", "options": {"layers": "0-9"}, "row": "too deep"},  # the tiny model has 4 layers
+    ])
+    path = write_yaml(tmp_path / "s.yaml", cfg)
+    args = ["sweep", str(path), "--results", str(tmp_path / "r"), "--no-progress"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 1, out.output
+    assert "1 finished now, 1 failed" in out.output and "failed: sst2 ln" in out.output and "0-9" in out.output
+    assert [r["method"] for r in read_records(tmp_path / "r")] == ["bitfit"]
+    failures = read_failures(tmp_path / "r")
+    assert len(failures) == 1 and "MethodError" in failures[0]["error"] and failures[0]["row"] == "too deep"
+    out = CliRunner().invoke(app, args)  # the same command retries the failure only
+    assert out.exit_code == 1 and "1 were already in" in out.output and "0 finished now, 1 failed" in out.output
+    assert len(read_failures(tmp_path / "r")) == 2 and len(read_records(tmp_path / "r")) == 1
