@@ -121,7 +121,7 @@ def train_task(
     if val_limit is not None or test_split != "dev":
         test_ex = load_split(task, test_split, data_dir, eval_limit, config.seed)
         record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
-        record["test"] = _score(tuning.lm, t, feats(test_ex), config)
+        record["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
     if generate:
         record["generation"] = _generation(
             tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
@@ -136,10 +136,10 @@ def train_task(
     return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
 
 
-def _score(lm, t, feats: list[dict], config: TrainConfig) -> dict:
+def _score(lm, t, feats: list[dict], batch_size: int, mixed_precision: str) -> dict:
     """Metrics of the model as it is on encoded examples, with the autocast training used."""
-    loader = DataLoader(feats, config.eval_batch_size, collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
-    acc = make_accelerator(config.mixed_precision)
+    loader = DataLoader(feats, batch_size, collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
+    acc = make_accelerator(mixed_precision)
     model, loader = acc.prepare(lm.model, loader)
     return evaluate(model, loader, t.head, acc, t.labels)
 
@@ -150,12 +150,8 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     cfg, data = meta["train"], meta["data"]
     t = get_task(meta["task"]["name"])
     dev_ex = load_split(t.name, "dev", data_dir, data["eval_limit"], cfg["seed"])
-    lm = tuning.lm
-    feats = encode(dev_ex, lm.tokenizer, t.head, cfg["max_length"])
-    loader = DataLoader(feats, cfg["eval_batch_size"], collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
-    acc = make_accelerator(cfg["mixed_precision"])  # same autocast as the evaluations during training
-    model, loader = acc.prepare(lm.model, loader)
-    return evaluate(model, loader, t.head, acc, t.labels)
+    feats = encode(dev_ex, tuning.lm.tokenizer, t.head, cfg["max_length"])
+    return _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
 
 
 def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None,
