@@ -17,6 +17,15 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 H, L = 32, 4  # tiny hidden size and depth
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models spend more on thread hand-offs than on maths, badly so on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     assert DATA_DIR.is_dir(), f"the shared data folder is expected at {DATA_DIR}"

@@ -1,11 +1,6 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models spend more on thread hand-offs than on maths, badly so on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_thread):  # every analysis test runs single-threaded (tests/conftest.py)
     yield
-    torch.set_num_threads(before)

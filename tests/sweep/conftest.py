@@ -7,11 +7,8 @@ TIMING = {"finished_at", "machine", "train_seconds", "efficiency", "commit"}  # 
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_thread):  # every sweep test runs single-threaded (tests/conftest.py)
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -359,13 +359,14 @@ def _models(r: _Reader, value, at: str, task_names: list[str]) -> list[ModelEntr
     return out
 
 
-def _subset(r: _Reader, value, at: str, names: list[str], one: bool = False):
+def _subset(r: _Reader, value, at: str, names: list[str], one: bool = False,
+            unknown: str = "task {!r} is not under tasks: (have {})"):
     if value is None:
         return None
     items = r.listed(value, at, r.string)
     bad = [t for t in items if t not in names]
     if bad:
-        raise r.error(at, f"task {bad[0]!r} is not under tasks: (have {', '.join(names)})")
+        raise r.error(at, unknown.format(bad[0], ", ".join(names)))
     if one and len(items) != 1:
         raise r.error(at, "name one task")
     return items[0] if one else items
@@ -393,7 +394,8 @@ def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: li
         lrs=r.lrs(item["lrs"], f"{at}.lrs") if "lrs" in item else None,
         lr_budget=r.number(item.get("lr_budget"), f"{at}.lr_budget", int, lo=1, none=True),
         tasks=_subset(r, item.get("tasks"), f"{at}.tasks", task_names),
-        models=_names(r, item.get("models"), f"{at}.models", model_names),
+        models=_subset(r, item.get("models"), f"{at}.models", model_names,
+                       unknown="model {!r} is not one of the sweep's models ({})"),
         seeds=r.listed(item["seeds"], f"{at}.seeds", lambda v, a: r.number(v, a, int)) if "seeds" in item else None,
         preset=r.string(item.get("preset"), f"{at}.preset", none=True),
         train=r.train(item, at, known),
@@ -402,16 +404,6 @@ def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: li
         raise r.error(f"{at}.preset", f"{entry.preset!r}: the only preset is paper")
     _check_heads(r, entry, at, [t for t in tasks if entry.tasks is None or t.name in entry.tasks])
     return entry
-
-
-def _names(r: _Reader, value, at: str, names: list[str]) -> list[str] | None:
-    if value is None:
-        return None
-    items = r.listed(value, at, r.string)
-    bad = [m for m in items if m not in names]
-    if bad:
-        raise r.error(at, f"model {bad[0]!r} is not one of the sweep's models ({', '.join(names)})")
-    return items
 
 
 def _any():
