@@ -91,7 +91,7 @@ def test_paper_quick_parses_and_expands():
     cfg = load_config(BENCH / "paper_quick.yaml")
     runs = expand(cfg)
     assert {r.group for r in runs} == {"main", "unified", "ablation", "subset", "fraction", "efficiency"}
-    assert len(runs) == len({r.key for r in runs}) == 118
+    assert len(runs) == len({r.key for r in runs}) == 146
     assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
     assert sum(r.kind == "efficiency" for r in runs) == 7  # one per method of table 1
     assert cfg.workers == 2 and cfg.threads == 1 and {m.name for m in cfg.models} == {"minilm"}

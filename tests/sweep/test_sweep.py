@@ -82,3 +82,21 @@ def test_failed_runs_are_logged_and_retried(tiny_model, data_dir, tmp_path):
     out = CliRunner().invoke(app, args)  # the same command retries the failure only
     assert out.exit_code == 1 and "1 were already in" in out.output and "0 finished now, 1 failed" in out.output
     assert len(read_failures(tmp_path / "r")) == 2 and len(read_records(tmp_path / "r")) == 1
+
+
+def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_path):
+    path, results, records = reference
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    old = [r for r in records if r["spec"]["kind"] == "efficiency"]
+    out = CliRunner().invoke(app, ["sweep", str(path), "--results", str(copy), "--no-progress", "--redo-timing"])
+    assert out.exit_code == 0, out.output
+    assert f"{len(records) - len(old)} were already in" in out.output and "1 finished now, 0 failed" in out.output
+    now = read_records(copy)
+    assert sorted(r["key"] for r in now) == sorted(r["key"] for r in records)  # same runs, none twice
+    assert comparable(now) == comparable(records)
+    new = next(r for r in now if r["spec"]["kind"] == "efficiency")
+    assert new["finished_at"] >= old[0]["finished_at"] and new["efficiency"]["train_step_seconds"] > 0
+    retired = [json.loads(line) for line in (copy / "retired.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in retired] == [old[0]["key"]] and retired[0]["efficiency"] == old[0]["efficiency"]
+    assert retired[0]["retired_at"].endswith("Z")

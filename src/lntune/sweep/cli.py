@@ -19,6 +19,9 @@ def sweep_cmd(
     data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR", help="folder with the upstream files"),
     dry_run: bool = typer.Option(False, "--dry-run", help="count the runs and those already done; run nothing"),
     progress: bool = typer.Option(True, help="progress line on stderr"),
+    redo_timing: bool = typer.Option(
+        False, "--redo-timing", help="measure the timing runs again (old records move to retired.jsonl); "
+        "use it when the machine was busy while they ran"),
 ) -> None:
     """Run a sweep; finished runs are appended to RESULTS/records.jsonl, and re-running the same command
     after an interruption skips them and re-does the rest. Exits 1 if any run failed (see failures.jsonl)."""
@@ -41,7 +44,7 @@ def sweep_cmd(
             from lntune.sweep.ray_backend import RayBackend
 
             backend = RayBackend(ray, **cfg.resources)
-        report = run_sweep(cfg, results, backend, data_dir, progress)
+        report = run_sweep(cfg, results, backend, data_dir, progress, redo_timing)
     except LntuneError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -38,8 +38,11 @@ def results_dir(cfg: SweepConfig, results: str | Path | None) -> Path:
 
 
 def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None, data_dir: str | Path | None = None,
-              progress: bool = True) -> SweepReport:
-    """Run every run of `cfg` that RESULTS/records.jsonl lacks; returns what happened."""
+              progress: bool = True, redo_timing: bool = False) -> SweepReport:
+    """Run every run of `cfg` that RESULTS/records.jsonl lacks; returns what happened.
+
+    `redo_timing` first retires the grid's timing records (to RESULTS/retired.jsonl), e.g. when
+    something else loaded the machine while they ran, so they are measured again."""
     from lntune.data import resolve_data_dir
 
     root = resolve_data_dir(data_dir or cfg.data_dir)
@@ -50,6 +53,8 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
         backend = LocalBackend(cfg.workers, [m.name for m in cfg.models], cfg.devices)
     with Store(results_dir(cfg, results)) as store, backend:
         runs = expand(cfg, data)
+        if redo_timing:
+            store.retire({r.key for r in runs if r.kind == "efficiency"})
         have = store.keys()
         pending = [r for r in runs if r.key not in have]
         report = SweepReport(store.dir, len(runs), len(runs) - len(pending))

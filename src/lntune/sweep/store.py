@@ -3,13 +3,15 @@
 Only the sweep driver writes it. Each record is one os.write of a whole line to a file opened with
 O_APPEND, then fsync: a crash leaves at most a torn last line, which readers skip and the next
 driver cuts off (rewrite to a temp file, then os.replace) before it appends. Runs that raised go to
-failures.jsonl, a log that is never read to skip a run: re-running retries them.
+failures.jsonl, a log that is never read to skip a run: re-running retries them. Records the user asks
+to redo (`lntune sweep --redo-timing`) move to retired.jsonl, so no measurement is ever deleted.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from lntune.errors import LntuneError
 
 RECORDS = "records.jsonl"
 FAILURES = "failures.jsonl"
+RETIRED = "retired.jsonl"
 STATUS = "status.json"
 LOCK = ".lock"
 
@@ -145,6 +148,21 @@ class Store:
     def records(self) -> list[dict]:
         return read_records(self.dir)
 
+    def retire(self, keys: set[str]) -> int:
+        """Move the records of `keys` to retired.jsonl so their runs are redone; returns how many moved.
+
+        Copy first, then rewrite records.jsonl atomically: a crash in between leaves the record in both
+        files (redone later or not, never lost)."""
+        records = self.records()
+        going = [r for r in records if r["key"] in keys]
+        for r in going:
+            append_line(self.dir / RETIRED, {**r, "retired_at": _now()})
+        if going:
+            body = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n"
+                            for r in records if r["key"] not in keys)
+            write_atomic(self.records_path, body)
+        return len(going)
+
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
 
@@ -156,3 +174,7 @@ class Store:
 
     def write_status(self, status: dict) -> None:
         write_atomic(self.dir / STATUS, (json.dumps(status, indent=1) + "\n").encode())
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
