@@ -64,7 +64,7 @@ def test_main_table_values_average_and_missing_task_footnote():
     assert any("D (no t3)" in n for n in table.notes)
     assert any("lower-is-better" in n and "t2" in n for n in table.notes)
     md = table_md(table)
-    assert "| B | 0.04% | **90.0 ± 0.0** | **1.20 ± 0.00** |" in md
+    assert "| B | 0.04% | **90.0 ± 0.0** | **1.20** |" in md  # t2 has one seed: no ±
     assert "<ins>85.0 ± 0.0</ins>" in md
 
 
@@ -161,6 +161,22 @@ def test_fraction_table_and_series():
     xs, means, stds = build.fraction_series(cells)[("minilm", "sst2")]["lines"]["individual"]
     assert xs == [0.1, 0.5]
     assert means == pytest.approx([15.0, 55.0]) and stds == pytest.approx([100 * statistics.stdev([0.1, 0.2])] * 2)
+    assert build.fraction_series(cells)[("minilm", "sst2")]["refs"] == {}
+
+
+def test_fraction_borrows_main_ln_as_the_fraction_one_reference():
+    recs = [record(group="fraction", row=f"cv{f}", mask={"kind": "cv", "fraction": f}, score=f, val=f)
+            for f in (0.1, 0.3)]
+    recs += [record(row="LN", seed=s, score=v, val=v) for s, v in enumerate([0.7, 0.8])]
+    recs += [record(row="Only bias", group="ablation", options={"terms": "bias"}, score=0.1),
+             record(row="LN", task="rte", score=0.5)]  # another task: not a reference for sst2
+    table = build.fraction_table(aggregate(recs))
+    assert table.columns == ["0.1", "0.3", "1"]
+    assert [r.label for r in table.rows] == ["sst2", "cv", build.ALL_LN]
+    assert table.cell(build.ALL_LN, "1").value == pytest.approx(75.0) and table.cell("cv", "1").value is None
+    assert table.cell(build.ALL_LN, "0.1").value is None and table.cell("cv", "0.3").value == pytest.approx(30.0)
+    refs = build.fraction_series(aggregate(recs))[("minilm", "sst2")]["refs"]
+    assert refs == {build.ALL_LN: (pytest.approx(75.0), pytest.approx(100 * statistics.stdev([0.7, 0.8])))}
 
 
 def test_efficiency_relative_to_full_ft_and_absolute_without_it():

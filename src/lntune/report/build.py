@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from scipy.stats import rankdata
 
@@ -77,8 +77,8 @@ def _row_key(c: Cell) -> tuple:
 def _score(c: Cell | None) -> Value:
     if c is None:
         return Value()
-    s = percent_scale(c.metric)
-    return score_value(c.mean * s, c.std * s, decimals(c.metric))
+    s = percent_scale(c.metric)  # one seed has no spread: "± 0.0" would claim one
+    return score_value(c.mean * s, c.std * s if len(c.scores) > 1 else None, decimals(c.metric))
 
 
 def _para(grid: Grid, model: str, row: str, tasks: list[str]) -> Value:
@@ -162,7 +162,7 @@ def _nlu_table(name: str, title: str, grid: Grid, tasks: list[str]) -> Table:
 def _score_notes(grid: Grid, tasks: list[str], marks: bool = True) -> list[str]:
     metrics = ", ".join(f"{t} {grid.metric[t]}" for t in tasks)
     return [f"Test score mean ± sample std over seeds at the lr with the best mean validation score; "
-            f"0-1 metrics x100. Metrics: {metrics}." + (" Bold: best, underlined: second best per column."
+            f"0-1 metrics x100 (no ± where one seed ran). Metrics: {metrics}." + (" Bold: best, underlined: second best per column."
                                                          if marks else "")]
 
 
@@ -434,17 +434,31 @@ def _kw_row(name: str, scope: str, groups: list[list[float]]) -> Row:
                       Value(format_p(kw), kw.pvalue)])
 
 
+ALL_LN = "all LN (no mask)"
+
+
 def fraction_cells(cells: list[Cell]) -> list[Cell]:
-    return [c for c in cells if c.group == "fraction"]
+    """The fraction group, plus main's plain LN cell of each (model, task) it has no unmasked cell for:
+    training every LN element is the fraction-1 end of paper 002's fig. 5."""
+    frac = [c for c in cells if c.group == "fraction"]
+    have = {(c.model, c.task) for c in frac if c.fraction is None}
+    want = {(c.model, c.task) for c in frac} - have
+    defaults = ln_defaults()
+    borrowed = [replace(c, row=ALL_LN) for c in cells if c.group == "main" and c.method == "ln"
+                and not c.mask_kind and (c.model, c.task) in want and not ablation_kind(c, defaults)]
+    return frac + borrowed
 
 
 def fraction_table(cells: list[Cell]) -> Table | None:
-    """Paper 002 fig. 5 as numbers: one block per task, one row per mask kind, one column per fraction."""
-    frac = [c for c in fraction_cells(cells) if c.fraction is not None]
+    """Paper 002 fig. 5 as numbers: one block per task, one row per mask kind, one column per fraction, and
+    an unmasked LN row in a last column "1" where there is one."""
+    cells = fraction_cells(cells)
+    frac = [c for c in cells if c.fraction is not None]
     if not frac:
         return None
+    refs = [c for c in cells if c.fraction is None]
     fractions = sorted({c.fraction for c in frac})
-    table = Table("fraction", "Score vs trained fraction of LN", [f"{f:g}" for f in fractions],
+    table = Table("fraction", "Score vs trained fraction of LN", [f"{f:g}" for f in fractions] + (["1"] if refs else []),
                   label_header="Mask")
     models = _ordered(frac, lambda c: c.model)
     for model in models:
@@ -455,13 +469,18 @@ def fraction_table(cells: list[Cell]) -> Table | None:
                                                                        else len(MASK_ORDER), str(k)))
             for kind in kinds:
                 by_f = {c.fraction: c for c in here if c.mask_kind == kind}
-                table.rows.append(Row(str(kind), [_score(by_f.get(f)) for f in fractions]))
+                table.rows.append(Row(str(kind), [_score(by_f.get(f)) for f in fractions] + ([Value()] if refs
+                                                                                                  else [])))
             metric = here[0].metric
             for i in range(len(fractions)):
                 mark_column_block(table, i, higher_is_better(metric), decimals(metric), len(kinds))
+            for ref in (c for c in refs if (c.model, c.task) == (model, task)):
+                table.rows.append(Row(ref.row, [Value() for _ in fractions] + [_score(ref)]))
     table.notes.append("Mean ± std over seeds of the test score, per mask kind (individual: the task's own Fisher; "
-                       "global: all tasks'; cv: all other tasks'; random) and fraction of LN elements trained. "
-                       "Bold/underlined: best/second kind at each fraction.")
+                       "global: all tasks'; cv: all other tasks'; random: a seeded draw) and fraction of LN elements "
+                       "trained. Bold/underlined: best/second kind at each fraction.")
+    if any(c.row == ALL_LN for c in refs):
+        table.notes.append(f"{ALL_LN}: the main table's LN row, every LN element trained (fraction 1).")
     return table
 
 
