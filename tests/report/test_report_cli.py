@@ -56,7 +56,7 @@ def test_cli_writes_report_tables_and_figures(written):
     out, text = written
     for name in ("report.md", "report.html", "cells.csv", "fraction_curves.png", "efficiency.png"):
         assert (out / name).stat().st_size > 0, name
-    for table in ("main", "unified", "ablation", "subset", "subset_kruskal", "fraction", "efficiency"):
+    for table in ("findings", "main", "unified", "ablation", "subset", "subset_kruskal", "fraction", "efficiency"):
         assert (out / f"{table}.csv").exists() and table in text
         assert json.loads((out / f"{table}.json").read_text())["name"] == table
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temp files
@@ -79,7 +79,7 @@ def test_html_is_self_contained_and_holds_the_tables(written):
     assert "<script" not in html and "<link" not in html
     srcs = re.findall(r'<img src="([^"]+)"', html)
     assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
-    for table in ("main", "unified", "ablation", "subset", "subset_kruskal", "fraction", "efficiency"):
+    for table in ("findings", "main", "unified", "ablation", "subset", "subset_kruskal", "fraction", "efficiency"):
         assert f'<table id="{table}">' in html
     assert "<b>86.5 ± 0.7</b>" in html and '<span class="delta good">(+2.0)</span>' in html
     assert "change_heatmap.png" in html

@@ -162,7 +162,8 @@ def _nlu_table(name: str, title: str, grid: Grid, tasks: list[str]) -> Table:
 def _score_notes(grid: Grid, tasks: list[str], marks: bool = True) -> list[str]:
     metrics = ", ".join(f"{t} {grid.metric[t]}" for t in tasks)
     return [f"Test score mean ± sample std over seeds at the lr with the best mean validation score; "
-            f"0-1 metrics x100 (no ± where one seed ran). Metrics: {metrics}." + (" Bold: best, underlined: second best per column."
+            f"0-1 metrics x100 (no ± where one seed ran). Metrics: {metrics}."
+            + (" Bold: best, underlined: second best per column."
                                                          if marks else "")]
 
 
@@ -458,8 +459,8 @@ def fraction_table(cells: list[Cell]) -> Table | None:
         return None
     refs = [c for c in cells if c.fraction is None]
     fractions = sorted({c.fraction for c in frac})
-    table = Table("fraction", "Score vs trained fraction of LN", [f"{f:g}" for f in fractions] + (["1"] if refs else []),
-                  label_header="Mask")
+    columns = [f"{f:g}" for f in fractions] + (["1"] if refs else [])
+    table = Table("fraction", "Score vs trained fraction of LN", columns, label_header="Mask")
     models = _ordered(frac, lambda c: c.model)
     for model in models:
         for task in _ordered([c for c in frac if c.model == model], lambda c: c.task):

@@ -12,6 +12,7 @@ from lntune.report import build, html, markdown
 from lntune.report.aggregate import Cell, aggregate, is_efficiency, load_records
 from lntune.report.document import Document, Figure, Section
 from lntune.report.efficiency import efficiency_rows, efficiency_table
+from lntune.report.findings import findings_table
 from lntune.report.tables import Table
 
 REPORT_DIR = "report"
@@ -56,6 +57,8 @@ def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dir
 
     doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.get('sweep'))) or 'results'}",
                    header(records, cells))
+    if t := findings_table(cells, records):
+        doc.sections.append(Section("The papers' findings, checked", [t]))
     if main := build.main_tables(cells):
         doc.sections.append(Section("Main results (paper 000 tables 1-2)", main))
     if t := build.unified_table(cells):
