@@ -76,6 +76,22 @@ def skins_for(tiny_dir, tmp_path):
     return make
 
 
+@pytest.fixture
+def bert_bank(skins_for):
+    """bert_bank(loaded) -> (SkinBank on tiny BERT with the `loaded` skins, base dir, {name: skin dir}) over the
+    skins all, top, three and reg."""
+    from lntune.serve import SkinBank
+
+    def make(loaded: tuple[str, ...]):
+        base, skins = skins_for("bert", only=("all", "top", "three", "reg"))
+        bank = SkinBank(str(base))
+        for name in loaded:
+            bank.add_skin(name, skins[name])
+        return bank, base, skins
+
+    return make
+
+
 def reference_logits(bank, skin_dir: Path, base: str | Path, texts: list) -> torch.Tensor:
     """The texts through a fresh base with the skin applied the normal way (load_skin), alone."""
     from lntune.skin import load_skin

@@ -14,12 +14,8 @@ from .conftest import TEXTS, make_skin, reference_logits
 
 
 @pytest.fixture
-def bank_and_skins(skins_for):
-    base, skins = skins_for("bert", only=("all", "top", "three", "reg"))
-    bank = SkinBank(str(base))
-    for name in ("all", "three", "reg"):
-        bank.add_skin(name, skins[name])
-    return bank, base, skins
+def bank_and_skins(bert_bank):
+    return bert_bank(("all", "three", "reg"))
 
 
 def test_predict_answers_labels_probabilities_and_values(bank_and_skins):

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from lntune.serve import SkinBank, create_app
+from lntune.serve import create_app
 
 from .conftest import TEXTS, reference_logits
 
@@ -18,11 +18,8 @@ def _body(*rows) -> dict:
 
 
 @pytest.fixture
-def served(skins_for):
-    base, skins = skins_for("bert", only=("all", "top", "three", "reg"))
-    bank = SkinBank(str(base))
-    for name in ("all", "top", "three"):
-        bank.add_skin(name, skins[name])
+def served(bert_bank):
+    bank, base, skins = bert_bank(("all", "top", "three"))
     return TestClient(create_app(bank, max_inputs=16, skin_root=skins["all"].parent)), bank, base, skins
 
 
