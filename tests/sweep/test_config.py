@@ -100,7 +100,7 @@ def test_paper_quick_parses_and_expands():
 def test_paper_full_parses_and_expands_offline():
     cfg = load_config(BENCH / "paper_full.yaml")
     runs = expand(cfg, data_dir="/nowhere")  # hub models and data: nothing is downloaded to expand
-    assert len(runs) == len({r.key for r in runs}) == 3050
+    assert len(runs) == len({r.key for r in runs}) == 3194
     assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
     assert {r.spec["model"] for r in runs} == {"bert-base-uncased", "bert-large-uncased", "gpt2-medium",
                                               "bert-large-cased"}
