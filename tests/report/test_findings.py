@@ -83,6 +83,16 @@ def test_efficiency_claims_relative_to_full_ft():
     assert infer[2].text == "yes"
     assert rows["Every PEFT method trains in under 90% of FT's time (BERT-base)"][2].text == "no"  # MAM at 92
     assert rows["MAM is the slowest PEFT method to train"][2].text == "yes"
+    assert not any("prefix-tuning (NLU)" in claim for claim in rows)  # no adapter timed: left out
+
+
+@pytest.mark.parametrize("adapter_infer, want", [(0.33, "yes"), (0.37, "no")])
+def test_adapter_vs_prefix_needs_both_train_and_inference(adapter_infer, want):
+    recs = [efficiency("full", "FT", 1.0, 0.30), efficiency("ln", "LN", 0.70, 0.28),
+            efficiency("prefix", "Prefix", 0.80, 0.36), efficiency("par_adapter_ffn", "Adapter", 0.65, adapter_infer)]
+    row = by_claim(findings_table([], recs))["Adapters train and infer faster than prefix-tuning (NLU)"]
+    assert row[1].text == f"train Adapter 65.0 vs Prefix 80.0; infer {100 * adapter_infer / 0.30:.1f} vs 120.0"
+    assert row[2].text == want
 
 
 def test_nothing_to_check_gives_no_table():

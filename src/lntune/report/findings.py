@@ -18,6 +18,7 @@ from lntune.report.tables import Row, Table, Value
 MHA_METHODS = ("prefix", "seq_adapter_mha")  # paper 000 sec. 4.4: X tunes the attention block
 FFN_METHODS = ("par_adapter_ffn", "seq_adapter_ffn")  # X tunes the feed-forward block
 ADDED_MODULES = ("par_adapter_ffn", "seq_adapter_ffn", "seq_adapter_mha", "prefix", "mam", "3v", "lora")
+ADAPTERS = ("par_adapter_ffn", "seq_adapter_ffn", "seq_adapter_mha")
 TRAIN, INFER = "train_step_seconds", "infer_batch_seconds"
 
 
@@ -179,6 +180,13 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
         out.append(Finding("MAM is the slowest PEFT method to train", "000 sec. 4.3",
                            f"{name['mam']} {peft['mam'][TRAIN]:.1f}; slowest {name[slow]} {peft[slow][TRAIN]:.1f}",
                            slow == "mam"))
+    adapter = next((m for m in ADAPTERS if m in peft), None)
+    if adapter and "prefix" in peft and peft["prefix"].get(INFER) is not None:
+        a, p = peft[adapter], peft["prefix"]
+        out.append(Finding("Adapters train and infer faster than prefix-tuning (NLU)", "000 sec. 4.3",
+                           f"train {name[adapter]} {a[TRAIN]:.1f} vs {name['prefix']} {p[TRAIN]:.1f}; "
+                           f"infer {a[INFER]:.1f} vs {p[INFER]:.1f}",
+                           a[TRAIN] <= p[TRAIN] and a[INFER] <= p[INFER]))
     return out
 
 
