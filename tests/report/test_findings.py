@@ -103,3 +103,17 @@ def test_nothing_to_check_gives_no_table():
                                                  (-0.5, None, "no (one seed)"), (None, None, "no")])
 def test_verdict_flags(margin, noise, want):
     assert Finding("c", "s", "h", margin is not None and margin >= 0, margin, noise).verdict == want
+
+
+def test_timing_claims_are_flagged_within_the_spread_of_repeated_timings():
+    def timed(method, row, trains, infer=0.3):
+        return [efficiency(method, row, t, infer) for t in trains]
+    # LN beats BitFit by 2 points on the FT = 100 scale, but each was timed 3 times with a std of 10 points
+    recs = timed("full", "FT", [1.0, 1.0, 1.0]) + timed("ln", "LN", [0.6, 0.7, 0.8]) + \
+        timed("bitfit", "BitFit", [0.62, 0.72, 0.82])
+    row = by_claim(findings_table([], recs))["LN-tuning has the shortest training step of all methods"]
+    assert row[2].text == "yes (within noise)"
+    # the same gap with a tight spread is a plain yes
+    recs = timed("full", "FT", [1.0, 1.0, 1.0]) + timed("ln", "LN", [0.699, 0.7, 0.701]) + \
+        timed("bitfit", "BitFit", [0.719, 0.72, 0.721])
+    assert by_claim(findings_table([], recs))["LN-tuning has the shortest training step of all methods"][2].text == "yes"

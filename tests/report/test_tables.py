@@ -215,3 +215,16 @@ def test_main_group_splits_nlu_and_nlg_and_other_groups_get_a_table():
     assert "Avg." not in nlu.columns  # one task: nothing to average
     [extra] = build.other_tables(cells)
     assert extra.name == "group_extra" and extra.cell("X", "sst2").value == pytest.approx(70.0)
+
+
+def test_efficiency_repeats_give_mean_and_std_on_the_ft_scale():
+    ft, ln = [0.8, 1.0, 0.9], [0.40, 0.50, 0.45]
+    recs = [efficiency("full", "FT", t, 0.2) for t in ft] + [efficiency("ln", "LN", t, 0.2) for t in ln]
+    table = efficiency_table(recs)
+    cell = table.cell("LN", "Train (FT = 100)")
+    assert cell.value == pytest.approx(100 * statistics.fmean(ln) / statistics.fmean(ft))
+    assert cell.std == pytest.approx(100 * statistics.stdev(ln) / statistics.fmean(ft))
+    assert cell.text == f"{cell.value:.1f} ± {cell.std:.1f}"
+    assert any("timed 3 times" in n for n in table.notes)
+    single = efficiency_table([efficiency("full", "FT", 0.8, 0.2), efficiency("ln", "LN", 0.4, 0.2)])
+    assert single.cell("LN", "Train (FT = 100)").std is None and "±" not in single.cell("LN", "Train (FT = 100)").text

@@ -91,16 +91,16 @@ def test_paper_quick_parses_and_expands():
     cfg = load_config(BENCH / "paper_quick.yaml")
     runs = expand(cfg)
     assert {r.group for r in runs} == {"main", "unified", "ablation", "subset", "fraction", "efficiency"}
-    assert len(runs) == len({r.key for r in runs}) == 146
-    assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
-    assert sum(r.kind == "efficiency" for r in runs) == 7  # one per method of table 1
+    assert len(runs) == len({r.key for r in runs}) == 139 + 21
+    assert sum(r.kind == "train" for r in runs) == grid_size(cfg) == 139
+    assert sum(r.kind == "efficiency" for r in runs) == 7 * cfg.efficiency.repeats == 21  # methods of table 1
     assert cfg.workers == 2 and cfg.threads == 1 and {m.name for m in cfg.models} == {"minilm"}
 
 
 def test_paper_full_parses_and_expands_offline():
     cfg = load_config(BENCH / "paper_full.yaml")
     runs = expand(cfg, data_dir="/nowhere")  # hub models and data: nothing is downloaded to expand
-    assert len(runs) == len({r.key for r in runs}) == 3194
+    assert len(runs) == len({r.key for r in runs}) == 3174 + 20 * 3  # training + timing (20 x 3 repeats)
     assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
     assert {r.spec["model"] for r in runs} == {"bert-base-uncased", "bert-large-uncased", "gpt2-medium",
                                               "bert-large-cased"}

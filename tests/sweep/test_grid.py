@@ -109,3 +109,17 @@ def test_a_spec_two_entries_share_runs_once(data_dir):
                                                                                 "group": "ablation"}])
     runs = [r for r in runs_of(cfg, data_dir) if r.kind == "train"]
     assert len(runs) == 2 * 2 and {r.row for r in runs} == {"LN"}
+
+
+def test_timing_repeats_interleave_methods_and_keep_the_first_key(data_dir):
+    cfg = tiny_sweep("minilm", data_dir)
+    cfg["runs"][0]["group"] = "timed"  # LN beside BitFit: two methods to interleave
+    one = [r for r in runs_of(cfg, data_dir) if r.kind == "efficiency"]
+    cfg["efficiency"]["repeats"] = 3
+    three = [r for r in runs_of(cfg, data_dir) if r.kind == "efficiency"]
+    methods = [r.spec["method"] for r in one]
+    assert len(methods) >= 2 and [r.spec["method"] for r in three] == methods * 3  # every method before any twice
+    assert [r.key for r in three[:len(one)]] == [r.key for r in one]  # raising repeats only adds runs
+    assert len({r.key for r in three}) == len(three)
+    assert [r.spec["efficiency"].get("repeat", 0) for r in three] == [i for i in range(3) for _ in one]
+    assert three[-1].source.endswith("(timing 3/3)") and one[0].source.endswith("(timing)")

@@ -89,6 +89,10 @@ def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_pat
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
     old = [r for r in records if r["spec"]["kind"] == "efficiency"]
+    # a timing record of an earlier `efficiency:` setting (another key) must go too: the report averages them all
+    stale = {**old[0], "key": "0" * 64, "spec": {**old[0]["spec"], "efficiency": {"steps": 99}}}
+    with open(copy / "records.jsonl", "a") as f:
+        f.write(json.dumps(stale) + "\n")
     out = CliRunner().invoke(app, ["sweep", str(path), "--results", str(copy), "--no-progress", "--redo-timing"])
     assert out.exit_code == 0, out.output
     assert f"{len(records) - len(old)} were already in" in out.output and "1 finished now, 0 failed" in out.output
@@ -98,5 +102,6 @@ def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_pat
     new = next(r for r in now if r["spec"]["kind"] == "efficiency")
     assert new["finished_at"] >= old[0]["finished_at"] and new["efficiency"]["train_step_seconds"] > 0
     retired = [json.loads(line) for line in (copy / "retired.jsonl").read_text().splitlines()]
-    assert [r["key"] for r in retired] == [old[0]["key"]] and retired[0]["efficiency"] == old[0]["efficiency"]
+    assert [r["key"] for r in retired] == [old[0]["key"], stale["key"]]
+    assert retired[0]["efficiency"] == old[0]["efficiency"]
     assert retired[0]["retired_at"].endswith("Z")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lntune.report.aggregate import is_efficiency
 from lntune.report.build import METHOD_ORDER
-from lntune.report.tables import Row, Table, Value, fmt_number
+from lntune.report.tables import Row, Table, Value, fmt_number, fmt_score
 
 FIELDS = (("train_step_seconds", "Train step (s)", "Train (FT = 100)", 3),
           ("infer_batch_seconds", "Inference batch (s)", "Inference (FT = 100)", 3),
@@ -25,6 +25,8 @@ class EffRow:
     method: str
     absolute: dict[str, float]
     relative: dict[str, float | None] = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)  # std over timing repeats, FT = 100 scale
+    repeats: int = 1
 
 
 def _by_task(records: list[dict]) -> dict[str, dict[str, float]]:
@@ -47,7 +49,7 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
         tasks = per_task[(model, row)]
         absolute = {f: statistics.fmean(v[f] for v in tasks.values() if f in v)
                     for f, *_ in FIELDS if any(f in v for v in tasks.values())}
-        out.append(EffRow(model, row, rs[0]["method"], absolute))
+        out.append(EffRow(model, row, rs[0]["method"], absolute, repeats=len(rs) // max(len(tasks), 1)))
     for e in out:
         ft = next((k for k in groups if k[0] == e.model and groups[k][0]["method"] == FULL), None)
         if ft is None:
@@ -57,6 +59,10 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
             shared = [t for t in mine if f in mine[t] and f in ref.get(t, {})]
             den = statistics.fmean(ref[t][f] for t in shared) if shared else 0.0
             e.relative[f] = 100.0 * statistics.fmean(mine[t][f] for t in shared) / den if den else None
+            runs = [r["efficiency"][f] for r in groups[(e.model, e.row)]
+                    if r.get("task", "") in shared and r["efficiency"].get(f) is not None]
+            if den and len(runs) > 1:
+                e.spread[f] = 100.0 * statistics.stdev(runs) / den
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     return sorted(out, key=lambda e: (e.model, rank.get(e.method.split("+")[0], len(rank)),
                                       len(e.method.split("+"))))
@@ -79,8 +85,8 @@ def efficiency_table(records: list[dict]) -> Table | None:
                 a = e.absolute.get(f)
                 values.append(Value(fmt_number(a, dec), a))
                 if relative:
-                    r = e.relative.get(f)
-                    values.append(Value(fmt_number(r, 1), r))
+                    r, sd = e.relative.get(f), e.spread.get(f)
+                    values.append(Value(fmt_score(r, sd, 1) if r is not None else "-", r, sd))
             table.rows.append(Row(e.row, values))
     table.notes += _notes(records, rows, relative)
     return table
@@ -96,6 +102,10 @@ def _notes(records: list[dict], rows: list[EffRow], relative: bool) -> list[str]
     tasks = sorted({r.get("task", "") for r in recs})
     notes = [f"Median train step (forward, backward, optimizer step) and no-grad forward of one batch; peak memory "
              f"of the run's process. Settings: {', '.join(settings) or 'not recorded'}; tasks: {', '.join(tasks)}."]
+    reps = max((e.repeats for e in rows), default=1)
+    if reps > 1:
+        notes.append(f"Each method was timed {reps} times (methods interleaved); seconds are the mean of the runs' "
+                     "medians, ± the std over the runs on the FT = 100 scale.")
     if relative:
         notes.append("FT = 100: the method's mean over the tasks it shares with full fine-tuning divided by full "
                      "fine-tuning's mean over the same tasks.")

@@ -57,7 +57,9 @@ def efficiency_bars(path: str | Path, rows: list[EffRow]) -> Path:
             # times relative to FT as paper 000 fig. 2; memory in MB, which reads better than a ratio
             use_rel = f != "peak_memory_mb" and all(e.relative.get(f) is not None for e in mine)
             vals = [(e.relative[f] if use_rel else e.absolute.get(f)) or 0.0 for e in mine][::-1]
-            bars = ax.barh(labels, vals, color=["tab:red" if e.method == "full" else "tab:blue" for e in mine][::-1])
+            errs = [e.spread.get(f, 0.0) if use_rel else 0.0 for e in mine][::-1]  # std over timing repeats
+            bars = ax.barh(labels, vals, xerr=errs if any(errs) else None, ecolor="black", capsize=2,
+                           color=["tab:red" if e.method == "full" else "tab:blue" for e in mine][::-1])
             ax.bar_label(bars, fmt="%.0f" if use_rel or f == "peak_memory_mb" else "%.3g", fontsize=7, padding=2)
             if use_rel:
                 ax.axvline(100, color="grey", linestyle="--", linewidth=1)

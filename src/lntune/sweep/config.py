@@ -71,6 +71,7 @@ class EfficiencyConfig:
     warmup: int = 3  # untimed steps first
     seed: int = 1
     threads: int | None = None  # torch threads of a timing run (it runs alone; default: threads)
+    repeats: int = 1  # timing runs per method, interleaved across methods so machine drift hits all alike
 
 
 @dataclass
@@ -455,7 +456,7 @@ def _fisher(r: _Reader, value, names: list[str]) -> FisherSettings:
 def _efficiency(r: _Reader, value, names: list[str], seed: int) -> EfficiencyConfig:
     value = r.mapping(value, "efficiency", {f.name for f in fields(EfficiencyConfig)})
     out = EfficiencyConfig(task=_subset(r, value.get("task", names[0]), "efficiency.task", names, one=True), seed=seed)
-    for k in ("batch_size", "seq_len", "steps", "warmup", "seed", "threads"):
+    for k in ("batch_size", "seq_len", "steps", "warmup", "seed", "threads", "repeats"):
         if k in value:
             setattr(out, k, r.number(value[k], f"efficiency.{k}", int, lo=0 if k in ("warmup", "seed") else 1))
     if "groups" in value:

@@ -41,8 +41,9 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
               progress: bool = True, redo_timing: bool = False) -> SweepReport:
     """Run every run of `cfg` that RESULTS/records.jsonl lacks; returns what happened.
 
-    `redo_timing` first retires the grid's timing records (to RESULTS/retired.jsonl), e.g. when
-    something else loaded the machine while they ran, so they are measured again."""
+    `redo_timing` first retires every timing record in RESULTS (to RESULTS/retired.jsonl), e.g. when
+    something else loaded the machine while they ran, so they are measured again. Stale ones from an
+    earlier `efficiency:` setting go too: the report averages every timing record of a method."""
     from lntune.data import resolve_data_dir
 
     root = resolve_data_dir(data_dir or cfg.data_dir)
@@ -54,7 +55,7 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
     with Store(results_dir(cfg, results)) as store, backend:
         runs = expand(cfg, data)
         if redo_timing:
-            store.retire({r.key for r in runs if r.kind == "efficiency"})
+            store.retire({r["key"] for r in store.records() if (r.get("spec") or {}).get("kind") == "efficiency"})
         have = store.keys()
         pending = [r for r in runs if r.key not in have]
         report = SweepReport(store.dir, len(runs), len(runs) - len(pending))

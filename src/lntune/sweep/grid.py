@@ -259,7 +259,8 @@ def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) 
     te = cfg.task(task)
     metric, task_kind = task_info(te)
     out = []
-    for entry in cfg.runs:
+    # repeat-major order: every method is timed once before any is timed again
+    for rep, entry in ((rep, e) for rep in range(eff.repeats) for e in cfg.runs):
         if entry.group not in eff.groups or entry.mask or task not in run_tasks(cfg, model, entry):
             continue
         preset = _preset(model.name, entry.method) if entry.preset else None
@@ -267,6 +268,8 @@ def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) 
         lr = (entry.lrs or te.lrs or lr_list(cfg, entry.method))[0]
         timing = {"batch_size": eff.batch_size, "seq_len": eff.seq_len, "steps": eff.steps, "warmup": eff.warmup,
                   "threads": eff.threads or cfg.threads}
+        if rep:  # repeat 0 keeps the key of a single timing run, so raising `repeats` only adds runs
+            timing["repeat"] = rep
         train, machine = train_settings(cfg, te, entry, batch_size=eff.batch_size, max_length=eff.seq_len, lr=lr,
                                         seed=eff.seed)
         spec = {
@@ -276,8 +279,9 @@ def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) 
             "data": data[task], "efficiency": timing,
         }
         spec = json.loads(canonical(spec))
+        what = f"timing {rep + 1}/{eff.repeats}" if eff.repeats > 1 else "timing"
         out.append(Run(spec_key(spec), spec, entry.row or entry.method, "efficiency", lr, 0, eff.seed, metric,
-                       task_kind, f"runs[{entry.index}] (timing)", machine))
+                       task_kind, f"runs[{entry.index}] ({what})", machine))
     return out
 
 
