@@ -116,4 +116,5 @@ def test_timing_claims_are_flagged_within_the_spread_of_repeated_timings():
     # the same gap with a tight spread is a plain yes
     recs = timed("full", "FT", [1.0, 1.0, 1.0]) + timed("ln", "LN", [0.699, 0.7, 0.701]) + \
         timed("bitfit", "BitFit", [0.719, 0.72, 0.721])
-    assert by_claim(findings_table([], recs))["LN-tuning has the shortest training step of all methods"][2].text == "yes"
+    row = by_claim(findings_table([], recs))["LN-tuning has the shortest training step of all methods"]
+    assert row[2].text == "yes"
