@@ -228,3 +228,12 @@ def test_efficiency_repeats_give_mean_and_std_on_the_ft_scale():
     assert any("timed 3 times" in n for n in table.notes)
     single = efficiency_table([efficiency("full", "FT", 0.8, 0.2), efficiency("ln", "LN", 0.4, 0.2)])
     assert single.cell("LN", "Train (FT = 100)").std is None and "±" not in single.cell("LN", "Train (FT = 100)").text
+
+
+def test_efficiency_spread_is_within_tasks_not_across_them():
+    recs = [efficiency("full", "FT", 1.0, 0.2, task=t) for t in ("sst2", "rte")]
+    recs += [efficiency("ln", "LN", t, 0.2) for t in (0.4, 0.5)]  # short sentences
+    recs += [efficiency("ln", "LN", t, 0.2, task="rte") for t in (0.8, 1.0)]  # long pairs: slower, not noisier
+    cell = efficiency_table(recs).cell("LN", "Train (FT = 100)")
+    want = statistics.fmean([statistics.stdev([0.4, 0.5]), statistics.stdev([0.8, 1.0])])
+    assert cell.std == pytest.approx(100 * want / 1.0)

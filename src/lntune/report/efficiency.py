@@ -59,10 +59,14 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
             shared = [t for t in mine if f in mine[t] and f in ref.get(t, {})]
             den = statistics.fmean(ref[t][f] for t in shared) if shared else 0.0
             e.relative[f] = 100.0 * statistics.fmean(mine[t][f] for t in shared) / den if den else None
-            runs = [r["efficiency"][f] for r in groups[(e.model, e.row)]
-                    if r.get("task", "") in shared and r["efficiency"].get(f) is not None]
-            if den and len(runs) > 1:
-                e.spread[f] = 100.0 * statistics.stdev(runs) / den
+            stds = []
+            for t in shared:  # std over repeats within a task, not across tasks (their lengths differ)
+                runs = [r["efficiency"][f] for r in groups[(e.model, e.row)]
+                        if r.get("task", "") == t and r["efficiency"].get(f) is not None]
+                if len(runs) > 1:
+                    stds.append(statistics.stdev(runs))
+            if den and stds:
+                e.spread[f] = 100.0 * statistics.fmean(stds) / den
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     return sorted(out, key=lambda e: (e.model, rank.get(e.method.split("+")[0], len(rank)),
                                       len(e.method.split("+"))))

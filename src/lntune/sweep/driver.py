@@ -55,7 +55,9 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
     with Store(results_dir(cfg, results)) as store, backend:
         runs = expand(cfg, data)
         if redo_timing:
-            store.retire({r["key"] for r in store.records() if (r.get("spec") or {}).get("kind") == "efficiency"})
+            from lntune.report.aggregate import is_efficiency  # what the report counts as timing, retired alike
+
+            store.retire({r["key"] for r in store.records() if is_efficiency(r)})
         have = store.keys()
         pending = [r for r in runs if r.key not in have]
         report = SweepReport(store.dir, len(runs), len(runs) - len(pending))

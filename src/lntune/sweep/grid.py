@@ -7,6 +7,7 @@ not (row labels, groups, worker counts, paths).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -260,7 +261,7 @@ def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) 
     metric, task_kind = task_info(te)
     out = []
     # repeat-major order: every method is timed once before any is timed again
-    for rep, entry in ((rep, e) for rep in range(eff.repeats) for e in cfg.runs):
+    for rep, entry in itertools.product(range(eff.repeats), cfg.runs):
         if entry.group not in eff.groups or entry.mask or task not in run_tasks(cfg, model, entry):
             continue
         preset = _preset(model.name, entry.method) if entry.preset else None
