@@ -63,3 +63,15 @@ def test_norms_lists_every_layer(tiny_dir):
     code, out = run("norms", "--model", tiny_dir("gpt2"))
     assert code == 0, out
     assert "transformer.ln_f" in out and out.count("mha") == 4
+
+
+def test_same_seed_gives_a_bit_identical_skin(tiny_dir, data_dir, tmp_path):
+    """The task head is drawn from the run's seed, so two runs with one seed write the same bytes."""
+    model = tiny_dir("bert")
+    tensors = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        code, out = run("train", "--model", model, "--seed", seed, *fast(data_dir, tmp_path / name))
+        assert code == 0, out
+        tensors.append((tmp_path / name / "tuned.safetensors").read_bytes())
+    assert tensors[0] == tensors[1]
+    assert tensors[0] != tensors[2]

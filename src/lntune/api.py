@@ -20,6 +20,7 @@ from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
 from lntune.skin import load_skin, save_skin, write_atomic
 from lntune.train import TrainConfig, train
+from lntune.train.seed import seed_everything
 from lntune.train.loop import make_accelerator
 
 
@@ -37,6 +38,12 @@ def with_preset(method: str, options: dict, preset: str | None, lm) -> dict:
         raise MethodError(f"--preset {preset!r}: the only preset is 'paper'")
     nested = options if "+" in method else {method: options}
     return for_build(method, merge(paper_preset(method, lm.model.config), nested))
+
+
+def majority_share(examples: list[dict]) -> float | None:
+    """The share of the most common label: the accuracy of a model that never left the majority class."""
+    labels = [e["label"] for e in examples if "label" in e]
+    return max(labels.count(v) for v in set(labels)) / len(labels) if labels else None
 
 
 def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
@@ -102,7 +109,8 @@ def train_task(
         dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
     else:
         train_ex, dev_ex = carve_validation(task, data_dir, val_limit, train_limit, config.seed)
-    lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map)
+    lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
+    seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress:
         print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
@@ -117,10 +125,15 @@ def train_task(
         "metrics": result.best,
         "steps": result.steps,
         "train_seconds": result.seconds,
+        "best_seconds": result.best_seconds,
     }
+    if t.head in ("classification", "multiple-choice"):
+        record["data"]["majority"] = {"dev": majority_share(dev_ex)}  # what always guessing one class scores
     if val_limit is not None or test_split != "dev":
-        test_ex = load_split(task, test_split, data_dir, eval_limit, config.seed)
+        test_ex = load_split(task, test_split, data_dir, eval_limit, VAL_SEED)  # the same rows for every seed
         record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
+        if "majority" in record["data"]:
+            record["data"]["majority"]["test"] = majority_share(test_ex)
         record["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
     if generate:
         record["generation"] = _generation(

@@ -30,6 +30,7 @@ def train_cmd(
     ln_layers: Optional[str] = typer.Option(None, help="LN: all | top-half | bottom-half | ranges like 0-5,8"),
     ln_mask: Optional[Path] = typer.Option(None, help="LN: safetensors file of boolean element masks"),
     lr: float = typer.Option(1e-2, help="peak learning rate"),
+    head_lr: Optional[float] = typer.Option(None, help="the task head's own peak learning rate (default: --lr)"),
     epochs: int = typer.Option(2),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps; overrides --epochs"),
     batch_size: int = typer.Option(32),
@@ -72,7 +73,7 @@ def train_cmd(
         _fail(e)
     try:
         config = TrainConfig(
-            lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
+            lr=lr, head_lr=head_lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
             max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
             eval_every=eval_every, patience=patience, seed=seed, mixed_precision=mixed_precision, progress=progress,
             frozen_bottom=frozen_bottom, cache_bottom=cache_bottom,

@@ -109,6 +109,26 @@ def test_random_subset_is_reproducible_from_its_seed(make_lm):
     assert a.keys() != c.keys() or any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def test_random_subset_scope_blocks_draws_from_the_blocks_only(make_lm):
+    lm = make_lm("bert")
+    t = prepare(lm, build_method("random", seed=1, scope="blocks"))
+    ln = sum(p.numel() for n, p in lm.model.named_parameters() if "LayerNorm" in n)
+    assert t.counts()["tuned"] == ln  # as many as LN-tuning's default selection
+    assert t.tuned and all(x.name.startswith("bert.encoder.layer.") for x in t.tuned)
+    everywhere = prepare(make_lm("bert"), build_method("random", seed=1, scope="all"))
+    assert any(x.name.startswith("bert.embeddings.") for x in everywhere.tuned)  # word embeddings are most weights
+    with pytest.raises(MethodError, match="scope 'layers'"):
+        prepare(make_lm("bert"), build_method("random", scope="layers"))
+
+
+def test_head_only_trains_the_head_alone(make_lm):
+    lm = make_lm("bert")
+    t = prepare(lm, build_method("head"))
+    assert t.tuned == [] and {x.name for x in t.head} == {"classifier.bias", "classifier.weight"}
+    assert {n for n, p in lm.model.named_parameters() if p.requires_grad} == {"classifier.bias", "classifier.weight"}
+    assert t.counts()["tuned"] == 0
+
+
 def test_composite_options_and_errors():
     m = build_method("seq_adapter_mha+ln", seq_adapter_mha={"size": 4}, ln={"terms": "bias"})
     assert m.name == "seq_adapter_mha+ln"
@@ -146,7 +166,7 @@ def test_paper_presets():
 FAST = TrainConfig(lr=1e-2, epochs=1, batch_size=16, eval_batch_size=32, progress=False)
 
 
-@pytest.mark.parametrize("arch,task,method", [("bert", "sst2", m) for m in METHODS + ["bitfit+ln"]]
+@pytest.mark.parametrize("arch,task,method", [("bert", "sst2", m) for m in METHODS + ["bitfit+ln", "head"]]
                          + [("llama", "e2e", m) for m in ("par_adapter_ffn", "lora+ln")])
 def test_every_method_round_trips_as_a_skin(tiny_dir, data_dir, tmp_path, arch, task, method):
     from safetensors.torch import load_file

@@ -123,3 +123,30 @@ def test_timing_repeats_interleave_methods_and_keep_the_first_key(data_dir):
     assert len({r.key for r in three}) == len(three)
     assert [r.spec["efficiency"].get("repeat", 0) for r in three] == [i for i in range(3) for _ in one]
     assert three[-1].source.endswith("(timing 3/3)") and one[0].source.endswith("(timing)")
+
+
+def test_lr_seed_names_later_seeds_at_its_best_lr(data_dir):
+    """Seed 1 tries both lrs; seed 2 appears once seed 1's records exist, at the lr with the best val score."""
+    from lntune.sweep.grid import plan
+
+    cfg = tiny_sweep("minilm", data_dir, seeds=[1, 2, 3], lr_seed=1, efficiency=None,
+                     runs=[{"method": "ln", "lrs": [1e-2, 1e-3], "lr_budget": 2, "tasks": ["sst2"]}])
+    parsed = parse_config(copy.deepcopy(cfg), "s.yaml")
+    first = plan(parsed, str(data_dir))
+    assert [(r.seed, r.lr, r.picks_lr) for r in first.runs] == [(1, 1e-2, True), (1, 1e-3, True)]
+    assert first.waiting == 2
+    half = {first.runs[0].key: {"val_score": 0.7}}
+    assert plan(parsed, str(data_dir), half).waiting == 2  # one pick still running: nothing named yet
+    for best, scores in ((1e-3, (0.7, 0.8)), (1e-2, (0.8, 0.8))):  # a tie goes to the first lr of the list
+        done = {r.key: {"val_score": s} for r, s in zip(first.runs, scores)}
+        later = [r for r in plan(parsed, str(data_dir), done).runs if not r.picks_lr]
+        assert [(r.seed, r.lr) for r in later] == [(2, best), (3, best)] and all(r.spec["train"]["lr"] == best
+                                                                                 for r in later)
+
+
+def test_lr_seed_must_be_one_of_several_seeds(data_dir):
+    from lntune.sweep.config import ConfigError
+
+    for seeds in ([2, 3], [1]):
+        with pytest.raises(ConfigError, match="lr_seed"):
+            parse_config(tiny_sweep("minilm", data_dir, seeds=seeds, lr_seed=1), "s.yaml")

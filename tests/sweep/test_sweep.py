@@ -43,7 +43,7 @@ def test_tiny_sweep_writes_one_record_per_run(reference):
 def test_a_record_equals_a_plain_training_run(reference, data_dir):
     """The worker's numbers are lntune.api.train_task's, for the same settings."""
     from lntune.api import train_task
-    from lntune.sweep.run import seed_everything
+    from lntune.train.seed import seed_everything
     from lntune.train import TrainConfig
 
     rec = next(r for r in reference[2] if r["method"] == "bitfit" and r["task"] == "rte" and r["seed"] == 2)
@@ -105,3 +105,23 @@ def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_pat
     assert [r["key"] for r in retired] == [old[0]["key"], stale["key"]]
     assert retired[0]["efficiency"] == old[0]["efficiency"]
     assert retired[0]["retired_at"].endswith("Z")
+
+
+def test_lr_seed_sweep_runs_in_rounds_and_writes_its_design(tiny_model, data_dir, tmp_path):
+    cfg = tiny_sweep(tiny_model, data_dir, seeds=[0, 1], lr_seed=0, tasks=["sst2"], efficiency=None,
+                     analysis={"margin": 1.0}, runs=[{"method": "ln", "lrs": [1e-2, 1e-4], "lr_budget": 2}, {"method": "full"}])
+    path = write_yaml(tmp_path / "s.yaml", cfg)
+    report = run_sweep(load_config(path), tmp_path / "r", progress=False)
+    recs = read_records(tmp_path / "r")
+    assert report.ok and report.total == len(recs) == 2 + 1 + 1 + 1  # ln: 2 picks + 1, full: 1 pick (lr_budget) + 1
+    picks = [r for r in recs if r.get("picks_lr")]
+    ln_later = next(r for r in recs if r["method"] == "ln" and not r.get("picks_lr"))
+    best = max((r for r in picks if r["method"] == "ln"), key=lambda r: (r["val_score"], -r["lr_rank"]))
+    assert ln_later["lr"] == best["lr"] and ln_later["seed"] == 1
+    design = json.loads((tmp_path / "r" / "design.json").read_text())
+    assert design["lr_seed"] == 0 and design["analysis"]["margin"] == 1.0
+    full = next(r for r in recs if r["method"] == "full" and not r.get("picks_lr"))
+    assert all(d > 0 for *_, d in full["change"]["cells"])  # full FT moves every component
+    moved = {c for c, _, d in ln_later["change"]["cells"] if d > 0}
+    assert moved and all("LayerNorm" in c for c in moved) and ln_later["change"]["ln"]  # LN moves the norms only
+    assert full["majority"]["test"] > 0.4 and 0 < full["best_seconds"] <= full["train_seconds"]

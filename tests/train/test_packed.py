@@ -92,3 +92,32 @@ def test_training_with_packed_equals_per_tensor_adamw(make_lm, arch):
     assert len(got_steps) == 6
     assert got_steps == pytest.approx(ref_steps, rel=1e-5, abs=1e-6)
     assert got_dev == pytest.approx(ref_dev, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_head_lr_moves_the_head_at_its_own_rate(make_lm, packed):
+    """Against torch AdamW with the two groups written out by hand, decay on the head matrix included."""
+    lm = make_lm("bert", seed=3)
+    tuning = prepare(lm, build_method("ln"))
+    cfg = TrainConfig(lr=0.05, head_lr=0.004, weight_decay=0.1)
+    opt = PackedAdamW(tuning, cfg.lr, cfg.weight_decay, head_lr=cfg.head_lr) if packed else optimizer(tuning, cfg)
+
+    ref_lm = make_lm("bert", seed=3)
+    ref_tuning = prepare(ref_lm, build_method("ln"))
+    head = [t.param for t in ref_tuning.head]
+    ref = torch.optim.AdamW([
+        {"params": [t.param for t in ref_tuning.tuned], "lr": 0.05, "weight_decay": 0.0},
+        {"params": [p for p in head if p.dim() < 2], "lr": 0.004, "weight_decay": 0.0},
+        {"params": [p for p in head if p.dim() >= 2], "lr": 0.004, "weight_decay": 0.1},
+    ])
+
+    def clip(tuning, opt=opt):
+        if packed:
+            opt.clip_grad_norm_(1.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(tuning.parameters(), 1.0)
+
+    got = _run(tuning, opt, 4, clip)
+    want = _run(ref_tuning, ref, 4, lambda t: torch.nn.utils.clip_grad_norm_(t.parameters(), 1.0))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ from lntune.method.base import Method, Tuned
 from lntune.method.bitfit import BitFit
 from lntune.method.compose import Composite
 from lntune.method.full import FullFineTuning
+from lntune.method.head import HeadOnly
 from lntune.method.ln import LNTuning
 from lntune.method.lora import LoRA
 from lntune.method.mam import MAM
@@ -27,6 +28,7 @@ METHODS: dict[str, type[Method]] = {
     MAM.name: MAM,
     RandomSubset.name: RandomSubset,
     ThreeV.name: ThreeV,
+    HeadOnly.name: HeadOnly,
 }
 
 

@@ -1,5 +1,8 @@
-"""A random subset of all pretrained parameters, as many as LN-tuning trains (paper 002's control).
+"""A random subset of the pretrained parameters, as many as LN-tuning trains (paper 002's control).
 
+scope "all" draws from every pretrained weight, as paper 002 does; scope "blocks" from the transformer
+blocks only. On a small fine-tuning set most word-embedding rows never get a gradient, and on MiniLM they
+are about half of all weights, so "all" handicaps the control; "blocks" is the fair form.
 The subset is drawn from a seed, so a skin stores the seed, not the masks.
 """
 from __future__ import annotations
@@ -17,6 +20,10 @@ from lntune.method.ln import LNConfig, select_norm_params
 class RandomConfig:
     seed: int = 0  # draws the subset
     count: int | None = None  # elements to train; None: as many as LN-tuning with default options
+    scope: str = "all"  # all: every pretrained weight (paper 002) | blocks: the transformer blocks only
+
+
+SCOPES = ("all", "blocks")
 
 
 class RandomSubset(Method):
@@ -24,7 +31,11 @@ class RandomSubset(Method):
     Config = RandomConfig
 
     def apply(self, lm) -> list[Tuned]:
+        if self.config.scope not in SCOPES:
+            raise MethodError(f"random: scope {self.config.scope!r}; choose one of {', '.join(SCOPES)}")
         named = lm.base_parameters()
+        if self.config.scope == "blocks":
+            named = [(n, p) for n, p in named if n.startswith(lm.norms.blocks + ".")]
         total = sum(p.numel() for _, p in named)
         count = self.config.count or sum(p.numel() for _, p in select_norm_params(lm.norms, LNConfig()))
         if not 0 < count <= total:

@@ -5,6 +5,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def _auto_class(head: str):
     }.get(head, transformers.AutoModelForSequenceClassification)
 
 
-def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype):
+def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype, seed: int | None = None):
     kwargs = {"dtype": dtype, "output_loading_info": True}
     if head in ("classification", "token-classification"):
         kwargs["num_labels"] = num_labels
@@ -117,7 +118,13 @@ def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
-        return _auto_class(head).from_pretrained(source, **kwargs)
+        # The new head is drawn from torch's global generator, whose start seed is random per process.
+        # A seed draws it from a fresh generator state (the caller's state is left as it was), so the
+        # same seed gives the same head in every run and under every method: paired comparisons.
+        with torch.random.fork_rng(devices=[]) if seed is not None else nullcontext():
+            if seed is not None:
+                torch.manual_seed(seed)
+            return _auto_class(head).from_pretrained(source, **kwargs)
     except OSError as e:
         raise LntuneError(
             f"could not load model {source!r}: {e}\nUse an alias (minilm, smollm2), a local directory "
@@ -131,14 +138,15 @@ def load_model(
     num_labels: int = 2,
     dtype: str = "float32",
     norm_map: dict[str, str] | None = None,
+    seed: int | None = None,
 ) -> LoadedModel:
-    """Load `model_id` (alias, hub id or path) with a fresh task head."""
+    """Load `model_id` (alias, hub id or path) with a fresh task head, drawn from `seed` when given."""
     from transformers import AutoTokenizer
 
     if head not in HEADS:
         raise LntuneError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
     source = resolve(model_id)
-    model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype])
+    model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype], seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
     params = dict(model.named_parameters())
     head_names = tuple(sorted(n for n in info["missing_keys"] if n in params))

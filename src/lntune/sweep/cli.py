@@ -77,12 +77,13 @@ def _warm_up(config: Path) -> None:
 
 def _dry_run(cfg, results, data_dir) -> None:
     from lntune.sweep.driver import results_dir
-    from lntune.sweep.grid import expand, summary
+    from lntune.sweep.grid import plan, summary
     from lntune.sweep.store import read_records
 
-    runs = expand(cfg, str(data_dir) if data_dir else None)
     folder = results_dir(cfg, results)
-    have = {r["key"] for r in read_records(folder)} if folder.exists() else set()
+    done = {r["key"]: r for r in read_records(folder)} if folder.exists() else {}
+    p = plan(cfg, str(data_dir) if data_dir else None, done)
+    runs, have = p.runs, set(done)
     rows: dict[tuple, list] = {}
     for s in summary(runs):
         k = (s["model"], s["group"], s["row"])
@@ -93,8 +94,10 @@ def _dry_run(cfg, results, data_dir) -> None:
     for (model, group, row), (tasks, n) in rows.items():
         typer.echo(f"{model[-24:]:24} {group:12} {row[:28]:28} {tasks:>5} {n:>6}")
     timing = sum(r.kind == "efficiency" for r in runs)
-    done = sum(r.key in have for r in runs)
-    typer.echo(f"total: {len(runs)} runs ({timing} timing), {done} already in {folder}")
+    n_done = sum(r.key in have for r in runs)
+    typer.echo(f"total: {len(runs)} runs ({timing} timing), {n_done} already in {folder}")
+    if p.waiting:
+        typer.echo(f"and {p.waiting} runs of later seeds, named once the lr_seed's runs have chosen their lr")
 
 
 if __name__ == "__main__":

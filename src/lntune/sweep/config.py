@@ -83,6 +83,16 @@ class FisherSettings:
     tasks: list[str] | None = None  # the pool for global/cv masks (default: every task of the model)
 
 
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """Decided before the sweep runs, written to RESULTS/design.json, read by the report."""
+
+    margin: float = 1.5  # equivalence margin of the "about equal" claims (TOST), in display points
+    majority_margin: float = 2.0  # a classification run failed: validation within this many points of the majority rate
+    min_r: float = 0.2  # a correlation run failed: validation r below this
+    level: float = 0.95  # confidence level of the intervals
+
+
 @dataclass
 class SweepConfig:
     path: Path
@@ -103,6 +113,8 @@ class SweepConfig:
     data_dir: str | None = None
     results: str | None = None
     resources: dict = field(default_factory=dict)  # Ray: num_cpus / num_gpus per run
+    lr_seed: int | None = None  # this seed tries each method's lr list; the others run at its best lr only
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
 
     def task(self, name: str) -> TaskEntry:
         return next(t for t in self.tasks if t.name == name)
@@ -200,7 +212,7 @@ def _kind(value) -> str:
 
 TOP = {"name", "model", "models", "seeds", "tasks", "runs", "lrs", "lr_budget", "train", "batch_sizes",
        "train_limit", "val_limit", "eval_limit", "efficiency", "fisher", "workers", "threads", "data_dir",
-       "results", "resources", "devices"}
+       "results", "resources", "devices", "lr_seed", "analysis"}
 TASK_KEYS = {"name", "train_limit", "val_limit", "eval_limit", "test_split", "lrs", "batch_sizes", "generate",
              "num_beams", "metric"}
 RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "tasks", "models", "seeds", "preset"}
@@ -260,8 +272,21 @@ def parse_config(raw, path: Path) -> SweepConfig:
     )
     if raw.get("efficiency") is not None:
         cfg.efficiency = _efficiency(r, raw["efficiency"], names, seeds[0])
+    if raw.get("lr_seed") is not None:
+        cfg.lr_seed = r.number(raw["lr_seed"], "lr_seed", int)
+        if cfg.lr_seed not in seeds or len(seeds) < 2:
+            raise r.error("lr_seed", f"{cfg.lr_seed} must be one of seeds ({seeds}), with at least one seed besides it")
+    cfg.analysis = _analysis(r, raw.get("analysis") or {})
     _check_masks(r, cfg)
     return cfg
+
+
+def _analysis(r: _Reader, value) -> AnalysisPlan:
+    value = r.mapping(value, "analysis", {f.name for f in fields(AnalysisPlan)})
+    got = {k: float(r.number(v, f"analysis.{k}", lo=0)) for k, v in value.items()}
+    if not 0 < got.get("level", 0.95) < 1:
+        raise r.error("analysis.level", "a confidence level between 0 and 1, e.g. 0.95")
+    return AnalysisPlan(**got)
 
 
 def _devices(r: _Reader, value) -> list[int] | None:

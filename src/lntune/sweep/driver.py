@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lntune.sweep.config import SweepConfig
-from lntune.sweep.grid import LOWER_IS_BETTER, Run, canonical, expand
+from lntune.sweep.grid import LOWER_IS_BETTER, Run, canonical, plan
 from lntune.sweep.store import Store
 
 
@@ -53,23 +53,43 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
 
         backend = LocalBackend(cfg.workers, [m.name for m in cfg.models], cfg.devices)
     with Store(results_dir(cfg, results)) as store, backend:
-        runs = expand(cfg, data)
         if redo_timing:
             from lntune.report.aggregate import is_efficiency  # what the report counts as timing, retired alike
 
             store.retire({r["key"] for r in store.records() if is_efficiency(r)})
-        have = store.keys()
-        pending = [r for r in runs if r.key not in have]
-        report = SweepReport(store.dir, len(runs), len(runs) - len(pending))
+        write_design(store, cfg)
+        done = {r["key"]: r for r in store.records()}
+        p = plan(cfg, data, done)
+        pending = [r for r in p.runs if r.key not in done]
+        report = SweepReport(store.dir, len(p.runs) + p.waiting, len(p.runs) - len(pending))
         ex = _Executor(cfg, store, backend, report, data, progress)
+        tried: set[str] = set()
         try:
             ex.run_all([r for r in pending if r.kind == "efficiency"], limit=1)
-            train = [r for r in pending if r.kind == "train"]
-            ex.fishers(train)
-            ex.run_all(train, limit=backend.capacity)
+            # Rounds: the lr_seed's runs name the other seeds' runs once they are recorded.
+            while train := [r for r in pending if r.kind == "train" and r.key not in tried]:
+                tried |= {r.key for r in train}
+                ex.fishers(train)
+                ex.run_all(train, limit=backend.capacity)
+                done = {r["key"]: r for r in store.records()}
+                p = plan(cfg, data, done)
+                pending = [r for r in p.runs if r.key not in done]
+                report.total = report.skipped + report.done + len(pending) + p.waiting + len(report.failed)
+                ex.bar.total = report.total
         finally:
             ex.close()
     return report
+
+
+def write_design(store: Store, cfg: SweepConfig) -> None:
+    """RESULTS/design.json: the analysis plan and the lr rule, fixed before the runs (the report reads it)."""
+    import json
+    from dataclasses import asdict
+
+    from lntune.sweep.store import write_atomic
+
+    design = {"sweep": cfg.name, "lr_seed": cfg.lr_seed, "seeds": cfg.seeds, "analysis": asdict(cfg.analysis)}
+    write_atomic(store.dir / "design.json", (json.dumps(design, indent=1) + "\n").encode())
 
 
 class _Executor:
@@ -243,6 +263,11 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> d
         "counts": result["counts"], "steps": result["steps"], "train_seconds": result["train_seconds"],
         "efficiency": result.get("efficiency"),
     }
+    if run.picks_lr:
+        rec["picks_lr"] = True
+    for k in ("majority", "change", "best_seconds"):
+        if k in result:
+            rec[k] = result[k]
     if "sizes" in result:
         rec["sizes"] = result["sizes"]
     rec.update(finished_at=_now(), machine=result.get("machine"), commit=commit_sha)

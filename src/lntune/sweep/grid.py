@@ -41,6 +41,7 @@ class Run:
     task_kind: str  # nlu | nlg
     source: str  # the config entry it came from, for messages
     machine: dict = field(default_factory=dict)  # TrainConfig fields outside the spec (config.MACHINE_FIELDS)
+    picks_lr: bool = False  # a run of the sweep's lr_seed: it chooses the lr of the other seeds and is not reported
 
     @property
     def kind(self) -> str:
@@ -199,55 +200,106 @@ def mask_spec(cfg: SweepConfig, model: ModelEntry, task: str, kind: str, fractio
     return {"kind": kind, "fraction": fraction, "fisher": fisher}
 
 
-def expand(cfg: SweepConfig, data_dir: str | None = None) -> list[Run]:
+@dataclass
+class Plan:
+    runs: list[Run]  # every run that can be named now
+    waiting: int = 0  # runs of later seeds whose lr the lr_seed's runs have not chosen yet
+
+
+def expand(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | None = None) -> list[Run]:
+    """Every run of the sweep that can be named now (see plan)."""
+    return plan(cfg, data_dir, done).runs
+
+
+def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | None = None) -> Plan:
     """Every run of the sweep, timing runs first, then by lr priority, seed and config order; a spec
-    that two entries share runs once (under the first entry's row and group)."""
+    that two entries share runs once (under the first entry's row and group).
+
+    With `cfg.lr_seed`, the other seeds' runs of a cell are named once `done` (finished records by key)
+    holds all of the lr_seed's runs of that cell: their lr is the one with the best validation score."""
     data_dir = data_dir or cfg.data_dir
     data = {t.name: data_fingerprint(t.name, str(data_dir) if data_dir else None) for t in cfg.tasks}
     runs: list[tuple[tuple, Run]] = []
     order = {t.name: i for i, t in enumerate(cfg.tasks)}
+    waiting = 0
     for mi, model in enumerate(cfg.models):
         runs += [((0, mi, i), r) for i, r in enumerate(_efficiency_runs(cfg, model, data))]
         for entry in cfg.runs:
             for task in run_tasks(cfg, model, entry):
-                for (rank, si, n), run in _train_runs(cfg, model, entry, task, data):
+                named, w = _train_runs(cfg, model, entry, task, data, done or {})
+                waiting += w
+                for (rank, si, n), run in named:
                     runs.append(((1, rank, si, mi, entry.index, order[task], n), run))
     seen, out = set(), []
     for _, run in sorted(runs, key=lambda x: x[0]):
         if run.key not in seen:
             seen.add(run.key)
             out.append(run)
-    return out
+    return Plan(out, waiting)
 
 
-def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict) -> list[tuple[tuple, Run]]:
+def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
+    """The lr_seed run whose lr the other seeds use (best validation score; ties: earlier in the lr list),
+    or None while any of `picks` has no record."""
+    if not picks or any(r.key not in done for r in picks):
+        return None
+    lower = picks[0].metric in LOWER_IS_BETTER
+    worst = float("inf") if lower else float("-inf")
+
+    def rank(r: Run) -> tuple:
+        v = done[r.key].get("val_score")
+        v = worst if v is None or v != v else v
+        return (v if lower else -v, r.lr_rank)
+
+    return min(picks, key=rank)
+
+
+def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
+                done: dict[str, dict]) -> tuple[list[tuple[tuple, Run]], int]:
     te = cfg.task(task)
     metric, task_kind = task_info(te)
     budget = entry.lr_budget or cfg.lr_budget
     lrs = (entry.lrs or te.lrs or lr_list(cfg, entry.method))[:budget]
     seeds = entry.seeds or cfg.seeds
+    picker = cfg.lr_seed if cfg.lr_seed in seeds and len(seeds) > 1 else None
     preset = _preset(model.name, entry.method) if entry.preset else None
-    out = []
+    out, waiting = [], 0
+
+    def make(mask, si: int, seed: int, rank: int, lr: float) -> Run:
+        options = effective_options(entry.method, entry.options, seed, preset)
+        train, machine = train_settings(cfg, te, entry, lr=lr, seed=seed,
+                                        batch_size=_batch_size(cfg, model, te, entry, entry.method))
+        m_seed = (entry.mask or {}).get("seed")
+        spec = {
+            "kind": "train", "task": task, "model": model.name, "method": entry.method, "options": options,
+            "mask": mask and mask_spec(cfg, model, task, *mask, seed if m_seed is None else m_seed, data),
+            "train": train, "train_limit": te.train_limit, "val_limit": te.val_limit,
+            "eval_limit": te.eval_limit, "test_split": te.test_split,
+            "generation": {"limit": te.generate, "num_beams": te.num_beams} if te.generate else None,
+            "data": data[task],
+        }
+        spec = json.loads(canonical(spec))
+        run = Run(spec_key(spec), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
+                  f"runs[{entry.index}]", machine, picks_lr=seed == picker)
+        out.append(((rank, si, len(out)), run))
+        return run
+
     for mask in _masks(entry):
+        if picker is None:
+            for si, seed in enumerate(seeds):
+                for rank, lr in enumerate(lrs):
+                    make(mask, si, seed, rank, lr)
+            continue
+        picks = [make(mask, seeds.index(picker), picker, rank, lr) for rank, lr in enumerate(lrs)]
+        best = chosen_lr(picks, done)
         for si, seed in enumerate(seeds):
-            options = effective_options(entry.method, entry.options, seed, preset)
-            for rank, lr in enumerate(lrs):
-                train, machine = train_settings(cfg, te, entry, lr=lr, seed=seed,
-                                                batch_size=_batch_size(cfg, model, te, entry, entry.method))
-                m_seed = (entry.mask or {}).get("seed")
-                spec = {
-                    "kind": "train", "task": task, "model": model.name, "method": entry.method, "options": options,
-                    "mask": mask and mask_spec(cfg, model, task, *mask, seed if m_seed is None else m_seed, data),
-                    "train": train, "train_limit": te.train_limit, "val_limit": te.val_limit,
-                    "eval_limit": te.eval_limit, "test_split": te.test_split,
-                    "generation": {"limit": te.generate, "num_beams": te.num_beams} if te.generate else None,
-                    "data": data[task],
-                }
-                spec = json.loads(canonical(spec))
-                run = Run(spec_key(spec), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
-                          f"runs[{entry.index}]", machine)
-                out.append(((rank, si, len(out)), run))
-    return out
+            if seed == picker:
+                continue
+            if best is None:
+                waiting += 1
+            else:
+                make(mask, si, seed, best.lr_rank, best.lr)
+    return out, waiting
 
 
 def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) -> list[Run]:

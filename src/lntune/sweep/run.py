@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import signal
 import sys
 import tempfile
@@ -27,16 +26,6 @@ def machine() -> str:
 
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{platform.machine()}, {os.cpu_count()} CPUs{gpu}, {platform.system()} {platform.release()}"
-
-
-def seed_everything(seed: int) -> None:
-    """The task head is initialised while the model loads, before training seeds anything."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def execute(job: dict) -> dict:
@@ -66,20 +55,41 @@ def _train(job: dict) -> dict:
     config = TrainConfig(**{**spec["train"], **job.get("train", {}), "progress": False})
     options = dict(spec["options"])
     gen = spec.get("generation") or {}
+    analysed = spec["method"] in CHANGE_METHODS and not spec.get("mask")
     with tempfile.TemporaryDirectory(prefix="lntune-run-") as tmp:
         if spec.get("mask"):
             options["mask"] = str(_mask_file(spec, job.get("mask"), Path(tmp), data_dir))
-        seed_everything(config.seed)
+        skin = Path(tmp) / "skin" if analysed else None
         rec = train_task(
-            spec["task"], spec["model"], spec["method"], options, config, out=None, data_dir=data_dir,
+            spec["task"], spec["model"], spec["method"], options, config, out=skin, data_dir=data_dir,
             train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
             num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
         )
+        change = _change(skin) if analysed else None
     test = dict(rec.get("test", rec["metrics"]))
     if "generation" in rec:
         test.update({k: v for k, v in rec["generation"]["metrics"].items() if v is not None})
-    return {"val": rec["metrics"], "test": test, "counts": rec["counts"], "steps": rec["steps"],
-            "train_seconds": rec["train_seconds"], "sizes": _sizes(rec["data"])}
+    out = {"val": rec["metrics"], "test": test, "counts": rec["counts"], "steps": rec["steps"],
+           "train_seconds": rec["train_seconds"], "best_seconds": rec["best_seconds"], "sizes": _sizes(rec["data"])}
+    if "majority" in rec["data"]:
+        out["majority"] = rec["data"]["majority"]
+    if change is not None:
+        out["change"] = change
+    return out
+
+
+# Runs whose parameter change the report draws: full FT (002 fig. 1, every component) and LN (000 fig. 3).
+CHANGE_METHODS = ("full", "ln")
+
+
+def _change(skin: Path) -> dict:
+    """Mean |after - before| per (component, layer) and per (norm, term, layer) of the trained model: a few
+    hundred numbers that stand in for the skin (a full fine-tune's is the whole model) in the record."""
+    from lntune.analyse.change import cell_table, ln_table, measure
+
+    rows = measure(skin).rows
+    return {"cells": [[c, layer, d] for (c, layer), d in cell_table(rows).items()],
+            "ln": [[n, term, layer, d] for (n, term, layer), d in ln_table(rows).items()]}
 
 
 def _sizes(data: dict) -> dict:

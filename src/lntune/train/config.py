@@ -8,6 +8,7 @@ from lntune.errors import TrainingError
 @dataclass
 class TrainConfig:
     lr: float = 1e-2  # LN-tuning needs larger rates than other methods (paper 000, note 6)
+    head_lr: float | None = None  # the task head's own lr (one value for every method in a fair comparison); None: lr
     epochs: int = 2  # passes over the training set
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
     batch_size: int = 32

@@ -30,6 +30,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # training loss of every step
     cache: dict = field(default_factory=dict)  # the frozen-bottom cache: site, batches served and recorded
     epoch_seconds: list[float] = field(default_factory=list)  # training time of each epoch, evaluations excluded
+    best_seconds: float = 0.0  # training time (evaluations excluded) until the kept state was reached
 
 
 def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig, indexed: bool = False):
@@ -100,6 +101,8 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
     start = time.perf_counter()
 
     def checkpoint(epoch: int) -> bool:
+        began = time.perf_counter()
+        trained = began - start - state.eval_seconds
         m = evaluate(model, dev_dl, head, acc, label_names)
         bottom.set_eval(model)  # evaluate() put every module back in training mode
         m.update(step=state.step, epoch=epoch)
@@ -108,8 +111,10 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
             bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
         if m["loss"] < state.best_loss:
             state.best_loss, state.best, state.snapshot, state.bad = m["loss"], m, tuning.state(), 0
+            state.best_seconds = trained
         else:
             state.bad += 1
+        state.eval_seconds += time.perf_counter() - began
         return config.patience is not None and state.bad >= config.patience
 
     stop = False
@@ -155,7 +160,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
                  "granularity": bottom.split.granularity if bottom.site else None,
                  "served": bottom.served, "recorded": bottom.captured}
     return TrainResult(state.best, state.history, state.step, time.perf_counter() - start, state.losses, cache,
-                       state.epoch_seconds)
+                       state.epoch_seconds, state.best_seconds)
 
 
 @dataclass
@@ -168,3 +173,5 @@ class _State:
     bad: int = 0
     losses: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    eval_seconds: float = 0.0
+    best_seconds: float = 0.0

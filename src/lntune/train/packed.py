@@ -4,8 +4,9 @@ Unmasked tensors become views into the flat parameter buffer and their `.grad` v
 flat gradient buffer, so autograd accumulates straight into it and one fused AdamW step updates
 every tensor at once. Masked tensors contribute only their masked-in elements: those are gathered
 before the step and scattered back after it, so masked-out elements are never touched (they stay
-bit-identical) and cost the optimizer nothing. Weight decay applies to head matrices only, which
-sit in their own buffer (a second parameter group)."""
+bit-identical) and cost the optimizer nothing. Each parameter group has its own buffer: the method's
+tensors, the head's tensors when the head has its own lr, and head matrices under weight decay (decay
+applies to head matrices only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +20,17 @@ from lntune.method.tuning import Tuning
 @dataclass
 class _Slot:
     tuned: Tuned
-    group: int  # 0: no weight decay, 1: decayed head matrices
+    group: int  # index into the parameter groups (see group_of)
     start: int
     stop: int
+
+
+def group_of(tuning: Tuning, t: Tuned, lr: float, weight_decay: float, head_lr: float | None) -> tuple[float, float]:
+    """(lr, weight decay) of tensor `t`: the head may have its own lr; only unmasked head matrices decay
+    (decay on a masked tensor would move its masked-out elements)."""
+    in_head = any(t.param is h.param for h in tuning.head)
+    decays = in_head and weight_decay and t.param.dim() >= 2 and t.mask is None
+    return (head_lr if in_head and head_lr is not None else lr), (weight_decay if decays else 0.0)
 
 
 class PackedAdamW(torch.optim.AdamW):
@@ -31,27 +40,29 @@ class PackedAdamW(torch.optim.AdamW):
     in place (the views must survive), `clip_grad_norm_` clips the flat gradients, and `release`
     gives every tensor its own storage back when training ends."""
 
-    def __init__(self, tuning: Tuning, lr: float, weight_decay: float = 0.0, fused: bool | None = None, **kw) -> None:
-        decay = {id(t.param) for t in tuning.head if t.param.dim() >= 2 and t.mask is None} if weight_decay else set()
-        seen, self.slots, sizes = set(), [], [0, 0]
+    def __init__(self, tuning: Tuning, lr: float, weight_decay: float = 0.0, fused: bool | None = None,
+                 head_lr: float | None = None, **kw) -> None:
+        seen, self.slots, settings, sizes = set(), [], [], []
         for t in tuning.all:
             if id(t.param) in seen:  # a tensor listed twice trains once
                 continue
             seen.add(id(t.param))
-            g = 1 if id(t.param) in decay else 0
+            setting = group_of(tuning, t, lr, weight_decay, head_lr)
+            if setting not in settings:
+                settings.append(setting)
+                sizes.append(0)
+            g = settings.index(setting)
             self.slots.append(_Slot(t, g, sizes[g], sizes[g] + t.count))
             sizes[g] += t.count
         device = tuning.all[0].param.device if tuning.all else torch.device("cpu")
-        self.flat = [torch.zeros(n, dtype=torch.float32, device=device) for n in sizes]
+        self.flat = [torch.zeros(n, dtype=torch.float32, device=device) for n in sizes or [0]]
         for f in self.flat:
             f.grad = torch.zeros_like(f)
         self._bind()
-        groups = [{"params": [self.flat[0]], "weight_decay": 0.0}]
-        if sizes[1]:
-            groups.append({"params": [self.flat[1]], "weight_decay": weight_decay})
+        groups = [{"params": [f], "lr": g_lr, "weight_decay": wd} for f, (g_lr, wd) in zip(self.flat, settings)]
         if fused is None:
             fused = device.type in ("cpu", "cuda")
-        super().__init__(groups, lr=lr, fused=fused, **kw)
+        super().__init__(groups or [{"params": self.flat}], lr=lr, fused=fused, **kw)
 
     @torch.no_grad()
     def _bind(self) -> None:

@@ -12,7 +12,7 @@ import torch
 from lntune.method.tuning import Tuning
 from lntune.train.config import TrainConfig
 from lntune.train.fast import FastDropout
-from lntune.train.packed import PackedAdamW
+from lntune.train.packed import PackedAdamW, group_of
 from lntune.train.rows import cutting, find_cut
 
 
@@ -28,13 +28,12 @@ def make_accelerator(mixed_precision: str):
 
 def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
     """Per-tensor torch AdamW over the tuned tensors: the reference PackedAdamW is tested against."""
-    # Decay on a masked tensor would move its masked-out elements, so only head matrices decay.
-    params = tuning.parameters()
-    decay = {id(t.param) for t in tuning.head if t.param.dim() >= 2} if config.weight_decay else set()
-    groups = [{"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}]
-    if decay:
-        groups.append({"params": [p for p in params if id(p) in decay], "weight_decay": config.weight_decay})
-    return torch.optim.AdamW(groups, lr=config.lr)
+    groups: dict[tuple[float, float], list] = {}
+    for t in tuning.all:
+        if all(t.param is not p for ps in groups.values() for p in ps):
+            groups.setdefault(group_of(tuning, t, config.lr, config.weight_decay, config.head_lr), []).append(t.param)
+    return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
+                             lr=config.lr)
 
 
 class Step:
@@ -54,7 +53,7 @@ class Step:
         wanted = cut and config.cut_last_block and sequence_head and probes
         self.cut = find_cut(lm.model, lm.norms.blocks, list(probes)) if wanted else None
         self.acc = acc or make_accelerator(config.mixed_precision)
-        self.packed = PackedAdamW(tuning, config.lr, config.weight_decay) if config.packed else None
+        self.packed = PackedAdamW(tuning, config.lr, config.weight_decay, head_lr=config.head_lr) if config.packed else None
         opt = self.packed or optimizer(tuning, config)
         sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * total_steps), total_steps)
         self.model, self.opt, self.sched, *self.loaders = self.acc.prepare(tuning.lm.model, opt, sched, *loaders)

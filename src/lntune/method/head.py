@@ -1,0 +1,19 @@
+"""Head only: the pretrained model stays frozen and only the task head trains (the floor every method must beat)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lntune.method.base import Method, Tuned
+
+
+@dataclass
+class HeadConfig:
+    pass
+
+
+class HeadOnly(Method):
+    name = "head"
+    Config = HeadConfig
+
+    def apply(self, lm) -> list[Tuned]:
+        return []  # prepare() makes the head trainable for every method; this one adds nothing to it
