@@ -6,15 +6,9 @@ from pathlib import Path
 
 from lntune.analyse import plots
 from lntune.analyse.change import Change, cell_table, ln_row_label, ln_table, ranking
-from lntune.analyse.components import NO_LAYER, components, layer_label
+from lntune.analyse.components import NO_LAYER, layer_label
 from lntune.analyse.files import write_bytes, write_csv, write_json
 from lntune.analyse.fisher import TaskFisher, fisher_ranking, ln_shares
-
-
-def _layers(rows: list[dict]) -> list:
-    """Block indices in order, then None (outside the blocks) when any parameter sits there."""
-    layers = sorted({r["layer"] for r in rows if r["layer"] is not None})
-    return layers + ([None] if any(r["layer"] is None for r in rows) else [])
 
 
 def markdown(rows: list[dict], digits: int = 4) -> str:
@@ -42,29 +36,8 @@ def _unique_labels(changes: list[Change]) -> list[Change]:
 def report_change(changes: list[Change], out: str | Path) -> list[dict]:
     """change_heatmap, ln_change (PNG + CSV), change_ranking (CSV + MD), change.json; returns the ranking."""
     out, changes = Path(out), _unique_labels(changes)
-    layers = _layers(changes[0].rows)
-    cols = [layer_label(x) for x in layers]
-    comps = components(changes[0].rows)
-    cells = {c.task: cell_table(c.rows) for c in changes}
-    plots.heatmap_panels(
-        out / "change_heatmap.png",
-        [(t, plots.grid(v, comps, layers)) for t, v in cells.items()],
-        comps,
-        cols,
-        f"layer ({NO_LAYER}: outside the blocks)",
-        "component",
-        "D = mean |after - before|",
-        f"Change per component after fine-tuning ({changes[0].model})",
-    )
-    write_csv(
-        out / "change_heatmap.csv",
-        [
-            {"task": t, "component": comp, "layer": layer_label(layer), "D": d}
-            for t, v in cells.items()
-            for (comp, layer), d in v.items()
-        ],
-    )
-    _report_ln_change(changes, out, layers, cols)
+    change_figures(out, {c.task: cell_table(c.rows) for c in changes}, {c.task: ln_table(c.rows) for c in changes},
+                   changes[0].model)
     table = ranking(changes)
     write_table(out, "change_ranking", table)
     write_json(
@@ -74,8 +47,41 @@ def report_change(changes: list[Change], out: str | Path) -> list[dict]:
     return table
 
 
-def _report_ln_change(changes: list[Change], out: Path, layers: list, cols: list[str]) -> None:
-    tables = {c.task: ln_table(c.rows) for c in changes}
+def _table_layers(tables: dict[str, dict]) -> list:
+    """Block indices in order, then None (outside the blocks) when any value sits there; the layer is a key's last."""
+    found = {k[-1] for v in tables.values() for k in v}
+    return sorted(x for x in found if x is not None) + ([None] if None in found else [])
+
+
+def change_figures(out: Path, cells: dict[str, dict], lns: dict[str, dict], model: str, title: str = "") -> None:
+    """change_heatmap and ln_change (PNG + CSV) from D tables per panel: {(component, layer): D} and
+    {(norm, term, layer): D}, as cell_table and ln_table return them (or as a sweep's records keep them)."""
+    layers = _table_layers(cells)
+    cols = [layer_label(x) for x in layers]
+    comps = list(dict.fromkeys(comp for v in cells.values() for comp, _ in v))
+    plots.heatmap_panels(
+        out / "change_heatmap.png",
+        [(t, plots.grid(v, comps, layers)) for t, v in cells.items()],
+        comps,
+        cols,
+        f"layer ({NO_LAYER}: outside the blocks)",
+        "component",
+        "D = mean |after - before|",
+        title or f"Change per component after fine-tuning ({model})",
+    )
+    write_csv(
+        out / "change_heatmap.csv",
+        [
+            {"task": t, "component": comp, "layer": layer_label(layer), "D": d}
+            for t, v in cells.items()
+            for (comp, layer), d in v.items()
+        ],
+    )
+    _report_ln_change(lns, out, _table_layers(lns))
+
+
+def _report_ln_change(tables: dict[str, dict], out: Path, layers: list) -> None:
+    cols = [layer_label(x) for x in layers]
     keys = list(dict.fromkeys((norm, term) for v in tables.values() for norm, term, _ in v))
     keys.sort(key=lambda k: (k[1] != "weight", k[0] in ("embeddings", "final")))  # gains first, block norms first
     labels = [ln_row_label(*k) for k in keys]

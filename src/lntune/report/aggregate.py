@@ -97,10 +97,11 @@ def cell_key(record: dict) -> tuple:
 
 
 def aggregate(records: list[dict]) -> list[Cell]:
-    """Cells of every training record, in order of first appearance."""
+    """Cells of every reported training record, in order of first appearance. Runs of a sweep's lr_seed
+    (`picks_lr`) chose the lr of the other seeds and are not reported (lntune.report.claims.lr_choices)."""
     buckets: dict[tuple, list[dict]] = {}
     for r in records:
-        if not is_efficiency(r) and r.get("score") is not None:
+        if not is_efficiency(r) and r.get("score") is not None and not r.get("picks_lr"):
             buckets.setdefault(cell_key(r), []).append(r)
     return [_cell(key, runs, i) for i, (key, runs) in enumerate(buckets.items())]
 

@@ -32,14 +32,19 @@ class Finding:
     noise: float | None = None  # mean seed (or timing-repeat) std of what is compared; None with one of each
 
     @property
-    def verdict(self) -> str:
-        """yes / no, flagged when the deciding difference is within the seeds' spread."""
-        word = "yes" if self.holds else "no"
+    def qualifier(self) -> str:
+        """"within noise" when the deciding difference is within the seeds' spread; "one seed" without a spread."""
         if self.margin is not None and self.noise is not None and abs(self.margin) <= self.noise:
-            return f"{word} (within noise)"
+            return "within noise"
         if self.margin is not None and self.noise is None:
-            return f"{word} (one seed)"
-        return word
+            return "one seed"
+        return ""
+
+    @property
+    def verdict(self) -> str:
+        """yes / no, with its qualifier."""
+        word = "yes" if self.holds else "no"
+        return f"{word} ({self.qualifier})" if self.qualifier else word
 
 
 def _score(c: Cell) -> float:
@@ -211,14 +216,15 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
 def findings_table(cells: list[Cell], records: list[dict]) -> Table | None:
     eff = efficiency_rows(records)
     models = list(dict.fromkeys([c.model for c in cells] + [e.model for e in eff]))
-    table = Table("findings", "The papers' findings, checked on this sweep", ["Source", "Measured here", "Holds"],
-                  label_header="Finding")
+    table = Table("findings", "The papers' findings, checked on this sweep",
+                  ["Source", "Measured here", "Holds", "Qualifier"], label_header="Finding")
     for model in models:
         found = score_findings(cells, model) + efficiency_findings(eff, model)
         if found and len(models) > 1:
             table.rows.append(Row(model, [], section=True))
-        table.rows += [Row(f.claim, [Value(f.source), Value(f.here), Value(f.verdict, float(f.holds))])
-                       for f in found]
+        # the qualifier ("within noise", "one seed") is a column of its own, so findings.csv keeps it too
+        table.rows += [Row(f.claim, [Value(f.source), Value(f.here), Value(f.verdict, float(f.holds)),
+                                     Value(f.qualifier or "-")]) for f in found]
     if not table.rows:
         return None
     table.notes.append("Scores on the table scale (x100 for 0-1 metrics), rounded to one decimal, from the cells "

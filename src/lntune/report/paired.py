@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-EXACT_MAX_PAIRS = 16  # up to 2**20 sign patterns are enumerated; above, PERMUTATIONS random ones
+EXACT_MAX_PAIRS = 16  # up to 2**16 sign patterns are enumerated; above, PERMUTATIONS random ones
 PERMUTATIONS = 100_000
 PERMUTATION_SEED = 0
 PERMUTATION_BATCH = 2**15  # bounds the memory of the null distribution's construction

@@ -67,3 +67,29 @@ def efficiency_bars(path: str | Path, rows: list[EffRow]) -> Path:
             ax.set_title(model if len(models) > 1 else absolute.split(" (")[0])
             ax.margins(x=0.15)
     return save_figure(fig, path)
+
+
+def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float, float]], str]], margin: float,
+           xlabel: str) -> Path:
+    """One block per contrast: the pooled mean paired difference with its CI (bold) above each task's, a line at 0
+    and dashed lines at ±margin (the equivalence bounds). rows: (contrast, [(label, mean, low, high)], verdict)."""
+    n = sum(len(points) for _, points, _ in rows)
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * n + 0.45 * len(rows) + 1.2), constrained_layout=True)
+    y, ticks, labels = 0.0, [], []
+    for name, points, verdict in rows:
+        for i, (label, mean, low, high) in enumerate(points):
+            pooled = i == 0
+            ax.errorbar(mean, -y, xerr=[[mean - low], [high - mean]], fmt="D" if pooled else "o",
+                        color="black" if pooled else "tab:blue", markersize=6 if pooled else 4,
+                        elinewidth=2 if pooled else 1, capsize=2)
+            ticks.append(-y)
+            labels.append(f"{name}  [{verdict}]" if pooled else f"    {label}")
+            y += 1
+        y += 0.6
+    ax.axvline(0, color="grey", linewidth=1)
+    for m in (-margin, margin):
+        ax.axvline(m, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)

@@ -12,6 +12,7 @@ from lntune.report import build, html, markdown
 from lntune.report.aggregate import Cell, aggregate, is_efficiency, load_records
 from lntune.report.document import Document, Figure, Section
 from lntune.report.efficiency import efficiency_rows, efficiency_table
+from lntune.report.evidence import evidence_sections, read_design
 from lntune.report.findings import findings_table
 from lntune.report.tables import Table
 
@@ -50,14 +51,19 @@ def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
     return figures
 
 
-def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dirs: list[Path] = ()
-                   ) -> tuple[Document, list[Table]]:
-    """Tables and figures of every group present (figures are written into `out` as they are made)."""
+def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dirs: list[Path] = (),
+                   design: dict | None = None) -> tuple[Document, list[Table]]:
+    """Tables and figures of every group present (figures are written into `out` as they are made).
+
+    A sweep with an analysis plan (`design`, RESULTS/design.json) gets the registered contrasts decided on
+    paired runs; one without gets the descriptive findings check (means compared, no test)."""
     from lntune.report import plots
 
     doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.get('sweep'))) or 'results'}",
                    header(records, cells))
-    if t := findings_table(cells, records):
+    if design is not None:
+        doc.sections += evidence_sections(records, cells, out, design)[0]
+    elif t := findings_table(cells, records):
         doc.sections.append(Section("The papers' findings, checked", [t]))
     if main := build.main_tables(cells):
         doc.sections.append(Section("Main results (paper 000 tables 1-2)", main))
@@ -100,8 +106,11 @@ def write_report(results: str | Path, out: str | Path | None = None, figures: li
     out = Path(out) if out is not None else results / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     cells = aggregate(records)
-    doc, tables = build_document(records, cells, out, figures)
+    design = read_design(results)
+    doc, tables = build_document(records, cells, out, figures, design)
     written = {}
+    if design is not None:
+        written.update({k: out / k for k in ("claims.csv", "claims.json")})
     for t in tables:
         written[f"{t.name}.csv"] = write_csv(out / f"{t.name}.csv", t.to_csv_rows())
         written[f"{t.name}.json"] = write_json(out / f"{t.name}.json", t.to_json())

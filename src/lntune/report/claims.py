@@ -1,0 +1,338 @@
+"""The pre-registered contrasts of the CPU reproduction (issue 14) and their verdicts.
+
+Each contrast compares two table rows on paired runs: the same (task, seed) under both methods, so the same
+training subset, batch order and head initialisation. It carries at most one claim, credited only to a paper
+that makes it (the sections are quoted in docs/results/paper_cpu/README.md); contrasts no paper makes are
+lntune's own controls and say so. The list is fixed here, before the sweep's results exist; the report never
+adds or drops a contrast after seeing the numbers.
+
+Verdicts: "holds" needs a Holm-adjusted p < 0.05 in the claimed direction; the opposite direction is
+"contradicted"; a claim of no difference is "equivalent" when TOST within the design's margin gives a
+Holm-adjusted p < 0.05. A claim that is neither is "undecided"; "not decidable" means the runs cannot speak to
+it (too few pairs, or one side failed in most runs) and gives the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lntune.report.aggregate import Cell, higher_is_better, percent_scale
+from lntune.report.paired import PairedResult, holm, paired
+
+ALPHA = 0.05
+SCORE, TIME_TO_BEST, STEP_TIME = "score", "time_to_best", "step_time"
+GREATER, LESS, EQUIVALENT = "greater", "less", "equivalent"
+HOLDS, CONTRADICTED, EQUIV, UNDECIDED, NOT_DECIDABLE = (
+    "holds", "contradicted", "equivalent", "undecided", "not decidable")
+
+
+@dataclass(frozen=True)
+class Claim:
+    statement: str  # what is claimed, in the contrast's terms
+    source: str  # the paper and section that make it, or "none: lntune's control"
+    expects: str  # greater | less | equivalent (A vs B)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    name: str  # "LN - BitFit": differences are A - B
+    a: str  # table row of A
+    b: str  # table row of B
+    claim: Claim
+    note: str = ""  # how the test here differs from the paper's setting
+    measure: str = SCORE  # score (points) | time_to_best | step_time (% of B's time)
+
+
+NO_PAPER = "none: lntune's control"
+CONTRASTS: tuple[Contrast, ...] = (
+    Contrast("LN - BitFit", "LN", "BitFit",
+             Claim("LN-tuning scores higher than BitFit", "000 sec. 4.2, table 1", GREATER)),
+    Contrast("LN - FT", "LN", "FT",
+             Claim("LN-tuning scores below full fine-tuning", "000 sec. 4.2, table 1", LESS)),
+    Contrast("LN - Random (all weights)", "LN", "Random (all weights)",
+             Claim("LN beats a random subset of as many weights", "002 sec. 3.1, tables 2-3", GREATER),
+             "002 trains its output-LN set against a random set of that size; here all LNs against as many weights"),
+    Contrast("LN - Random (blocks)", "LN", "Random (blocks)",
+             Claim("LN beats a random subset of as many weights", "002 sec. 3.1, tables 2-3", GREATER),
+             "the fair form of 002's control: drawn from the transformer blocks, not the word embeddings"),
+    Contrast("LN - Head only", "LN", "Head only",
+             Claim("LN-tuning adds to training the task head alone", NO_PAPER, GREATER)),
+    Contrast("LN (002 set) - BitFit", "LN (002 set)", "BitFit",
+             Claim("Tuning the output LayerNorms matches BitFit", "002 sec. 3.1, tables 2-3", EQUIVALENT)),
+    Contrast("LN (002 set) - FT", "LN (002 set)", "FT",
+             Claim("Tuning the output LayerNorms matches full fine-tuning", "002 abstract and sec. 4", EQUIVALENT)),
+    Contrast("Prefix+LN - Prefix", "Prefix+LN", "Prefix",
+             Claim("Adding LN-tuning improves prefix-tuning", "000 sec. 4.4, table 3", GREATER)),
+    Contrast("Only Bias - Only Gain", "Only Bias", "Only Gain",
+             Claim("Tuning only the LN biases beats tuning only the gains", "000 sec. 4.5, table 4", GREATER)),
+    Contrast("Fisher 20% - random 20% of LN", "individual f=0.2", "random f=0.2",
+             Claim("A Fisher-selected 20% of the LN elements beats a random 20%", NO_PAPER, GREATER),
+             "002 fig. 5 compares Fisher masks with all of LN; it has no random mask of the same size"),
+    Contrast("LN - FT, time to the best validation score", "LN", "FT",
+             Claim("LN-tuning trains in less time than full fine-tuning", "000 sec. 4.3, fig. 2", LESS),
+             "% of FT's training time until the kept state; two runs share the 2 cores", TIME_TO_BEST),
+    Contrast("LN - BitFit, time to the best validation score", "LN", "BitFit",
+             Claim("LN-tuning takes the least training time of the PEFT methods", "000 sec. 4.3, fig. 2", LESS),
+             "% of BitFit's training time until the kept state; two runs share the 2 cores", TIME_TO_BEST),
+    Contrast("LN - FT, time per training step", "LN", "FT",
+             Claim("LN-tuning trains in less time than full fine-tuning", "000 sec. 4.3, fig. 2", LESS),
+             "% of FT's seconds per step up to the kept state; two runs share the 2 cores", STEP_TIME),
+    Contrast("LN - BitFit, time per training step", "LN", "BitFit",
+             Claim("LN-tuning takes the least training time of the PEFT methods", "000 sec. 4.3, fig. 2", LESS),
+             "% of BitFit's seconds per step up to the kept state; two runs share the 2 cores", STEP_TIME),
+)
+
+
+@dataclass(frozen=True)
+class Design:
+    """The analysis plan of the sweep (RESULTS/design.json; lntune.sweep.config.AnalysisPlan)."""
+
+    margin: float = 1.5
+    majority_margin: float = 2.0
+    min_r: float = 0.2
+    level: float = 0.95
+
+    @classmethod
+    def from_json(cls, design: dict | None) -> Design:
+        plan = (design or {}).get("analysis") or {}
+        return cls(**{k: float(v) for k, v in plan.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Side:
+    """One row's runs in a contrast, by (task, seed)."""
+
+    row: str
+    runs: dict[tuple[str, int], dict] = field(default_factory=dict)
+    failed: set[tuple[str, int]] = field(default_factory=set)  # runs the design's failed-run rule flags
+    last: int = 0  # runs whose kept state was the last evaluation (still improving when training stopped)
+
+
+@dataclass
+class Outcome:
+    contrast: Contrast
+    tasks: tuple[str, ...]
+    result: PairedResult | None  # every pair
+    clean: PairedResult | None  # pairs without a failed run
+    failed: int  # pairs with a failed run on either side
+    sides: tuple[Side, Side]
+    p_holm: float | None = None
+    p_equiv_holm: float | None = None
+    pairs: int = 0  # (task, seed) pairs both sides ran
+    verdict: str = UNDECIDED
+    reason: str = ""
+    flags: list[str] = field(default_factory=list)
+
+
+def failed_run(record: dict, design: Design) -> bool:
+    """The design's rule: a classifier that never left the majority class, or a correlation near zero."""
+    val, metric = record.get("val") or {}, record.get("metric")
+    score = val.get(metric)
+    if score is None:
+        return False
+    if metric in ("pearson", "spearman"):
+        return score < design.min_r
+    majority = (record.get("majority") or {}).get("dev")
+    return majority is not None and round(100 * (score - majority), 6) <= design.majority_margin
+
+
+def kept_last(record: dict) -> bool:
+    """Whether the kept state is the final one: the run may have stopped while it was still improving."""
+    return (record.get("val") or {}).get("step") == record.get("steps")
+
+
+def side(row: str, cells: list[Cell], records: list[dict], design: Design) -> Side:
+    """The reported runs of `row` at each task's chosen lr (lr_seed runs excluded)."""
+    chosen = {(c.model, c.task): c.lr for c in cells if c.row == row}
+    out = Side(row)
+    for r in records:
+        spec = r.get("spec") or {}
+        if r.get("row") != row or r.get("picks_lr") or r.get("score") is None or spec.get("kind") == "efficiency":
+            continue
+        if chosen.get((spec.get("model"), r["task"])) != r["lr"]:
+            continue
+        key = (r["task"], r["seed"])
+        out.runs[key] = r
+        out.failed |= {key} if failed_run(r, design) else set()
+        out.last += kept_last(r)
+    return out
+
+
+def _points(r: dict) -> float:
+    """The main test score on the display scale, signed so that higher is better."""
+    score = float(r["score"]) * percent_scale(r["metric"])
+    return score if higher_is_better(r["metric"]) else -score
+
+
+def differences(a: Side, b: Side, drop: set | None = None) -> dict[str, list[float]]:
+    """A - B per task over the (task, seed) pairs both sides ran, in seed order."""
+    out: dict[str, list[float]] = {}
+    for key in sorted(set(a.runs) & set(b.runs)):
+        if drop and key in drop:
+            continue
+        out.setdefault(key[0], []).append(_points(a.runs[key]) - _points(b.runs[key]))
+    return out
+
+
+def _paired(diffs: dict[str, list[float]], design: Design, margin: bool = True) -> PairedResult | None:
+    if sum(len(v) for v in diffs.values()) < 2:
+        return None
+    return paired(diffs, margin=design.margin if margin else None, level=design.level)
+
+
+def evaluate(contrast: Contrast, cells: list[Cell], records: list[dict], design: Design) -> Outcome:
+    a, b = (side(row, cells, records, design) for row in (contrast.a, contrast.b))
+    if contrast.measure != SCORE:  # times: relative differences, no equivalence margin on that scale
+        timing = time_to_best if contrast.measure == TIME_TO_BEST else step_time
+        diffs = timing(records, contrast.a, contrast.b)
+        return Outcome(contrast, tuple(diffs), _paired(diffs, design, margin=False), None, 0, (a, b),
+                       pairs=_count(diffs))
+    diffs = differences(a, b)
+    bad = {k for k in a.failed | b.failed if k in a.runs and k in b.runs}
+    clean = _paired(differences(a, b, bad), design) if bad else None
+    return Outcome(contrast, tuple(diffs), _paired(diffs, design), clean, len(bad), (a, b), pairs=_count(diffs))
+
+
+def _count(diffs: dict[str, list[float]]) -> int:
+    return sum(len(v) for v in diffs.values())
+
+
+def adjust(outcomes: list[Outcome]) -> None:
+    """Holm over the contrasts that have a test, separately for the difference and the equivalence p-values."""
+    ps = holm([o.result.p if o.result else None for o in outcomes])
+    eq = holm([o.result.p_equiv if o.result else None for o in outcomes])
+    for o, p, e in zip(outcomes, ps, eq):
+        o.p_holm, o.p_equiv_holm = p, e
+
+
+def decide(o: Outcome) -> None:
+    """The verdict and its reason; flags that qualify it (failed runs, under-training) go beside it."""
+    if o.contrast.measure == SCORE:
+        for s in o.sides:
+            if s.runs and len(s.failed) * 2 > len(s.runs):
+                o.verdict, o.reason = NOT_DECIDABLE, f"{s.row} failed in {len(s.failed)} of {len(s.runs)} runs"
+            elif s.runs and s.last * 2 > len(s.runs):
+                o.flags.append(f"{s.row} kept its last epoch in {s.last} of {len(s.runs)} runs (under-trained?)")
+        if o.failed:
+            o.flags.append(f"{o.failed} pair(s) with a failed run; without them: {_brief(o.clean)}")
+    if o.verdict == NOT_DECIDABLE:
+        return
+    r = o.result
+    if r is None:
+        o.verdict, o.reason = NOT_DECIDABLE, "fewer than 2 pairs"
+        return
+    expects = o.contrast.claim.expects
+    significant = o.p_holm is not None and o.p_holm < ALPHA
+    equivalent = o.p_equiv_holm is not None and o.p_equiv_holm < ALPHA
+    ci = f"CI [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+    if expects == EQUIVALENT:
+        o.verdict = EQUIV if equivalent else CONTRADICTED if significant else UNDECIDED
+        o.reason = {EQUIV: f"{ci} within ±margin",
+                    CONTRADICTED: f"a difference of {r.mean:+.1f} (Holm p {o.p_holm:.3g})",
+                    UNDECIDED: f"{ci} reaches beyond ±margin and no difference is shown"}[o.verdict]
+    elif significant:
+        o.verdict = HOLDS if (r.mean > 0) == (expects == GREATER) else CONTRADICTED
+        o.reason = f"{r.mean:+.1f}, Holm p {o.p_holm:.3g}"
+    elif equivalent:
+        o.verdict, o.reason = EQUIV, f"{ci} within ±margin: no advantage either way"
+    else:
+        o.verdict, o.reason = UNDECIDED, f"{ci} includes 0 (Holm p {o.p_holm:.3g})"
+
+
+def _brief(r: PairedResult | None) -> str:
+    if r is None:
+        return "fewer than 2 pairs"
+    return f"{r.mean:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}], p {r.p:.3g}"
+
+
+def outcomes(cells: list[Cell], records: list[dict], design: Design,
+             contrasts: tuple[Contrast, ...] = CONTRASTS) -> list[Outcome]:
+    """Every registered contrast whose two rows the sweep ran, tested, Holm-adjusted and decided."""
+    rows = {c.row for c in cells}
+    out = [evaluate(c, cells, records, design) for c in contrasts if c.a in rows and c.b in rows]
+    adjust(out)
+    for o in out:
+        decide(o)
+    return out
+
+
+def claims_rows(outs: list[Outcome], design: Design) -> list[dict]:
+    """claims.csv: one row per contrast with every number the verdict rests on."""
+    rows = []
+    for o in outs:
+        r, c = o.result, o.clean
+        rows.append({
+            "contrast": o.contrast.name, "claim": o.contrast.claim.statement, "source": o.contrast.claim.source,
+            "expects": o.contrast.claim.expects, "tasks": " ".join(o.tasks), "pairs": o.pairs,
+            "mean": _num(r and r.mean), "ci_low": _num(r and r.ci_low), "ci_high": _num(r and r.ci_high),
+            "p": _num(r and r.p, 5), "p_holm": _num(o.p_holm, 5),
+            "p_equiv": _num(r and r.p_equiv, 5), "p_equiv_holm": _num(o.p_equiv_holm, 5),
+            "equivalent": None if o.p_equiv_holm is None else o.p_equiv_holm < ALPHA,
+            "margin": design.margin, "failed_pairs": o.failed,
+            "mean_without_failed": _num(c and c.mean), "ci_low_without_failed": _num(c and c.ci_low),
+            "ci_high_without_failed": _num(c and c.ci_high), "verdict": o.verdict, "reason": o.reason,
+            "flags": "; ".join(o.flags), "note": o.contrast.note,
+            "per_task": "; ".join(f"{t} n={n} {m:+.2f} [{lo:+.2f}, {hi:+.2f}]" for t, n, m, lo, hi in r.per_task)
+            if r else "",
+        })
+    return rows
+
+
+def _num(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
+
+
+def lr_choices(records: list[dict]) -> list[dict]:
+    """What the lr_seed's runs scored on validation at each lr, and the lr the other seeds used."""
+    picks: dict[tuple, dict] = {}
+    for r in records:
+        if r.get("picks_lr"):
+            picks.setdefault((r["row"], r["task"]), {})[r["lr"]] = r.get("val_score")
+    used: dict[tuple, set] = {}
+    for r in records:
+        if not r.get("picks_lr") and (r.get("row"), r.get("task")) in picks:
+            used.setdefault((r["row"], r["task"]), set()).add(r["lr"])
+    return [{"row": row, "task": task, "tried": {f"{lr:g}": v for lr, v in sorted(tried.items(), reverse=True)},
+             "chosen": ", ".join(f"{lr:g}" for lr in sorted(used.get((row, task), ()))) or "(later seeds not run yet)"}
+            for (row, task), tried in picks.items()]
+
+
+def under_trained(records: list[dict]) -> dict[str, tuple[int, int]]:
+    """row -> (runs that kept their last epoch, reported runs)."""
+    out: dict[str, list[int]] = {}
+    for r in records:
+        if r.get("picks_lr") or r.get("score") is None or (r.get("spec") or {}).get("kind") == "efficiency":
+            continue
+        n = out.setdefault(r["row"], [0, 0])
+        n[0] += kept_last(r)
+        n[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _paired_times(records: list[dict], a: str, b: str, seconds) -> dict[str, list[float]]:
+    """Paired relative differences (%) of `seconds(record)` of A vs B over their reported (task, seed) runs."""
+    runs: dict[str, dict[tuple, float]] = {a: {}, b: {}}
+    for r in records:
+        if r.get("row") in runs and not r.get("picks_lr") and (t := seconds(r)):
+            runs[r["row"]][(r["task"], r["seed"])] = t
+    out: dict[str, list[float]] = {}
+    for key in sorted(set(runs[a]) & set(runs[b])):
+        out.setdefault(key[0], []).append(100.0 * (runs[a][key] - runs[b][key]) / runs[b][key])
+    return out
+
+
+def time_to_best(records: list[dict], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
+    """Training time until the kept state (evaluations excluded), A vs B, in % of B's."""
+    return _paired_times(records, a, b, lambda r: r.get("best_seconds"))
+
+
+def step_time(records: list[dict], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
+    """Seconds per optimizer step up to the kept state (evaluations excluded), A vs B, in % of B's: every
+    training run measures it, so the contrast has as many pairs as the scores (the timing runs, alone on the
+    machine but a few per method, are the efficiency table's)."""
+    def per_step(r: dict) -> float | None:
+        step = (r.get("val") or {}).get("step")
+        return r["best_seconds"] / step if r.get("best_seconds") and step else None
+
+    return _paired_times(records, a, b, per_step)
