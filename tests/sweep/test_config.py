@@ -100,7 +100,7 @@ def test_paper_quick_parses_and_expands():
 def test_paper_full_parses_and_expands_offline():
     cfg = load_config(BENCH / "paper_full.yaml")
     runs = expand(cfg, data_dir="/nowhere")  # hub models and data: nothing is downloaded to expand
-    assert len(runs) == len({r.key for r in runs}) == 3174 + 20 * 3  # training + timing (20 x 3 repeats)
+    assert len(runs) == len({r.key for r in runs}) == 3390 + 20 * 3  # training + timing (20 x 3 repeats)
     assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
     assert {r.spec["model"] for r in runs} == {"bert-base-uncased", "bert-large-uncased", "gpt2-medium",
                                               "bert-large-cased"}
@@ -113,3 +113,21 @@ def test_paper_full_parses_and_expands_offline():
     e2e = [r for r in runs if r.spec["task"] == "e2e" and r.kind == "train"]
     assert {r.lr for r in e2e} == {2e-4} and {r.metric for r in e2e} == {"bleu"}
     assert {r.spec["train"]["epochs"] for r in e2e} == {20}
+
+
+def test_paper_cpu_parses_and_pairs_its_runs():
+    from lntune.sweep.grid import plan
+
+    cfg = load_config(BENCH / "paper_cpu.yaml")
+    first = plan(cfg)
+    train = [r for r in first.runs if r.kind == "train"]
+    assert all(r.picks_lr and r.seed == cfg.lr_seed == 0 for r in train)  # round one: seed 0 tries each lr list
+    assert len(train) == 47 and first.waiting == 135  # 5 reported seeds per (row, task) once the lr is chosen
+    assert {r.spec["train"]["batch_size"] for r in train} == {16}  # one batch size: the same batches
+    assert {r.spec["train"]["head_lr"] for r in train} == {3e-3}  # one head lr for every method
+    rows = {r.row for r in train}
+    assert {"LN (002 set)", "Random (all weights)", "Random (blocks)", "Head only"} <= rows
+    ln002 = next(r for r in train if r.row == "LN (002 set)")
+    assert ln002.spec["options"]["modules"] == "ffn"
+    sick = {r.spec["eval_limit"] for r in train if r.spec["task"] == "sick"}
+    assert sick == {1500} and cfg.analysis.margin == 1.5

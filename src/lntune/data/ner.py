@@ -20,7 +20,9 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from lntune.data.files import clip, codec_for, read_text, save_as_utf8, spec_encoding_fix
 from lntune.data.task import Task
 from lntune.errors import DataError
 
@@ -42,34 +44,40 @@ def to_bio(tag: str) -> str | None:
     return f"{_TO_BIO[prefix]}-{kind}"
 
 
-def read_conll(path: Path, hint: str) -> list[tuple[list[int], list[str], list[str]]]:
+def _splits_a_token(rows: list[str], i: int) -> bool:
+    """Whether whitespace-only row i is the first half of a token that holds a line break (BTC f.conll
+    has one: a line of spaces, then `<TAB>tag`), rather than a sentence separator."""
+    text = rows[i].rstrip("\r")
+    return bool(text) and "\t" not in text and i + 1 < len(rows) and rows[i + 1].startswith("\t") \
+        and bool(rows[i + 1].strip())
+
+
+def read_conll(
+    path: Path, hint: str, encoding: str = "utf-8", fix: Callable[[str], str] = save_as_utf8,
+) -> list[tuple[list[int], list[str], list[str]]]:
     """(line numbers, words, tags) per sentence: `token<TAB>tag` (or space-separated columns, tag
-    last) per line, a blank line between sentences; -DOCSTART- lines are skipped."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found; {hint}")
-    sentences, lines, words, tags = [], [], [], []
+    last) per line, a blank or whitespace-only line between sentences; -DOCSTART- lines are skipped."""
+    if not path.is_file():
+        raise DataError(f"{path}: {'is a folder, not a file' if path.is_dir() else 'file not found'}; {hint}")
+    sentences, current = [], []
     # split("\n"), not splitlines(): tweets hold characters that splitlines() reads as line breaks
-    for line, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        text = text.rstrip("\r")
-        if not text:
-            if words:
-                sentences.append((lines, words, tags))
-            lines, words, tags = [], [], []
+    rows = read_text(path, encoding, fix).split("\n")
+    for i, raw in enumerate(rows):
+        text = raw.rstrip("\r")
+        if not text.strip() and _splits_a_token(rows, i):
             continue
-        if not text.strip() and "\t" not in text:
-            # The first half of a token that holds a line break (BTC f.conll has one); its tag follows.
+        if not text.strip() or text.split()[0] == "-DOCSTART-":  # a sentence never spans documents
+            if current:
+                sentences.append(tuple(map(list, zip(*current))))
+            current = []
             continue
         # Tweets hold tokens that are only spaces, so split on tabs when the file uses them.
         fields = text.split("\t") if "\t" in text else text.split()
         if len(fields) < 2:
-            raise DataError(f"{path}:{line}: expected `token<TAB>tag`, got {text!r}; {hint}")
-        if fields[0] == "-DOCSTART-":
-            continue
-        lines.append(line)
-        words.append(fields[0])
-        tags.append(fields[-1].strip())
-    if words:
-        sentences.append((lines, words, tags))
+            raise DataError(f"{path}:{i + 1}: expected `token<TAB>tag`, got {clip(text)}; {hint}")
+        current.append((i + 1, fields[0], fields[-1].strip()))
+    if current:
+        sentences.append(tuple(map(list, zip(*current))))
     if not sentences:
         raise DataError(f"{path}: the file is empty; {hint}")
     return sentences
@@ -96,7 +104,7 @@ class NerTask(Task):
             if bio not in self.labels:
                 at = where[i] if isinstance(where, list) else f"{where}, token {i}"
                 raise DataError(
-                    f"{at}: tag {tag!r} is not in the label set of {self.name} ({', '.join(self.labels)}); "
+                    f"{at}: tag {clip(tag)} is not in the label set of {self.name} ({', '.join(self.labels)}); "
                     + self.unknown_tag_fix()
                 )
             ids.append(self.labels.index(bio))
@@ -115,10 +123,11 @@ class Conll04(NerTask):
         return data_dir / "ner" / "conll04" / f"conll04_{split}.json"
 
     def read_local(self, path: Path) -> list[dict]:
+        text = read_text(path)
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            what = "the file is empty" if not path.read_text(encoding="utf-8").strip() else f"not valid JSON ({e})"
+            records = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            what = "the file is empty" if not text.strip() else f"not valid JSON ({str(e) or 'nested too deeply'})"
             raise DataError(f"{path}: {what}; {_CONLL04_HINT}") from e
         if not isinstance(records, list) or not records:
             raise DataError(f"{path}: expected a non-empty JSON list of records; {_CONLL04_HINT}")
@@ -167,7 +176,8 @@ class Btc(NerTask):
         return [r for i, r in enumerate(rows) if (i in dev) == (split == "dev")]
 
 
-_CONLL_HINT = "write conll:DIR (with DIR/train.conll, DIR/dev.conll[, DIR/test.conll]) or conll:train=PATH,dev=PATH"
+_CONLL_HINT = ("write conll:DIR (with DIR/train.conll, DIR/dev.conll[, DIR/test.conll]) or "
+               "conll:train=PATH,dev=PATH; add ,encoding=ENC for files not in UTF-8")
 _SPLITS = ("train", "dev", "test")
 
 
@@ -176,36 +186,50 @@ class ConllTask(NerTask):
     """Users' own CoNLL files; the label set is the training file's entity types, sorted."""
 
     files: tuple[tuple[str, str], ...] = ()  # (split, path)
+    encoding: str = "utf-8"
 
     @classmethod
     def from_spec(cls, spec: str) -> "ConllTask":
-        if "=" in spec:
-            fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
-            if set(fields) - set(_SPLITS) or "train" not in fields:
-                raise DataError(f"task 'conll:{spec}': {_CONLL_HINT}")
-            files = tuple((s, fields[s]) for s in _SPLITS if s in fields)
-        else:
-            folder = Path(spec)
+        # conll:DIR, conll:train=PATH,dev=PATH, either with ,encoding=ENC; a folder is read whole when
+        # the spec has no "=", so folder names may hold commas
+        parts = spec.split(",") if "=" in spec else [spec]
+        fields = dict(p.split("=", 1) for p in parts if "=" in p)
+        folders = [p for p in parts if "=" not in p]
+        splits = set(fields) & set(_SPLITS)
+        if set(fields) - {*_SPLITS, "encoding"} or len(folders) > 1 or bool(folders) == bool(splits) \
+                or (splits and "train" not in splits):
+            raise DataError(f"task 'conll:{spec}': {_CONLL_HINT}")
+        encoding = fields.get("encoding", "utf-8")
+        codec_for(encoding, f"task 'conll:{spec}'")
+        if folders:
+            folder = Path(folders[0])
             if not (folder / "train.conll").exists():
                 raise DataError(f"task 'conll:{spec}': {folder / 'train.conll'} not found; {_CONLL_HINT}")
             files = tuple((s, str(folder / f"{s}.conll")) for s in _SPLITS if (folder / f"{s}.conll").exists())
-        train = Path(dict(files)["train"])
-        labels = cls.infer_labels(train)
-        return cls(name=f"conll:{spec}", labels=labels, splits=tuple(s for s, _ in files), files=files)
+        else:
+            files = tuple((s, fields[s]) for s in _SPLITS if s in fields)
+        task = cls(name=f"conll:{spec}", splits=tuple(s for s, _ in files), files=files, encoding=encoding)
+        return cls(name=task.name, labels=task.infer_labels(), splits=task.splits, files=files, encoding=encoding)
 
-    @staticmethod
-    def infer_labels(path: Path) -> tuple[str, ...]:
-        types = set()
-        for lines, _, tags in read_conll(path, _CONLL_HINT):
+    def sentences(self, path: Path) -> list[tuple[list[int], list[str], list[str]]]:
+        return read_conll(path, _CONLL_HINT, self.encoding, spec_encoding_fix(self.name))
+
+    def infer_labels(self) -> tuple[str, ...]:
+        """The training file's entity types as BIO labels; a file with no entities has nothing to learn."""
+        path, types = Path(dict(self.files)["train"]), set()
+        for lines, _, tags in self.sentences(path):
             for line, tag in zip(lines, tags):
                 bio = to_bio(tag)
                 if bio is None:
                     raise DataError(
-                        f"{path}:{line}: tag {tag!r} is not BIO "
+                        f"{path}:{line}: tag {clip(tag)} is not BIO "
                         "(O, B-TYPE, I-TYPE; BILOU/IOBES are read as BIO); fix the tag"
                     )
                 if bio != "O":
                     types.add(bio[2:])
+        if not types:
+            raise DataError(f"nothing to learn: every token of {path} is tagged O; "
+                            "the training file needs entities tagged B-TYPE/I-TYPE")
         return bio_labels(tuple(sorted(types)))
 
     def local_path(self, data_dir, split: str) -> Path:
@@ -217,7 +241,7 @@ class ConllTask(NerTask):
         return self.read_local(self.local_path(None, split))
 
     def read_local(self, path: Path) -> list[dict]:
-        return [self.example(w, t, [f"{path}:{n}" for n in lines]) for lines, w, t in read_conll(path, _CONLL_HINT)]
+        return [self.example(w, t, [f"{path}:{n}" for n in lines]) for lines, w, t in self.sentences(path)]
 
     def unknown_tag_fix(self) -> str:
         return (f"the label set comes from {dict(self.files)['train']}, so a tag it never uses cannot be "
