@@ -45,8 +45,9 @@ def test_cli_decoder_run_on_e2e_selects_gains(tiny_dir, data_dir, tmp_path):
     meta = json.loads((tmp_path / "s" / "skin.json").read_text())
     assert meta["tuned"] == [f"model.layers.{i}.post_attention_layernorm.weight" for i in (2, 3)]
     assert meta["head"] == [] and "perplexity" in meta["metrics"]
-    code, out = run(*[a if a != "gain" else "bias" for a in args])
+    code, out = run(*[a if a != "gain" else "bias" for a in args], "--overwrite")
     assert code == 2 and "gains only" in out
+    assert (tmp_path / "s" / "skin.json").exists()  # refused before training: the skin above stays
 
 
 def test_bad_data_file_exits_with_the_file_named(tiny_dir, tmp_path):

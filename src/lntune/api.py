@@ -21,6 +21,7 @@ from lntune.model import load_model
 from lntune.skin import load_skin, save_skin, write_atomic
 from lntune.train import TrainConfig, train
 from lntune.train.seed import seed_everything
+from lntune.train.validate import check_run
 from lntune.train.loop import make_accelerator
 
 
@@ -88,6 +89,7 @@ def train_task(
     num_beams: int = 1,
     val_limit: int | float | None = None,
     test_split: str = "dev",
+    overwrite: bool = False,
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
@@ -98,9 +100,11 @@ def train_task(
     `val_limit` (sweeps) holds a fixed seeded validation slice out of train for early stopping, and the
     kept state is scored on `test_split` (`eval_limit` of it) as "test"; with None, early stopping uses
     dev as before (and "test" is only scored for a test_split other than dev).
-    `out=None` saves no skin.
+    `out=None` saves no skin; a skin already at `out` is refused, before training, unless `overwrite`.
     """
     config = config or TrainConfig()
+    check_run(model, config, dtype, norm_map, out, overwrite,
+              train_limit=train_limit, eval_limit=eval_limit, generate=generate, num_beams=num_beams)
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")

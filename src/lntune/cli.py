@@ -1,7 +1,6 @@
 """The `lntune` command line."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -52,6 +51,7 @@ def train_cmd(
     eval_limit: int = typer.Option(0, help="seeded dev subset; 0 for the whole split"),
     data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR", help="folder with the upstream files"),
     out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD)"),
+    overwrite: bool = typer.Option(False, help="replace a skin already at --out (otherwise refused before training)"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
     generate: int = typer.Option(
@@ -62,6 +62,7 @@ def train_cmd(
     from lntune.api import describe_counts, train_task
     from lntune.method.options import for_build, merge, parse_assignments
     from lntune.train import TrainConfig
+    from lntune.train.validate import parse_norm_map
 
     ln = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
     ln = {k: v for k, v in ln.items() if v is not None}
@@ -81,7 +82,7 @@ def train_cmd(
         rec = train_task(
             task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
-            json.loads(norm_map) if norm_map else None, preset, generate, num_beams,
+            parse_norm_map(norm_map), preset, generate, num_beams, overwrite=overwrite,
         )
     except LntuneError as e:
         _fail(e)
@@ -120,7 +121,13 @@ def eval_cmd(
     score an untuned --model's generations on --task (the baseline)."""
     from lntune.api import evaluate_skin, generate_base, generate_skin
     from lntune.skin import read_skin
+    from lntune.train.validate import check_model
 
+    try:
+        if model is not None:
+            check_model(model)  # one line, not a transformers traceback
+    except LntuneError as e:
+        _fail(e)
     if skin is None:
         if not (model and task and generate):
             _fail(LntuneError("eval needs --skin DIR, or --model, --task and --generate N for an untuned baseline"))
@@ -161,7 +168,9 @@ def norms_cmd(
     from lntune.model import load_model
 
     try:
-        lm = load_model(model, head, norm_map=json.loads(norm_map) if norm_map else None)
+        from lntune.train.validate import parse_norm_map
+
+        lm = load_model(model, head, norm_map=parse_norm_map(norm_map))
     except LntuneError as e:
         _fail(e)
     table = Table("name", "label", "layer", "class", "gain", "bias")

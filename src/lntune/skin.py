@@ -26,20 +26,65 @@ def _sha256(path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename over `path`, fsync the folder: after a crash `path` holds the old bytes or
+    the new ones, and a file written after it (skin.json after the tensors) never reaches disk first."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames, unlinks and new entries in `path` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # no directory handles (Windows): the files themselves are synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a folder; the same holds
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_out(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuse, before any training, a skin folder that saving would fail on or a finished skin in the way."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SkinError(f"--out {out}: a file is there, and a skin is a folder; choose another --out")
+    if (out / SKIN_JSON).exists() and not overwrite:
+        raise SkinError(
+            f"--out {out}: a finished skin is already there ({SKIN_JSON}); pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the folder the first new one goes into
+    if not existing.is_dir():
+        raise SkinError(f"--out {out}: {existing} is a file, so no folder can be made under it; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SkinError(f"--out {out}: cannot write in {existing} (permission denied); choose another --out")
 
 
 def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
-    """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`."""
+    """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`, replacing a skin there."""
     from safetensors.torch import save
 
     out = Path(out_dir)
+    check_out(out, overwrite=True)  # a clear error rather than mkdir's FileExistsError
+    new = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(new):
+        fsync_dir(folder.parent)  # the new folders' own entries
     (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
     tuning.method.finalize(tuning)
-    write_atomic(out / TENSORS, save(tuning.state()))
+    write_atomic(out / TENSORS, save(tuning.state()))  # its folder fsync makes the unlink durable first
     lm = tuning.lm
     meta = {
         "format": FORMAT,

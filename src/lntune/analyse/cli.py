@@ -160,11 +160,12 @@ def curve_cmd(
     from lntune.analyse.report import report_curve
     from lntune.train import TrainConfig
 
-    train = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, progress=progress)
-    config = CurveConfig(
-        tuple(fraction) or FRACTIONS, tuple(kind) or KINDS, seed, train, train_limit or None, eval_limit or None
-    )
     try:
+        train = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed,
+                            progress=progress)
+        config = CurveConfig(
+            tuple(fraction) or FRACTIONS, tuple(kind) or KINDS, seed, train, train_limit or None, eval_limit or None
+        )
         nm = _norm_map(norm_map)
         folder = fisher or out / "fisher"
         for t in task:

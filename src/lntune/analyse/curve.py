@@ -72,6 +72,7 @@ def run_curve(
                         config.train_limit,
                         config.eval_limit,
                         norm_map=norm_map,
+                        overwrite=True,  # the curve's own run folders: a rerun redoes them
                     )
                     done[key] = {
                         "selected": rec["counts"]["tuned"],

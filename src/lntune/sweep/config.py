@@ -185,25 +185,32 @@ class _Reader:
         return out
 
     def train(self, raw: dict, at: str, known: dict[str, str]) -> dict:
-        """The TrainConfig fields among `raw`, with numbers coerced to the field's type."""
+        """The TrainConfig fields among `raw`, coerced to the field's type and checked against the rules
+        `lntune train` and the Python API use (lntune.train.validate)."""
+        from lntune.train.validate import field_problem
+
         out = {}
         for k, v in raw.items():
             if k not in known:
                 continue
-            kind = known[k]
-            if v is None and "None" in kind:
-                out[k] = None
-            elif kind.startswith("float"):
-                out[k] = float(self.number(v, f"{at}.{k}"))
-            elif kind.startswith("int"):
-                out[k] = self.number(v, f"{at}.{k}", int, lo=0)
-            elif kind.startswith("bool"):
-                if not isinstance(v, bool):
-                    raise self.error(f"{at}.{k}", f"expected true or false, got {v!r}")
-                out[k] = v
-            else:
-                out[k] = self.string(v, f"{at}.{k}")
+            out[k] = self._train_value(v, f"{at}.{k}", known[k])
+            problem = field_problem(k, out[k])
+            if problem:
+                raise self.error(f"{at}.{k}", problem)
         return out
+
+    def _train_value(self, v, at: str, kind: str):
+        if v is None and "None" in kind:
+            return None
+        if kind.startswith("float"):
+            return float(self.number(v, at))
+        if kind.startswith("int"):
+            return self.number(v, at, int)
+        if kind.startswith("bool"):
+            if not isinstance(v, bool):
+                raise self.error(at, f"expected true or false, got {v!r}")
+            return v
+        return self.string(v, at)
 
 
 def _kind(value) -> str:

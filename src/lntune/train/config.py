@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lntune.errors import TrainingError
+from lntune.train.validate import check_config
 
 
 @dataclass
@@ -34,12 +34,5 @@ class TrainConfig:
     cache_dir: str | None = None  # where that file goes (default: the system temp dir)
 
     def __post_init__(self) -> None:
-        if self.frozen_bottom not in ("train", "eval"):
-            raise TrainingError(f"--frozen-bottom {self.frozen_bottom!r}: choose train or eval")
-        if self.cache_bottom not in ("auto", "on", "off"):
-            raise TrainingError(f"--cache-bottom {self.cache_bottom!r}: choose auto, on or off")
-        if self.cache_bottom == "on" and self.frozen_bottom != "eval":
-            raise TrainingError(
-                "--cache-bottom on needs --frozen-bottom eval: the cached states are computed once, "
-                "so the frozen layers below must run without dropout"
-            )
+        # One schema (lntune.train.validate) for the CLI, the Python API and sweep YAMLs.
+        check_config(self)
