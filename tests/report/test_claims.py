@@ -148,3 +148,11 @@ def test_write_report_with_a_design_writes_claims_and_the_forest_plot(tmp_path):
         assert (tmp_path / "out" / name).is_file(), name
     md = (tmp_path / "out" / "report.md").read_text()
     assert "The papers' claims, decided on paired runs" in md and "The papers' findings, checked" not in md
+
+
+def test_too_few_pairs_to_reach_p_005_is_not_decidable():
+    only_sst2 = [r for r in runs("Only Bias", "ln", 3.0, group="ablation") + runs("Only Gain", "ln", 0.0,
+                 group="ablation") if r["task"] == "sst2"]
+    o = decided(only_sst2)["Only Bias - Only Gain"]
+    assert o.pairs == 5 and o.verdict == C.NOT_DECIDABLE
+    assert o.reason == "5 pairs: an exact sign-flip test cannot go below p = 0.0625"

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
-from lntune.report.paired import PairedResult, holm, paired
+from lntune.report.paired import PairedResult, holm, min_p, paired
 
 ALPHA = 0.05
 SCORE, TIME_TO_BEST, STEP_TIME = "score", "time_to_best", "step_time"
@@ -223,6 +223,11 @@ def decide(o: Outcome) -> None:
         o.verdict, o.reason = NOT_DECIDABLE, "fewer than 2 pairs"
         return
     expects = o.contrast.claim.expects
+    floor = min_p(o.pairs) / (2 if expects == EQUIVALENT else 1)  # TOST's tests are one-sided
+    if floor >= ALPHA:
+        o.verdict = NOT_DECIDABLE
+        o.reason = f"{o.pairs} pairs: an exact sign-flip test cannot go below p = {floor:.3g}"
+        return
     significant = o.p_holm is not None and o.p_holm < ALPHA
     equivalent = o.p_equiv_holm is not None and o.p_equiv_holm < ALPHA
     ci = f"CI [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
