@@ -156,3 +156,13 @@ def test_too_few_pairs_to_reach_p_005_is_not_decidable():
     o = decided(only_sst2)["Only Bias - Only Gain"]
     assert o.pairs == 5 and o.verdict == C.NOT_DECIDABLE
     assert o.reason == "5 pairs: an exact sign-flip test cannot go below p = 0.0625"
+
+
+def test_lr_choices_list_the_tries_and_the_lr_the_reported_seeds_used():
+    recs = runs("LN", "ln", 0.0) + [efficiency("ln", "LN")]
+    recs.append(record(row="LN", method="ln", task="sick", seed=0, lr=3e-3, lr_rank=1, val=0.95, picks_lr=True))
+    got = {(r["row"], r["task"]): r for r in C.lr_choices(recs)}
+    assert got[("LN", "sst2")]["chosen"] == "0.01"
+    assert got[("LN", "sick")] == {"row": "LN", "task": "sick", "tried": {"0.003": 0.95}, "chosen": "0.01"}
+    timing_only = [r for r in recs if r.get("picks_lr") or r["group"] == "efficiency"]
+    assert {r["chosen"] for r in C.lr_choices(timing_only)} == {"(later seeds not run yet)"}

@@ -296,7 +296,8 @@ def lr_choices(records: list[dict]) -> list[dict]:
             picks.setdefault((r["row"], r["task"]), {})[r["lr"]] = r.get("val_score")
     used: dict[tuple, set] = {}
     for r in records:
-        if not r.get("picks_lr") and (r.get("row"), r.get("task")) in picks:
+        reported = not r.get("picks_lr") and (r.get("spec") or {}).get("kind") != "efficiency"
+        if reported and (r.get("row"), r.get("task")) in picks:
             used.setdefault((r["row"], r["task"]), set()).add(r["lr"])
     return [{"row": row, "task": task, "tried": {f"{lr:g}": v for lr, v in sorted(tried.items(), reverse=True)},
              "chosen": ", ".join(f"{lr:g}" for lr in sorted(used.get((row, task), ()))) or "(later seeds not run yet)"}
