@@ -120,3 +120,16 @@ def test_state_keys_name_exactly_what_state_returns(make_lm, tmp_path):
     for method, options in (("ln", {"terms": "bias", "mask": str(tmp_path / "m.safetensors")}), ("random", {})):
         tuning = prepare(make_lm("bert"), build_method(method, **options))
         assert tuning.state_keys() == set(tuning.state())
+
+
+def test_saved_skin_json_fits_the_schema(trained):
+    """What save_skin writes is what read_skin's schema (lntune.skin_schema) accepts, evaluation keys included."""
+    from lntune.skin import EVAL_NEEDS, FORMAT, read_skin
+    from lntune.skin_schema import SkinRecord
+
+    _, skin, _ = trained
+    meta = json.loads((skin / "skin.json").read_text())
+    SkinRecord.model_validate(meta)
+    assert meta["format"] == FORMAT == "lntune-skin/1"
+    assert "data_root" not in meta  # recorded only for tasks whose spec names files (local:, conll:)
+    assert read_skin(skin, require=EVAL_NEEDS) == meta

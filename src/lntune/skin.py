@@ -2,23 +2,32 @@
 
 A skin is complete only when skin.json exists and the checksum it records matches
 tuned.safetensors; the JSON is written last, so a crash never leaves a skin that loads.
+
+skin.json is checked against one schema (lntune.skin_schema) when it is read and before a skin is saved;
+tensors must be finite, and stored masks boolean, the parameter's shape, and as many values as they select.
+A skin is data from whoever wrote it: the files its task names are read, but errors about them never show
+what those files hold (lntune eval --task names the data instead).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from lntune import __version__
-from lntune.errors import SkinError
+from lntune.errors import ArchitectureError, DataError, LntuneError, SkinError
 from lntune.method import build_method, prepare
 from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
+from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
 
 SKIN_JSON = "skin.json"
 TENSORS = "tuned.safetensors"
-FORMAT = "lntune-skin/1"
+__all__ = ["EVAL_NEEDS", "FORMAT", "SKIN_JSON", "TENSORS", "check_out", "load_skin", "read_skin", "save_skin",
+           "skin_task"]
 
 
 def _sha256(path: Path) -> str:
@@ -72,19 +81,27 @@ def check_out(out_dir: str | Path, overwrite: bool = False) -> None:
         raise SkinError(f"--out {out}: cannot write in {existing} (permission denied); choose another --out")
 
 
+def check_finite(tensors: dict, where: str) -> None:
+    """Refuse NaN/inf in any floating tensor: a skin holding them only ever predicts garbage."""
+    import torch
+
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise SkinError(f"{where}: tensor {name} holds {bad} NaN/inf value(s) of {value.numel()}; "
+                            "the run diverged (train again with a lower --lr)")
+
+
 def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
-    """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`, replacing a skin there."""
+    """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`, replacing a skin there.
+    Non-finite tensors and a record the schema refuses are refused before anything is written."""
     from safetensors.torch import save
 
     out = Path(out_dir)
     check_out(out, overwrite=True)  # a clear error rather than mkdir's FileExistsError
-    new = [p for p in (out, *out.parents) if not p.exists()]
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in reversed(new):
-        fsync_dir(folder.parent)  # the new folders' own entries
-    (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
     tuning.method.finalize(tuning)
-    write_atomic(out / TENSORS, save(tuning.state()))  # its folder fsync makes the unlink durable first
+    state = tuning.state()
+    check_finite(state, f"{out}: not saved")
     lm = tuning.lm
     meta = {
         "format": FORMAT,
@@ -96,49 +113,112 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
         "tuned": [t.name for t in tuning.tuned],
         "head": [t.name for t in tuning.head],
         "counts": tuning.counts(),
-        "tensors_sha256": _sha256(out / TENSORS),
+        "tensors_sha256": "sha256:" + "0" * 64,  # set once the tensors are written
         **record,
     }
+    task = record.get("task")
+    if isinstance(task, dict) and str(task.get("name", "")).partition(":")[0] in _SPEC_KINDS:
+        meta["data_root"] = str(Path.cwd().resolve())  # relative paths in its spec were given from here
+    check_record(meta, f"{out / SKIN_JSON} (not saved)")
+    new = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(new):
+        fsync_dir(folder.parent)  # the new folders' own entries
+    (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
+    write_atomic(out / TENSORS, save(state))  # its folder fsync makes the unlink durable first
+    meta["tensors_sha256"] = _sha256(out / TENSORS)
     write_atomic(out / SKIN_JSON, json.dumps(meta, indent=2).encode())
     return out
 
 
-def read_skin(skin_dir: str | Path) -> dict:
+def read_skin(skin_dir: str | Path, require: tuple[str, ...] = ()) -> dict:
+    """skin.json, checked against the schema; `require`: dotted keys a caller needs (EVAL_NEEDS to evaluate)."""
     path = Path(skin_dir) / SKIN_JSON
     if not path.exists():
         raise SkinError(f"{skin_dir}: no {SKIN_JSON}; not a skin directory, or training did not finish (train again)")
     try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SkinError(f"{path}: not valid JSON ({e}); the skin is corrupt, train it again") from e
-    if meta.get("format") != FORMAT:
-        raise SkinError(f"{path}: format {meta.get('format')!r}, this lntune reads {FORMAT}")
-    return meta
+        meta = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise SkinError(f"{path}: not valid JSON ({e}); the skin is corrupt, train it again") from None
+    except OSError as e:
+        raise SkinError(f"{path}: cannot read it ({e.strerror or e})") from None
+    return check_record(meta, path, require)
 
 
 def _read_tensors(skin_dir: Path, meta: dict) -> dict:
+    """The skin's tensors, checked: the checksum skin.json records, finite values, masks that fit their values."""
     from safetensors.torch import load_file
 
-    path = skin_dir / TENSORS
+    path = Path(skin_dir) / TENSORS
     if not path.exists():
         raise SkinError(f"{path}: missing; the skin is incomplete, train it again")
     if _sha256(path) != meta["tensors_sha256"]:
         raise SkinError(f"{path}: checksum differs from {SKIN_JSON}; the file is corrupt or was replaced")
-    return load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a malformed file
+        raise SkinError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); train it again") \
+            from None
+    check_finite(tensors, str(path))
+    _check_masks(path, tensors)
+    return tensors
 
 
-def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | None = None) -> tuple[Tuning, dict]:
+def _check_masks(path: Path, tensors: dict) -> None:
+    import torch
+
+    for key, mask in tensors.items():
+        if not key.startswith(MASK_PREFIX):
+            continue
+        name = key[len(MASK_PREFIX):]
+        if mask.dtype != torch.bool:
+            raise SkinError(f"{path}: mask {key} is {str(mask.dtype).removeprefix('torch.')}; a mask must be bool")
+        value = tensors.get(name)
+        if value is None:
+            raise SkinError(f"{path}: mask {key} masks no tensor (no {name} in the file)")
+        if value.dim() != 1 or value.numel() != int(mask.sum()):
+            raise SkinError(f"{path}: {name} holds {tuple(value.shape)} values, but its mask selects "
+                            f"{int(mask.sum())} elements; the skin is corrupt, train it again")
+
+
+def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | None = None,
+              require: tuple[str, ...] = ()) -> tuple[Tuning, dict]:
     """Load the skin's base model (or `model`), check it is the same base, and apply the skin."""
     skin_dir = Path(skin_dir)
-    meta = read_skin(skin_dir)
+    meta = read_skin(skin_dir, require)
     tensors = _read_tensors(skin_dir, meta)
     base = meta["base"]
-    labels = meta.get("task", {}).get("labels") or []
-    lm = load_model(model or base["model"], base["head"], max(len(labels), 1), base["dtype"], norm_map)
+    labels = (meta.get("task") or {}).get("labels") or []
+    if model is not None:
+        lm = load_model(model, base["head"], max(len(labels), 1), base["dtype"], norm_map)
+    else:
+        lm = _load_base(skin_dir, base, max(len(labels), 1), norm_map)
     return apply_skin(lm, skin_dir, meta, tensors), meta
 
 
+def _load_base(skin_dir: Path, base: dict, num_labels: int, norm_map: dict | None) -> LoadedModel:
+    """The base model the skin names. Its name comes from the skin: a local folder that fails to load is
+    named, but what transformers says about the files in it is not repeated (it may quote them)."""
+    from lntune.train.validate import check_model
+
+    name, where = base["model"], f"{skin_dir / SKIN_JSON}: base.model {base['model']!r}"
+    fix = "pass --model with the base model this skin was trained on"
+    try:
+        check_model(name)
+    except LntuneError:
+        raise SkinError(f"{where} is not a model folder (a file, or a folder without config.json); {fix}") from None
+    try:
+        return load_model(name, base["head"], num_labels, base["dtype"], norm_map)
+    except ArchitectureError:
+        raise  # unlabelled norms: the message names modules and says how to map them
+    except Exception as e:  # noqa: BLE001 - any other loading failure is a base the skin names that will not load
+        local = Path(name).exists()
+        detail = type(e).__name__ if local else str(e).splitlines()[0]
+        raise SkinError(f"{where} could not be loaded ({detail}); {fix}") from None
+
+
 def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tuning:
+    skin_dir = Path(skin_dir)
     base = meta["base"]
     if lm.fingerprint != base["fingerprint"]:
         raise SkinError(
@@ -147,10 +227,179 @@ def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tu
             f"load it onto the model it was trained on (--model {base['model']})"
         )
     masks = {k[len(MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
-    tuning = prepare(lm, build_method(meta["method"], **meta["rebuild"]), only=meta["tuned"], masks=masks)
+    try:
+        tuning = prepare(lm, build_method(meta["method"], **meta["rebuild"]), only=meta["tuned"], masks=masks)
+    except (LntuneError, TypeError, ValueError) as e:
+        raise SkinError(f"{skin_dir / SKIN_JSON}: method {meta['method']} cannot be rebuilt from its options: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    for t in tuning.all:
+        if t.mask is not None and t.name in masks and tuple(t.mask.shape) != tuple(t.param.shape):
+            raise SkinError(f"{skin_dir / TENSORS}: mask {MASK_PREFIX}{t.name} has shape {tuple(t.mask.shape)}, "
+                            f"the parameter has {tuple(t.param.shape)}; the skin is corrupt or for another model")
     expected = tuning.state_keys()  # state() would copy every tuned tensor (all of them for full FT)
     if set(tensors) != expected:
         extra, missing = sorted(set(tensors) - expected), sorted(expected - set(tensors))
         raise SkinError(f"{skin_dir / TENSORS}: tensors do not match the method (unexpected {extra[:3]}, missing {missing[:3]})")
     tuning.load_state(tensors, str(skin_dir / TENSORS))
     return tuning
+
+
+# --- the task a skin is evaluated on ------------------------------------------------------------------------
+
+_SPEC_KINDS = ("local", "conll")  # tasks whose spec names files (lntune.data.SPEC_TASKS)
+_SPLITS = ("train", "dev", "test")
+
+
+def _spec_files(name: str) -> tuple[str, list[str]]:
+    """(kind, the paths a local:/conll: spec names, as written); kind "" for a registered task."""
+    kind, _, spec = name.partition(":")
+    if kind not in _SPEC_KINDS:
+        return "", []
+    parts = spec.split(",") if "=" in spec else [spec]  # conll:DIR may hold commas (lntune.data.ner)
+    files = []
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if eq and key in _SPLITS:
+            files.append(value)
+        elif not eq and kind == "conll":
+            files.append(part)
+    return kind, files
+
+
+def _rebase(name: str, root: Path) -> str:
+    """`name` with each relative path of its spec joined to `root`."""
+    kind, _, spec = name.partition(":")
+    split = "=" in spec
+    parts = spec.split(",") if split else [spec]
+    out = []
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if eq and key in _SPLITS and value and not Path(value).is_absolute():
+            part = f"{key}={root / value}"
+        elif not eq and kind == "conll" and part and not Path(part).is_absolute():
+            part = str(root / part)
+        out.append(part)
+    return f"{kind}:{','.join(out)}"
+
+
+def _skin_spec(skin_dir: Path, meta: dict) -> str:
+    """The skin's task name, relative file paths resolved against the folder they were given from (data_root,
+    recorded by save_skin); a skin without one, or whose folder is not here, reads them from the current one."""
+    name = meta["task"]["name"]
+    root = meta.get("data_root")
+    if root and _spec_files(name)[0] and Path(root).is_dir() and not set(",=") & set(root):
+        return _rebase(name, Path(root))
+    return name
+
+
+# What a DataError about a file says, reduced to words that hold nothing of the file.
+_REASONS = (
+    ("file not found", "the file is not there"),
+    ("is a folder", "a folder, not a file"),
+    ("not found", "the file is not there"),
+    ("cannot read it", "the file cannot be read"),
+    ("the file is empty", "the file is empty"),
+    ("no data rows", "no data rows after the header"),
+    ("UTF-16", "not text in the spec's encoding"),
+    ("not a text file", "not a text file"),
+    ("text (byte", "not text in the spec's encoding"),
+    ("quotes on this line", "a line the CSV reader cannot parse"),
+    ("fields,", "a row with a different number of fields than the header"),
+    ("not valid JSON", "a line that is not valid JSON"),
+    ("not an object", "a line that is not a JSON object"),
+    ("nothing to learn", "every training row has the same label (or no entity)"),
+    ("not among the training labels", "a label the training file does not have"),
+    ("not a finite number", "a label that is not a finite number"),
+    ("not a number", "a label that is not a number"),
+    ("is null", "an empty or null field"),
+    ("is empty;", "an empty or null field"),
+    ("lone surrogate", "a text with an invalid escape"),
+    ("not BIO", "a tag that is not BIO"),
+    ("token<TAB>tag", "a line that is not token<TAB>tag"),
+    ("tags;", "a sentence with more tokens than tags or the reverse"),
+    ("without tokens", "a sentence without tokens"),
+    ("unknown tag", "a tag the training file does not have"),
+)
+
+
+def _columns(name: str) -> list[str]:
+    """The columns a local: spec reads (text=A+B, label=C): words from the skin, not from its files."""
+    kind, _, spec = name.partition(":")
+    if kind != "local":
+        return []
+    fields = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+    return [*fields.get("text", "").split("+"), fields.get("label", "label")]
+
+
+def _hidden(skin_json: Path, name: str, message: str) -> str:
+    """A content-free account of a DataError about a file the skin named: the file, the line, what kind of
+    problem, and which of the spec's own columns are missing, never a word the file holds."""
+    _, files = _spec_files(name)
+    candidates = [str(Path(f)) for f in files if f]
+    candidates += [str(Path(f) / f"{s}.conll") for f in files if f for s in _SPLITS]
+    found = sorted((message.find(c), -len(c), c) for c in set(candidates) if c in message)
+    where = found[0][2] if found else "a file it names"
+    line = re.match(re.escape(where) + r":(\d+):", message[found[0][0]:]) if found else None
+    if line:
+        where += f", line {line.group(1)}"
+    missing = ""
+    for marker, end in (("missing column(s)", " (header has"), ("missing key(s)", ";"), ("no column", ":")):
+        if marker in message:
+            segment = message.split(marker, 1)[1].split(end, 1)[0]
+            cols = [c for c in _columns(name) if c and (repr(c) in segment or c in map(str.strip, segment.split(",")))]
+            if cols:
+                missing = f"missing column(s) {', '.join(map(repr, cols))}"
+            else:
+                missing = "missing column(s) the spec names"
+            break
+    reason = missing or next((r for k, r in _REASONS if k in message), "its contents do not fit the task spec")
+    return (f"{skin_json}: the task this skin names reads {where}: {reason}. The file was named by the skin, "
+            "not by you, so its contents are not shown; check it, or pass --task SPEC to evaluate on data "
+            "you name")
+
+
+@contextmanager
+def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
+    """The task to evaluate a skin on, as a context: `task` (given now, e.g. lntune eval --task) must have
+    the skin's head and labels; without it, the skin's own task, whose relative file paths are resolved
+    against its data_root. Within the context, a DataError about a file the skin's own task names becomes a
+    SkinError that names the file and the kind of problem but shows nothing the file holds."""
+    from lntune.data import get_task
+
+    skin_json = Path(skin_dir) / SKIN_JSON
+    if task is not None:
+        t = get_task(task)  # named by the user now: its errors are theirs to read in full
+        _check_fits(t, meta["task"], f"--task {task}", skin_json)
+        yield t
+        return
+    name = _skin_spec(Path(skin_dir), meta)
+    if not _spec_files(name)[0]:  # a registered task: its files are found in the data directory given now
+        try:
+            t = get_task(name)
+        except DataError as e:
+            raise SkinError(f"{skin_json}: task.name: {e}; pass --task to evaluate on a task this lntune has") \
+                from None
+        _check_fits(t, meta["task"], f"task {t.name}", skin_json)
+        yield t
+        return
+    try:
+        t = get_task(name)
+        _check_fits(t, meta["task"], "the task it names", skin_json, show_file_labels=False)
+        yield t
+    except DataError as e:
+        # Problems with the spec itself quote only the spec (from skin.json); a file path can't start with it.
+        if str(e).startswith((f"task '{name}'", f"task {name}:")):
+            raise SkinError(f"{skin_json}: task.name: {e}") from None
+        raise SkinError(_hidden(skin_json, name, str(e))) from None
+
+
+def _check_fits(t, recorded: dict, what: str, skin_json: Path, show_file_labels: bool = True) -> None:
+    """The skin's head reads `t`'s labels by index: the head and the label list must be the skin's."""
+    head = recorded.get("head")
+    if head and t.head != head:
+        raise SkinError(f"{skin_json}: the skin has a {head} head; {what} is a {t.head} task")
+    labels = list(recorded.get("labels") or [])
+    if labels and list(t.labels) != labels:
+        got = f" {list(t.labels)}" if show_file_labels else ""
+        raise SkinError(f"{skin_json}: the skin was trained on labels {labels}; {what} has {len(t.labels)} "
+                        f"label(s){got}, and the head reads labels by position")

@@ -100,3 +100,32 @@ def reference_logits(bank, skin_dir: Path, base: str | Path, texts: list) -> tor
     model = tuning.lm.model.eval()
     with torch.inference_mode():
         return model(**bank.collate(bank.encode(texts))).logits
+
+
+@pytest.fixture(scope="module")
+def module_skins(tmp_path_factory, tokenizer):
+    """(tiny BERT base dir, {name: skin dir}) for skins all, three and reg, made once per module: for tests
+    that only read skins (or copy them before changing them)."""
+    import transformers as tf
+
+    tmp = tmp_path_factory.mktemp("serve")
+    torch.manual_seed(0)
+    config = tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=128, num_labels=2, initializer_range=0.2)
+    base = tmp / "bert-base"
+    tf.AutoModel.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    specs = {k: v for k, v in skin_specs("bert", base, tmp).items() if k in ("all", "three", "reg")}
+    return base, {n: make_skin(base, tmp / "skins" / n, seed=i, **kw) for i, (n, kw) in enumerate(specs.items())}
+
+
+@pytest.fixture(scope="module")
+def module_bank(module_skins):
+    """A SkinBank over module_skins with all three loaded; tests that add skins remove them again."""
+    from lntune.serve import SkinBank
+
+    base, skins = module_skins
+    bank = SkinBank(str(base))
+    for name, path in skins.items():
+        bank.add_skin(name, path)
+    return bank

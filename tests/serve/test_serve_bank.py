@@ -59,7 +59,7 @@ def test_over_long_inputs_are_refused_not_truncated(bank_and_skins):
     assert bank.max_tokens == limit
     ok = " ".join(["word"] * (limit - 2))  # + [CLS] and [SEP]
     bank.predict([("all", ok)])
-    with pytest.raises(InputTooLong, match=f"input 0 has {limit + 1} tokens; this server takes at most {limit}"):
+    with pytest.raises(InputTooLong, match=f"input 0 has more than {limit} tokens; this server takes at most {limit}"):
         bank.predict([("all", ok + " word")])
     small = SkinBank(str(base), max_tokens=8)
     with pytest.raises(InputTooLong, match="at most 8"):

@@ -20,7 +20,8 @@ def _body(*rows) -> dict:
 @pytest.fixture
 def served(bert_bank):
     bank, base, skins = bert_bank(("all", "top", "three"))
-    return TestClient(create_app(bank, max_inputs=16, skin_root=skins["all"].parent)), bank, base, skins
+    app = create_app(bank, max_inputs=16, skin_root=skins["all"].parent, allow_skin_management=True)
+    return TestClient(app, base_url="http://localhost"), bank, base, skins
 
 
 def test_predict_answers_each_row_with_its_skin(served):
@@ -48,7 +49,8 @@ def test_over_long_inputs_and_requests_get_413(served):
     client, bank, *_ = served
     r = client.post("/predict", json=_body(("all", ("word " * 100, "word " * 100))))
     assert r.status_code == 413
-    assert "tokens; this server takes at most 128" in r.json()["detail"] and "shorten" in r.json()["detail"]
+    assert "more than 128 tokens; this server takes at most 128" in r.json()["detail"]
+    assert "shorten" in r.json()["detail"]
     r = client.post("/predict", json=_body(*[("all", "x")] * 17))
     assert r.status_code == 413 and "at most 16 per request" in r.json()["detail"]
 

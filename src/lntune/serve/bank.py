@@ -10,6 +10,7 @@ and the forward pass, so a batch always sees one consistent set of skins.
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -23,11 +24,20 @@ from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
-from lntune.skin import _read_tensors, read_skin
+from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
 SERVED_HEADS = ("classification", "regression")  # one sequence-classification model answers both
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# An input of more than max_tokens * CHARS_PER_TOKEN characters is refused untokenised: tokenising
+# costs time in the characters (1 MB: about a second, under the tokenizer's lock), even when only
+# max_tokens + 1 tokens are kept. Natural text has 3-6 characters a token, so none is refused wrongly.
+CHARS_PER_TOKEN = 32
+# What serving reads from skin.json, and its JSON type: checked before use, so that a crafted or
+# damaged skin.json is a SkinError (HTTP 422), never a KeyError/TypeError in the middle of loading.
+_META = {"method": str, "base": dict, "tuned": list, "head": list, "tensors_sha256": str}
+_BASE = {"model": str, "fingerprint": str, "head": str}
+_OPTIONAL = {"task": dict, "metrics": dict, "counts": dict}
 
 
 class UnknownSkin(LntuneError):
@@ -69,20 +79,81 @@ class Skin:
     def labels(self) -> list[str]:
         return list(self.task.get("labels") or [str(i) for i in range(self.outputs)])
 
+    @property
+    def sentences(self) -> int | None:
+        """1 or 2: the texts per input the skin was trained on; None when the skin does not say."""
+        return _sentences(self.task)
+
     def info(self) -> dict:
+        # finite numbers only: a NaN in skin.json would make every GET /skins answer invalid JSON
+        metrics = {k: v for k, v in (self.meta.get("metrics") or {}).items()
+                   if isinstance(v, (int, float)) and math.isfinite(v)}
+        counts = {k: v for k, v in (self.meta.get("counts") or {}).items() if isinstance(v, int)}
         return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
-                "labels": self.labels if self.head == "classification" else [], "counts": self.meta.get("counts"),
-                "metrics": {k: v for k, v in (self.meta.get("metrics") or {}).items() if isinstance(v, (int, float))}}
+                "labels": self.labels if self.head == "classification" else [], "counts": counts,
+                "metrics": metrics, "sentences": self.sentences}
+
+
+def _sentences(task: dict) -> int | None:
+    columns = task.get("text_columns")
+    if isinstance(columns, list) and len(columns) in (1, 2):  # recorded with the skin
+        return len(columns)
+    name = task.get("name")
+    if not isinstance(name, str):
+        return None
+    kind, sep, spec = name.partition(":")
+    if sep and kind == "local":  # the spec's text=A or text=A+B; never open the files it names
+        fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        return len(fields["text"].split("+")) if fields.get("text") else None
+    from lntune.data import TASKS
+
+    columns = getattr(TASKS.get(name), "text_columns", None)
+    return len(columns) if columns else None
 
 
 def _refuse(path: Path, why: str) -> SkinError:
     return SkinError(f"{path}: {why}")
 
 
+def _check_meta(path: Path, meta: object) -> None:
+    if not isinstance(meta, dict):
+        raise _refuse(path, f"{SKIN_JSON} holds a JSON {type(meta).__name__}, not an object; the skin is corrupt")
+    for where, fields, value in (("", _META, meta), ("base.", _BASE, meta.get("base"))):
+        for key, kind in fields.items():
+            if not isinstance(value.get(key), kind):
+                raise _refuse(path, f"{SKIN_JSON}: {where}{key} is missing or not a JSON {kind.__name__}; "
+                                    "the skin is corrupt or not an lntune skin")
+    for key, kind in _OPTIONAL.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise _refuse(path, f"{SKIN_JSON}: {key} is not a JSON object")
+    names = meta["tuned"] + meta["head"]
+    labels = (meta.get("task") or {}).get("labels") or []
+    if not all(isinstance(n, str) for n in names) or not isinstance(labels, list) \
+            or not all(isinstance(x, str) for x in labels):
+        raise _refuse(path, f"{SKIN_JSON}: tuned, head and task.labels must be lists of names (strings)")
+
+
+def _read_checked(path: Path) -> tuple[dict, dict]:
+    """skin.json and the tensors, with every way a damaged or crafted file can fail turned into a SkinError."""
+    try:
+        meta = read_skin(path)
+        _check_meta(path, meta)  # what serving reads, whatever read_skin checked
+        tensors = _read_tensors(path, meta)
+    except SkinError:
+        raise
+    except Exception as e:  # safetensors' own error, OSError for a folder named skin.json, RecursionError, ...
+        raise _refuse(path, f"unreadable skin: {SKIN_JSON} or {TENSORS} ({type(e).__name__}: {e})") from e
+    bad = [n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise _refuse(path, f"tensor {bad[0]} holds NaN or infinite values; the skin is broken "
+                            "(did training diverge?): train it again")
+    return meta, tensors
+
+
 def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
     """Read and check a skin for mixed serving on `lm`; the model is not touched."""
     path = Path(path)
-    meta = read_skin(path)
+    meta, tensors = _read_checked(path)
     base = meta["base"]
     if meta["method"] not in LN_METHODS:
         raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
@@ -96,23 +167,36 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
         raise _refuse(path, f"head {base['head']!r}; lntune serve answers {' and '.join(SERVED_HEADS)} skins only")
     if set(meta["head"]) != set(lm.head_names):
         raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
-    tensors = _read_tensors(path, meta)
     norms = _norm_values(lm, path, meta["tuned"], tensors)
-    params = dict(lm.model.named_parameters())
-    head = {}
-    for n in meta["head"]:
-        t, want = tensors[n], params[n]
-        if t.dim() != want.dim() or t.shape[1:] != want.shape[1:]:
-            raise _refuse(path, f"head tensor {n} has shape {tuple(t.shape)}, the model's is {tuple(want.shape)}")
-        head[n] = t.to(want.dtype)
+    head = _head_values(lm, path, meta["head"], tensors)
     known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
     if set(tensors) - known:
         raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
     outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0]
-    labels = meta.get("task", {}).get("labels") or []
+    labels = (meta.get("task") or {}).get("labels") or []
     if base["head"] == "classification" and labels and len(labels) != outputs:
         raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
+    if base["head"] == "regression" and outputs != 1:
+        raise _refuse(path, f"a regression head with {outputs} outputs; it should have one")
     return Skin(name, path, meta, norms, head, outputs)
+
+
+def _head_values(lm: LoadedModel, path: Path, names: list[str], tensors: dict) -> dict[str, torch.Tensor]:
+    params = dict(lm.model.named_parameters())
+    head = {}
+    for n in names:
+        if n not in tensors:
+            raise _refuse(path, f"head tensor {n} is missing; the skin is incomplete, train it again")
+        t, want = tensors[n], params[n]
+        if t.dim() != want.dim() or t.shape[1:] != want.shape[1:]:
+            raise _refuse(path, f"head tensor {n} has shape {tuple(t.shape)}, the model's is {tuple(want.shape)}")
+        head[n] = t.to(want.dtype)
+    # every head layer answers one row per output (weight rows = bias length), at least one:
+    # a mismatch would only show as a shape error in the middle of a mixed batch
+    widths = {t.shape[0] for t in head.values() if t.dim() >= 1}
+    if len(widths) != 1 or 0 in widths:
+        raise _refuse(path, f"head tensors of {sorted(widths)} outputs; a head has one width of at least 1")
+    return head
 
 
 def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -> dict:
@@ -126,6 +210,8 @@ def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -
             raise _refuse(path, f"tensor {name} is missing; the skin is incomplete, train it again")
         base = getattr(sites[site], attr).detach().cpu()
         value, mask = tensors[name].to(base.dtype), tensors.get(MASK_PREFIX + name)
+        if mask is not None and mask.dtype != torch.bool:
+            raise _refuse(path, f"mask of {name} is {mask.dtype}, not bool")
         if mask is None:
             if value.shape != base.shape:
                 raise _refuse(path, f"{name} has shape {tuple(value.shape)}, the model's is {tuple(base.shape)}")
@@ -134,7 +220,7 @@ def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -
             if mask.shape != base.shape or int(mask.sum()) != value.numel():
                 raise _refuse(path, f"{name}: mask and values do not match the model's {tuple(base.shape)}")
             full = base.clone()
-            full[mask] = value  # elements outside the mask keep the base values, as load_skin leaves them
+            full[mask] = value.reshape(-1)  # elements outside the mask keep the base values, as load_skin leaves them
         norms.setdefault(site, {})[attr] = full
     return norms
 
@@ -230,22 +316,32 @@ class SkinBank:
 
     # --- inputs --------------------------------------------------------------------------------------
 
+    @property
+    def max_chars(self) -> int:
+        return self.max_tokens * CHARS_PER_TOKEN
+
     def encode(self, texts: list) -> list[dict]:
         """Tokenise each text or (text, text_pair) as training did, refusing over-long inputs."""
-        feats = []
-        for i, t in enumerate(texts):
-            a, b = (t if isinstance(t, (tuple, list)) else (t, None)) if t is not None else (None, None)
-            if not isinstance(a, str) or not (b is None or isinstance(b, str)):
-                raise BadInput(f"input {i}: give a text (str) or a (text, text_pair) pair of str, "
-                               f"not {type(t).__name__}")
-            with self._tok_lock:  # fast tokenizers raise "Already borrowed" when shared by threads
-                enc = self.lm.tokenizer(a, b, truncation=False, verbose=False)
-            n = len(enc["input_ids"])
-            if n > self.max_tokens:
-                raise InputTooLong(f"input {i} has {n} tokens; this server takes at most {self.max_tokens} per input "
-                                   "(text and text_pair together): shorten or split it")
-            feats.append(dict(enc))
-        return feats
+        return [self._encode_one(i, t) for i, t in enumerate(texts)]
+
+    def _encode_one(self, i: int, t: object) -> dict:
+        a, b = (t if isinstance(t, (tuple, list)) and len(t) == 2 else (t, None)) if t is not None else (None, None)
+        if not isinstance(a, str) or not (b is None or isinstance(b, str)):
+            raise BadInput(f"input {i}: give a text (str) or a (text, text_pair) pair of str, not {type(t).__name__}")
+        chars = len(a) + len(b or "")
+        if chars > self.max_chars:  # refused before tokenising: its cost grows with the characters
+            raise InputTooLong(f"input {i} has {chars} characters; this server reads at most {self.max_chars} "
+                               f"characters and {self.max_tokens} tokens per input (text and text_pair together): "
+                               "shorten or split it")
+        for text in (a, b or ""):
+            _check_unicode(i, text)
+        with self._tok_lock:  # fast tokenizers raise "Already borrowed" when shared by threads
+            # max_tokens + 1 kept: enough to tell an over-long input, never a copy of a long one
+            enc = self.lm.tokenizer(a, b, truncation=True, max_length=self.max_tokens + 1, verbose=False)
+        if len(enc["input_ids"]) > self.max_tokens:
+            raise InputTooLong(f"input {i} has more than {self.max_tokens} tokens; this server takes at most "
+                               f"{self.max_tokens} per input (text and text_pair together): shorten or split it")
+        return dict(enc)
 
     def collate(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         return collate(feats, self.lm.tokenizer.pad_token_id)
@@ -275,10 +371,11 @@ class SkinBank:
         for i, item in enumerate(inputs):
             if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str):
                 raise BadInput(f"input {i}: expected (skin name, text or (text, text_pair)), got {item!r:.80}")
-        with self._lock:  # fail fast on unknown names, before tokenising
-            for name, _ in inputs:
+        with self._lock:  # fail fast on unknown names and misfit inputs, before tokenising
+            for i, (name, text) in enumerate(inputs):
                 if name not in self._skins:
                     raise self._unknown(name)
+                _check_fit(i, self._skins[name], text)
         feats = self.encode([t for _, t in inputs])
         out = []
         for start in range(0, len(inputs), self.batch_size):
@@ -288,7 +385,26 @@ class SkinBank:
         return out
 
 
+def _check_fit(i: int, skin: Skin, text: object) -> None:
+    pair = isinstance(text, (tuple, list)) and len(text) == 2 and text[1] is not None
+    if pair and skin.sentences == 1:  # the model would read the pair as one run-on text and answer anyway
+        task = str(skin.task.get("name")).partition(":")[0]  # a local: spec names files on the server
+        raise BadInput(f"input {i}: skin {skin.name!r} was trained on single texts (task {task!r}); "
+                       "send text without text_pair, or use a skin of a pair task")
+
+
+def _check_unicode(i: int, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate (JSON "\ud800"): no tokenizer can read it
+        raise BadInput(f"input {i}: the text holds a lone surrogate (U+{ord(text[e.start]):04X} at character "
+                       f"{e.start}), which is not a character; send valid Unicode text") from None
+
+
 def _answer(skin: Skin, logits: torch.Tensor) -> dict:
+    if not bool(torch.isfinite(logits).all()):  # finite skins can still overflow; JSON has no NaN
+        raise SkinError(f"skin {skin.name!r} gives NaN or infinite outputs for this input; the skin is broken, "
+                        "remove it (DELETE /skins) and train it again")
     values = logits.float().tolist()
     if skin.head == "regression":
         return {"task": skin.name, "value": values[0]}

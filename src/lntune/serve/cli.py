@@ -33,13 +33,29 @@ def serve_cmd(
     max_tokens: Optional[int] = typer.Option(None, help="tokens per input (default: the model's max positions)"),
     max_inputs: int = typer.Option(256, help="rows per request"),
     batch_size: int = typer.Option(64, help="rows per forward pass"),
-    skin_root: Optional[Path] = typer.Option(None, help="POST /skins loads skins from under this folder only"),
+    skin_root: Optional[Path] = typer.Option(None, help="POST /skins loads skins from under this folder only "
+                                             "(paths relative to it, symlinks resolved)"),
+    api_key: Optional[str] = typer.Option(None, envvar="LNTUNE_API_KEY", show_default=False,
+                                          help="every request must send 'Authorization: Bearer KEY'; prefer the "
+                                               "environment variable LNTUNE_API_KEY (a command line is visible "
+                                               "to other users)"),
+    allow_skin_management: bool = typer.Option(False, "--allow-skin-management",
+                                               help="let clients add and remove skins (POST/DELETE /skins); "
+                                                    "needs --skin-root"),
+    allowed_hosts: Optional[str] = typer.Option(None, help="comma-separated names clients may use in the Host "
+                                                "header (default: localhost, 127.0.0.1, ::1 and --host); guards "
+                                                "against DNS rebinding"),
+    max_body_bytes: int = typer.Option(1_000_000, help="largest request body; longer ones get 413 unread"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads (default: torch's)"),
 ) -> None:
     """Serve LN skins of one base model over HTTP; a request may mix tasks row by row."""
     try:
         skins = parse_skins(skin)
+        from lntune.serve.server import check_options, create_app
+
+        hosts = _hosts(allowed_hosts, host)  # options first: loading the model and skins takes a while
+        check_options(api_key, allow_skin_management, skin_root, max_body_bytes)
         if model is None:
             if not skins:
                 raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
@@ -49,7 +65,6 @@ def serve_cmd(
         import torch
 
         from lntune.serve.bank import SkinBank
-        from lntune.serve.server import create_app
 
         if threads:
             torch.set_num_threads(threads)
@@ -57,10 +72,37 @@ def serve_cmd(
                         norm_map=json.loads(norm_map) if norm_map else None)
         for name, path in skins:
             bank.add_skin(name, path)
-        app = create_app(bank, max_inputs=max_inputs, skin_root=skin_root)
+        app = create_app(bank, max_inputs=max_inputs, skin_root=skin_root, api_key=api_key,
+                         allow_skin_management=allow_skin_management, allowed_hosts=hosts,
+                         max_body_bytes=max_body_bytes)
     except LntuneError as e:
         _fail(str(e))
     import uvicorn
 
+    _warn_if_open(host, api_key, hosts, allowed_hosts is not None)
     typer.echo(f"serving {len(skins)} skin(s) on {model} at http://{host}:{port} (docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port)
+
+
+def _hosts(allowed_hosts: str | None, bind: str) -> list[str]:
+    from lntune.serve.server import default_hosts
+
+    if allowed_hosts is None:
+        return default_hosts(bind)
+    hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()]
+    if not hosts:
+        raise LntuneError("--allowed-hosts is empty: name at least one host (or '*' to accept any Host header)")
+    return hosts
+
+
+def _warn_if_open(host: str, api_key: str | None, hosts: list[str], hosts_given: bool) -> None:
+    from lntune.serve.server import is_loopback
+
+    if is_loopback(host):
+        return
+    if api_key is None:
+        typer.secho(f"warning: listening on {host} without an API key: anyone who can reach this port can use "
+                    "the API; set LNTUNE_API_KEY (or --api-key)", fg="yellow", err=True)
+    if not hosts_given:  # other machines call it by a name the default list lacks: say so before the 400s
+        typer.secho(f"note: requests must name this server as one of {', '.join(hosts)} in their Host header; "
+                    "add the names clients use with --allowed-hosts", fg="yellow", err=True)

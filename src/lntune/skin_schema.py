@@ -1,0 +1,197 @@
+"""The schema of skin.json: one typed record (pydantic), checked whenever a skin is read or saved.
+
+Keys a skin needs to load (base, method, rebuild, tuned, head, tensors_sha256) are required; the
+record of the run (task, data, train, metrics, generation) is typed where present and required only by
+what uses it (`require`: `lntune eval` needs the task, the dev subset, the training settings and the
+saved metrics). Unknown keys are kept, so a newer lntune can add some without a new format version.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lntune.errors import SkinError
+from lntune.model.load import HEADS
+from lntune.train.validate import DTYPE_NAMES, field_problem
+
+FORMAT_NAME = "lntune-skin"
+FORMAT_VERSION = 1  # a skin.json without "format" was written before it was checked: read as version 1
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+_FORMAT = re.compile(rf"{FORMAT_NAME}/(\d+)")
+
+# What `lntune eval` (evaluate_skin, generate_skin) reads besides what loading needs.
+EVAL_NEEDS = ("task.name", "task.head", "data.eval_limit", "train.seed", "train.max_length",
+              "train.eval_batch_size", "train.mixed_precision", "metrics")
+
+Head = Literal[HEADS]  # type: ignore[valid-type]
+Dtype = Literal[DTYPE_NAMES]  # type: ignore[valid-type]
+
+
+class _Record(BaseModel):
+    # strict: "64" is not a batch size, true is not 1; extra keys are kept (and typed by nobody)
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class BaseRecord(_Record):
+    model: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    dtype: Dtype
+    head: Head
+
+
+class TaskRecord(_Record):
+    name: str = Field(min_length=1)
+    head: Optional[Head] = None
+    labels: list[str] = []
+    metric: Optional[str] = None
+
+
+class DataRecord(_Record):
+    train_limit: Optional[int] = Field(None, ge=0)
+    eval_limit: Optional[int] = Field(None, ge=0)
+
+
+_EVAL_TRAIN = ("seed", "max_length", "eval_batch_size", "mixed_precision")
+
+
+class TrainRecord(_Record):
+    """The run's TrainConfig. The fields evaluation reads are checked, where present, by the rules TrainConfig
+    itself uses (lntune.train.validate); the others only describe the run, and a rule made stricter since
+    then must not make an old skin unreadable."""
+
+    seed: Any = None
+    max_length: Any = None
+    eval_batch_size: Any = None
+    mixed_precision: Any = None
+
+    @field_validator(*_EVAL_TRAIN)
+    @classmethod
+    def _rule(cls, value, info):
+        problem = field_problem(info.field_name, value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class GenerationSettings(_Record):
+    limit: Optional[int] = Field(None, ge=-1)
+    num_beams: int = Field(1, ge=1)
+    batch_size: Optional[int] = Field(None, ge=1)
+
+
+class GenerationRecord(_Record):
+    settings: GenerationSettings
+    metrics: dict[str, Optional[float]] = {}
+
+
+class SkinRecord(_Record):
+    format: Optional[str] = None
+    lntune: Optional[str] = None
+    method: str = Field(min_length=1)
+    options: dict[str, Any] = {}
+    rebuild: dict[str, Any]
+    base: BaseRecord
+    tuned: list[str]
+    head: list[str]
+    counts: Optional[dict[str, Any]] = None
+    tensors_sha256: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    data_root: Optional[str] = None  # the folder relative paths in a local:/conll: task spec were given from
+    task: Optional[TaskRecord] = None
+    data: Optional[DataRecord] = None
+    train: Optional[TrainRecord] = None
+    metrics: Optional[dict[str, Any]] = None
+    generation: Optional[GenerationRecord] = None
+
+    @field_validator("format")
+    @classmethod
+    def _version(cls, value):
+        if value is None:
+            return value
+        m = _FORMAT.fullmatch(value)
+        if m is None:
+            raise ValueError(f"{_clip(value)}: not an lntune skin format ({FORMAT})")
+        if int(m.group(1)) > FORMAT_VERSION:
+            raise ValueError(f"{_clip(value)}: written by a newer lntune; this one reads {FORMAT}: upgrade lntune")
+        if int(m.group(1)) < 1:
+            raise ValueError(f"{_clip(value)}: not an lntune skin format ({FORMAT})")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value):
+        from lntune.method import METHODS
+
+        unknown = [p for p in value.split("+") if p not in METHODS]
+        if unknown:
+            raise ValueError(f"{_clip(value)} is not a method this lntune has (unknown part {unknown[0]!r}; "
+                             f"methods: {', '.join(sorted(METHODS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _rebuild(self):
+        # A method that reads a file (ln's mask) is rebuilt from the skin's own mask: tensors, never from a path
+        # the skin names; and a composite's rebuild options are {part: options}.
+        parts = self.method.split("+")
+        per_part = [self.rebuild.get(p, {}) for p in parts] if len(parts) > 1 else [self.rebuild]
+        if len(parts) > 1 and set(self.rebuild) - set(parts):
+            extra = sorted(set(self.rebuild) - set(parts))
+            raise ValueError(f"rebuild: options for {extra}, which is not a part of {self.method}")
+        for part, opts in zip(parts, per_part):
+            if not isinstance(opts, dict):
+                raise ValueError(f"rebuild.{part}: expected an object of options")
+            if opts.get("mask") is not None:
+                raise ValueError("rebuild names a mask file; a skin carries its masks as mask: tensors in "
+                                 "tuned.safetensors, and lntune does not read files a skin names for it")
+        return self
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "the record"
+
+
+def _clip(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _message(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where, msg = _where(first["loc"]), first["msg"]
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if first["type"] == "missing":
+        text = f"{where} is missing"
+    elif first["type"] in ("value_error", "assertion_error"):
+        text = f"{where} {msg}" if first["loc"] else msg
+    else:
+        text = f"{where}: {msg[:1].lower()}{msg[1:]} (got {_clip(first.get('input'))})"
+    more = len(e.errors()) - 1
+    return text + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> dict:
+    """`meta` (skin.json's parsed JSON) checked against the schema: returns it as it is, with a missing
+    "format" read as version 1, or raises one SkinError line naming `path`. `require`: dotted keys that
+    must be present (EVAL_NEEDS for evaluating)."""
+    if not isinstance(meta, dict):
+        kind = {list: "a list", str: "a string", type(None): "null"}.get(type(meta), type(meta).__name__)
+        raise SkinError(f"{path}: {kind}, not a skin record (a JSON object with base, method, tuned, ...); "
+                        "the skin is corrupt, train it again")
+    try:
+        SkinRecord.model_validate(meta)
+    except ValidationError as e:
+        if e.errors()[0]["loc"][:1] == ("format",):  # another format or version: "corrupt" would mislead
+            raise SkinError(f"{path}: {_message(e)}") from None
+        raise SkinError(f"{path}: not a valid skin record: {_message(e)}; the skin is corrupt or was edited, "
+                        "train it again") from None
+    for key in require:
+        node = meta
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise SkinError(f"{path}: {key} is missing, and evaluating the skin needs it; the skin is "
+                                "incomplete or was edited, train it again")
+            node = node[part]
+    meta.setdefault("format", FORMAT)
+    return meta
