@@ -8,7 +8,6 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from accelerate import PartialState
 from torch.utils.data import DataLoader
 
 from lntune.data import get_task, resolve_data_dir, subset
@@ -18,11 +17,13 @@ from lntune.errors import LntuneError, MethodError
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
-from lntune.skin import load_skin, save_skin, write_atomic
+from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
 from lntune.train import TrainConfig, train
+from lntune.train.checkpoint import Checkpointer
 from lntune.train.seed import seed_everything
 from lntune.train.validate import check_run
 from lntune.train.loop import make_accelerator
+from lntune.train.step import is_main_process
 
 
 def describe_counts(method: str, model_id: str, c: dict) -> str:
@@ -90,6 +91,8 @@ def train_task(
     val_limit: int | float | None = None,
     test_split: str = "dev",
     overwrite: bool = False,
+    checkpoint: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
@@ -101,10 +104,17 @@ def train_task(
     kept state is scored on `test_split` (`eval_limit` of it) as "test"; with None, early stopping uses
     dev as before (and "test" is only scored for a test_split other than dev).
     `out=None` saves no skin; a skin already at `out` is refused, before training, unless `overwrite`.
+    `checkpoint` writes out/checkpoint/ at each evaluation (removed once the skin is saved); `resume`
+    continues from it, given the same arguments (lntune.train.checkpoint.run_args(out) reads them back).
     """
+    run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume")}
     config = config or TrainConfig()
+    run["config"] = asdict(config)
+    saver = Checkpointer.start(out, run, resume=True) if resume else None  # a finished run or another run: say so first
     check_run(model, config, dtype, norm_map, out, overwrite,
               train_limit=train_limit, eval_limit=eval_limit, generate=generate, num_beams=num_beams)
+    if checkpoint and saver is None:
+        saver = Checkpointer.start(out, run, overwrite=overwrite)
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
@@ -116,12 +126,12 @@ def train_task(
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
     seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
-    if config.progress:
+    if config.progress and is_main_process():
         print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels)
+    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver)
     record = {
         "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
         "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
@@ -144,12 +154,14 @@ def train_task(
             tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
             split=test_split,
         )
-    if out is not None and PartialState().is_main_process:  # under accelerate launch, one process writes
+    if out is not None and is_main_process():  # under accelerate launch, one process writes
         save_skin(out, tuning, record)
         history = {"best": result.best, "history": result.history}
         if generate:
             history["generation"] = record["generation"]
         write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+        if saver is not None:
+            saver.finish()  # a finished run is its skin
     return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
 
 
@@ -161,12 +173,13 @@ def _score(lm, t, feats: list[dict], batch_size: int, mixed_precision: str) -> d
     return evaluate(model, loader, t.head, acc, t.labels)
 
 
-def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None) -> dict:
-    """Rebuild the skin on its base and evaluate on the dev split it was trained with."""
-    tuning, meta = load_skin(skin, model)
+def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None,
+                  task: str | None = None) -> dict:
+    """Rebuild the skin on its base and evaluate on the dev split it was trained with (or `task`'s)."""
+    tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
     cfg, data = meta["train"], meta["data"]
-    t = get_task(meta["task"]["name"])
-    dev_ex = load_split(t.name, "dev", data_dir, data["eval_limit"], cfg["seed"])
+    with skin_task(skin, meta, task) as t:  # errors about files the skin names do not quote them
+        dev_ex = subset(t.load("dev", resolve_data_dir(data_dir)), data["eval_limit"], cfg["seed"])
     feats = encode(dev_ex, tuning.lm.tokenizer, t.head, cfg["max_length"])
     return _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
 
@@ -190,15 +203,16 @@ def generate_skin(
     limit: int | None = None,
     num_beams: int | None = None,
     predictions: str | Path | None = None,
+    task: str | None = None,
 ) -> dict:
     """Generation metrics of a skin; limit/num_beams default to those it saved (reproducing its numbers)."""
-    tuning, meta = load_skin(skin, model)
-    saved = meta.get("generation", {}).get("settings", {})
+    tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
+    saved = (meta.get("generation") or {}).get("settings", {})
     limit = saved.get("limit") if limit is None else limit
     num_beams = num_beams or saved.get("num_beams", 1)
-    batch = saved.get("batch_size", meta["train"]["eval_batch_size"])
-    return _generation(tuning.lm, get_task(meta["task"]["name"]), data_dir, limit, meta["train"]["seed"], num_beams,
-                       batch, predictions)
+    batch = saved.get("batch_size") or meta["train"]["eval_batch_size"]
+    with skin_task(skin, meta, task) as t:
+        return _generation(tuning.lm, t, data_dir, limit, meta["train"]["seed"], num_beams, batch, predictions)
 
 
 def generate_base(

@@ -19,6 +19,7 @@ def _fail(e: LntuneError) -> None:
 
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     task: str = typer.Option("sst2", help="task name (see lntune tasks)"),
     model: str = typer.Option("minilm", help="alias (minilm, smollm2), local path or Hugging Face id"),
     method: str = typer.Option("ln", help="tuning method, or parts joined by + (e.g. prefix+ln); see lntune methods"),
@@ -57,12 +58,36 @@ def train_cmd(
     generate: int = typer.Option(
         0, help="generation tasks: after training, BLEU/ROUGE/... on N unique dev inputs (-1 all)"),
     num_beams: int = typer.Option(1, help="beams for --generate (1: greedy)"),
+    resume: Optional[Path] = typer.Option(
+        None, metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR from its last checkpoint, with its "
+                                      "settings (only --data-dir and --progress may be given)"),
+    checkpoint: bool = typer.Option(
+        True, help="write OUT/checkpoint/ at each evaluation, for --resume (removed when the skin is saved)"),
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
-    from lntune.api import describe_counts, train_task
+    from lntune.api import train_task
     from lntune.method.options import for_build, merge, parse_assignments
     from lntune.train import TrainConfig
+    from lntune.train.checkpoint import run_args
+    from lntune.train.step import is_main_process
     from lntune.train.validate import parse_norm_map
+
+    if resume is not None:
+        def given(name: str) -> bool:  # typer vendors click: its ParameterSource is compared by name
+            return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+        extra = [p for p in ctx.command.params
+                 if p.name not in ("resume", "data_dir", "progress", "checkpoint") and given(p.name)]
+        if extra:
+            _fail(LntuneError(f"--resume takes every setting from the run's checkpoint; drop {extra[0].opts[0]}"))
+        explicit = given("progress")
+        try:
+            kwargs = run_args(resume, data_dir, progress if explicit else None)
+            rec = train_task(**kwargs)
+        except LntuneError as e:
+            _fail(e)
+        _echo_result(rec, kwargs["method"], kwargs["model"], kwargs["config"].progress, is_main_process())
+        return
 
     ln = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
     ln = {k: v for k, v in ln.items() if v is not None}
@@ -82,10 +107,19 @@ def train_cmd(
         rec = train_task(
             task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
-            parse_norm_map(norm_map), preset, generate, num_beams, overwrite=overwrite,
+            parse_norm_map(norm_map), preset, generate, num_beams, overwrite=overwrite, checkpoint=checkpoint,
         )
     except LntuneError as e:
         _fail(e)
+    _echo_result(rec, method, model, progress, is_main_process())
+
+
+def _echo_result(rec: dict, method: str, model: str, progress: bool, main: bool) -> None:
+    """What lntune train prints at the end: once, by the main process of a multi-process launch."""
+    from lntune.api import describe_counts
+
+    if not main:
+        return
     if not progress:
         typer.echo(describe_counts(method, model, rec["counts"]))
     best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
@@ -115,12 +149,14 @@ def eval_cmd(
         None, help="generation metrics on N unique dev inputs (-1 all, 0 none; default: as saved in the skin)"),
     num_beams: Optional[int] = typer.Option(None, help="beams for generation (default: as saved, else 1 = greedy)"),
     predictions: Optional[Path] = typer.Option(None, help="write prompt, prediction and references as JSON lines"),
-    task: Optional[str] = typer.Option(None, help="without --skin: score the untuned --model on this task"),
+    task: Optional[str] = typer.Option(
+        None, help="with --skin: evaluate on this task (same head and labels) instead of the one the skin names; "
+                   "without --skin: score the untuned --model on it"),
 ) -> None:
     """Evaluate a skin on its dev split and compare with the metrics it saved; without --skin,
     score an untuned --model's generations on --task (the baseline)."""
     from lntune.api import evaluate_skin, generate_base, generate_skin
-    from lntune.skin import read_skin
+    from lntune.skin import EVAL_NEEDS, read_skin
     from lntune.train.validate import check_model
 
     try:
@@ -138,20 +174,23 @@ def eval_cmd(
         _echo_generation(gen)
         return
     try:
-        meta = read_skin(skin)
+        meta = read_skin(skin, require=EVAL_NEEDS)
         saved = meta["metrics"]
-        got = evaluate_skin(skin, data_dir, model)
+        got = evaluate_skin(skin, data_dir, model, task)
         saved_gen = meta.get("generation")
         gen = None
         if generate or (generate is None and saved_gen):
-            gen = generate_skin(skin, data_dir, model, generate, num_beams, predictions)
+            gen = generate_skin(skin, data_dir, model, generate, num_beams, predictions, task)
     except LntuneError as e:
         _fail(e)
     for k, v in got.items():
+        if task is not None:  # another task's data: the saved numbers are not the ones to match
+            typer.echo(f"{k}: {v:.6f} (on --task {task})")
+            continue
         same = "same as saved" if saved.get(k) == v else f"saved {saved.get(k)}"
         typer.echo(f"{k}: {v:.6f} ({same})")
     if gen is not None:
-        same_settings = saved_gen and saved_gen["settings"] == gen["settings"]
+        same_settings = task is None and saved_gen and saved_gen["settings"] == gen["settings"]
         _echo_generation(gen, saved_gen["metrics"] if same_settings else None)
 
 

@@ -82,6 +82,10 @@ class Store:
         self.data = None
 
 
+class _Recorded(Exception):
+    """Stops a replayed forward once the site's input is recorded."""
+
+
 @dataclass
 class FrozenBottom:
     """One run's frozen bottom: eval mode for the modules below the lowest trainable one, and the
@@ -94,6 +98,8 @@ class FrozenBottom:
     selected: tuple[str, torch.Tensor] | None = None
     served: int = 0  # batches served from the cache
     captured: int = 0  # batches recorded into it
+    log: list[tuple[str, list[int]]] = field(default_factory=list)  # what each recording held, in order (resume)
+    _replaying: bool = False
 
     @property
     def caching(self) -> bool:
@@ -122,6 +128,32 @@ class FrozenBottom:
             name, index = self.selected
             self.stores[name].put(index, states)
             self.captured += 1
+            self.log.append((name, index.tolist()))
+            if self._replaying:
+                raise _Recorded  # nothing above the site is needed
+
+    @torch.no_grad()
+    def replay(self, model, log: list, features: dict[str, list[dict]], collate, device) -> None:
+        """Refill the cache of a resumed run as the run before it filled it: the same batches (the same
+        examples, so the same padded width) recorded in the same order, so the cached rows, and every
+        batch served from them, come out bit for bit as before. `model` is inside `active()`."""
+        if not self.caching:
+            return
+        was_training = model.training
+        model.eval()
+        self._replaying = True
+        try:
+            for name, index in log:
+                batch = {k: v.to(device) for k, v in collate([features[name][i] for i in index]).items()}
+                self.select(name, torch.tensor(index))
+                try:
+                    model(**batch)
+                except _Recorded:
+                    pass
+        finally:
+            self._replaying = False
+            self.select(None, None)
+            model.train(was_training)
 
     @contextlib.contextmanager
     def active(self, model):

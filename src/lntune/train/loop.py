@@ -2,6 +2,7 @@
 best-state restore, and the frozen bottom (eval mode and the cache, lntune.train.cache)."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from lntune.errors import TrainingError
 from lntune.evaluate import evaluate
 from lntune.method.tuning import Tuning
 from lntune.train.cache import FrozenBottom, setup
+from lntune.train.checkpoint import Checkpointer, progress, set_rng_state
 from lntune.train.config import TrainConfig
+from lntune.train.rows import unwrap
 from lntune.train.split import probes
-from lntune.train.step import Step, make_accelerator, optimizer  # noqa: F401 - also imported from here
+from lntune.train.step import Step, check_batches, make_accelerator, optimizer  # noqa: F401 - also imported from here
 
 
 @dataclass
@@ -31,6 +34,7 @@ class TrainResult:
     cache: dict = field(default_factory=dict)  # the frozen-bottom cache: site, batches served and recorded
     epoch_seconds: list[float] = field(default_factory=list)  # training time of each epoch, evaluations excluded
     best_seconds: float = 0.0  # training time (evaluations excluded) until the kept state was reached
+    evaluated: int = 0  # dev examples the last evaluation covered (over all processes, repeats dropped)
 
 
 def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig, indexed: bool = False):
@@ -52,59 +56,80 @@ def _indexed_collate(items: list[tuple[int, dict]], pad_id: int) -> dict:
 
 
 class _Selecting:
-    """Iterate a loader, telling the frozen bottom which examples each batch holds."""
+    """Iterate a loader, telling the frozen bottom which examples each batch holds; with `acc`, also
+    collect the ids of the examples it covered, gathered across processes (repeats dropped)."""
 
-    def __init__(self, loader, bottom: FrozenBottom, name: str) -> None:
-        self.loader, self.bottom, self.name = loader, bottom, name
+    def __init__(self, loader, bottom: FrozenBottom, name: str, acc=None) -> None:
+        self.loader, self.bottom, self.name, self.acc = loader, bottom, name, acc
+        self.seen: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self):
         for batch in self.loader:
-            self.bottom.select(self.name, batch.pop("_index"))
+            index = batch.pop("_index")
+            if self.acc is not None:
+                self.seen.update(self.acc.gather_for_metrics(index).tolist())
+            self.bottom.select(self.name, index)
             yield batch
         self.bottom.select(None, None)
 
 
 def train(
-    tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig, label_names: tuple[str, ...] = ()
+    tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig, label_names: tuple[str, ...] = (),
+    checkpoint: Checkpointer | None = None,
 ) -> TrainResult:
     """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state.
 
     `label_names` (the task's labels) let token-classification report entity scores; with
-    epochs=0 the untrained model is evaluated once, a baseline run."""
+    epochs=0 the untrained model is evaluated once, a baseline run. `checkpoint` saves the run's
+    state at each evaluation and, when it holds a loaded checkpoint (`resumed`), continues from it.
+    Under a multi-process launch the processes train one model together (DDP), each on its share
+    of every batch, and evaluate on shares of the dev set whose metrics are gathered."""
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
     acc = make_accelerator(config.mixed_precision)
+    check_batches(config, acc.num_processes)
     pad = tuning.lm.tokenizer.pad_token_id
     batches = probes(train_feats, partial(collate, pad_id=pad), pad) if train_feats else []
     bottom = setup(tuning, {"train": train_feats, "dev": dev_feats}, batches, config)
     try:
-        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats)
+        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint)
     finally:
         bottom.close()  # also when setting up failed: the disk-backed cache goes
 
 
-def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats) -> TrainResult:
+def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver) -> TrainResult:
     train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
+    order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
     total = config.max_steps or config.epochs * len(train_dl)
     last = f"{tuning.lm.norms.blocks}.{tuning.lm.norms.num_layers - 1}."
     cut = not (bottom.site or "").startswith(last)  # a cache serving the last block feeds it whole rows
     step = Step(tuning, config, total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
     model = step.model
-    train_dl, dev_dl = (_Selecting(dl, bottom, name) for dl, name in zip(step.loaders, ("train", "dev")))
+    inner = unwrap(model)  # the model inside DDP: the frozen bottom names its modules
+    train_dl, dev_dl = _Selecting(step.loaders[0], bottom, "train"), _Selecting(step.loaders[1], bottom, "dev", acc)
     head = tuning.lm.head
     state = _State(best_loss=math.inf)
-    bar = tqdm(total=total, desc="train", disable=not (config.progress and acc.is_main_process), unit="step")
-    start = time.perf_counter()
+    data = saver.data_digest(train_feats, dev_feats) if saver is not None else None
+    resumed = saver.resumed if saver is not None else None
+    if resumed is not None:
+        saver.check(acc, tuning.lm.fingerprint, data)
+        state = _restore(resumed, tuning, step, acc)
+    position = resumed["position"] if resumed is not None else None
+    bar = tqdm(total=total, initial=state.step, desc="train", disable=not (config.progress and acc.is_main_process),
+               unit="step")
+    start = time.perf_counter() - state.seconds  # a resumed run's clock goes on from the checkpoint's
 
     def checkpoint(epoch: int) -> bool:
         began = time.perf_counter()
         trained = began - start - state.eval_seconds
+        dev_dl.seen.clear()
         m = evaluate(model, dev_dl, head, acc, label_names)
-        bottom.set_eval(model)  # evaluate() put every module back in training mode
+        state.evaluated = len(dev_dl.seen)
+        bottom.set_eval(inner)  # evaluate() put every module back in training mode
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
         if not bar.disable:
@@ -117,37 +142,90 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
         state.eval_seconds += time.perf_counter() - began
         return config.patience is not None and state.bad >= config.patience
 
-    stop = False
+    def save(epoch: int, skip: int, done: bool, epoch_trained: float, loader_state: torch.Tensor) -> None:
+        """After an evaluation: where the run is (resume skips `skip` batches of `epoch`, whose order
+        `loader_state` draws) and everything it has."""
+        if saver is None:
+            return
+        state.seconds = time.perf_counter() - start
+        saver.save(acc, {
+            "position": {"epoch": epoch, "skip": skip, "done": done, "epoch_trained": epoch_trained},
+            "loader": loader_state,
+            "current": tuning.state(),
+            "optimizer": step.opt.state_dict(),
+            "schedule": step.sched.state_dict(),
+            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+            "snapshot": state.snapshot,
+            "progress": progress(state),
+            "cache": {"log": bottom.log, "served": bottom.served, "recorded": bottom.captured},
+            "model": tuning.lm.fingerprint,
+            "data": data,
+        })
+
+    epochs = math.ceil(total / len(train_dl)) if config.max_steps else config.epochs
+    first, skip, stop, carried = 1, 0, False, 0.0
+    rng = None  # a resumed run's generators, put back where the checkpoint took them
+    if position is not None:
+        first, skip, stop, carried = position["epoch"], position["skip"], position["done"], position["epoch_trained"]
+        order.set_state(resumed["loader"])
+        rng = resumed["rng"][acc.process_index]
+        if stop and skip:  # it ended inside an epoch, whose time was not in the list yet
+            state.epoch_seconds.append(carried)
     try:
-        with bottom.active(model):
-            if total == 0:
-                checkpoint(0)
-            for epoch in range(1, (math.ceil(total / len(train_dl)) if config.max_steps else config.epochs) + 1):
+        with bottom.active(inner):
+            if resumed is not None:
+                bottom.replay(inner, resumed["cache"]["log"], {"train": train_feats, "dev": dev_feats},
+                              partial(collate, pad_id=tuning.lm.tokenizer.pad_token_id), acc.device)
+                bottom.served, bottom.captured = resumed["cache"]["served"], resumed["cache"]["recorded"]
+            if total == 0 and resumed is None:
+                stop = checkpoint(0)
+                save(1, 0, True, 0.0, order.get_state())
+            for epoch in range(first, epochs + 1):
+                if stop or state.step >= total:
+                    break
                 model.train()
-                bottom.set_eval(model)
-                began, evaluating = time.perf_counter(), 0.0
-                for batch in train_dl:
+                bottom.set_eval(inner)
+                epoch_start = order.get_state()
+                if rng is not None and not skip:  # checkpointed at an epoch's end: before this epoch's order is drawn
+                    set_rng_state(rng)
+                    rng = None
+                began, evaluating, carried = time.perf_counter() - carried, 0.0, 0.0
+                for i, batch in enumerate(train_dl):
+                    if i < skip:  # trained before the checkpoint: the same order, drawn again, skipped
+                        continue
+                    if rng is not None:
+                        set_rng_state(rng)
+                        rng = None
                     loss = step.forward(batch)
-                    if not torch.isfinite(loss):
+                    # several processes: the global batch's loss, so every process stops on a NaN together
+                    seen = acc.reduce(loss.detach(), "mean") if acc.num_processes > 1 else loss
+                    if not torch.isfinite(seen):
                         raise TrainingError(
-                            f"loss is {loss.item()} at step {state.step + 1} (lr {config.lr}); "
+                            f"loss is {seen.item()} at step {state.step + 1} (lr {config.lr}); "
                             "lower --lr, or train in float32 without --mixed-precision"
                         )
                     step.update(loss)
                     state.step += 1
-                    state.losses.append(loss.item())
+                    state.losses.append(seen.item())
                     bar.update(1)
                     bar.set_postfix(loss=f"{state.losses[-1]:.4f}", epoch=epoch)
                     if config.eval_every and state.step % config.eval_every == 0:
                         t = time.perf_counter()
                         stop = checkpoint(epoch)
                         evaluating += time.perf_counter() - t
+                        save(epoch, i + 1, stop or state.step >= total, time.perf_counter() - began - evaluating,
+                             epoch_start)
                     if stop or state.step >= total:
                         break
+                skip = 0
+                if rng is not None:  # checkpointed after the epoch's last batch
+                    set_rng_state(rng)
+                    rng = None
                 state.epoch_seconds.append(time.perf_counter() - began - evaluating)
                 evaluated = state.history and state.history[-1]["step"] == state.step
                 if not stop and not evaluated and (not config.eval_every or state.step >= total):
                     stop = checkpoint(epoch)
+                    save(epoch + 1, 0, stop or state.step >= total, 0.0, order.get_state())
                 if stop or state.step >= total:
                     break
     finally:
@@ -160,7 +238,20 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
                  "granularity": bottom.split.granularity if bottom.site else None,
                  "served": bottom.served, "recorded": bottom.captured}
     return TrainResult(state.best, state.history, state.step, time.perf_counter() - start, state.losses, cache,
-                       state.epoch_seconds, state.best_seconds)
+                       state.epoch_seconds, state.best_seconds, state.evaluated)
+
+
+def _restore(saved: dict, tuning: Tuning, step: Step, acc) -> _State:
+    """Put a checkpoint's tensors, optimizer, schedule and bookkeeping back (its RNG states and data
+    position are the loop's to restore, at the point in the stream where they were taken)."""
+    tuning.load_state(saved["current"], "checkpoint")
+    if step.packed is not None:
+        step.packed.bind()  # the flat buffers take the tensors' values (masked ones' masked-in elements too)
+    step.opt.load_state_dict(saved["optimizer"])
+    step.sched.load_state_dict(saved["schedule"])
+    if acc.scaler is not None and saved["scaler"] is not None:
+        acc.scaler.load_state_dict(saved["scaler"])
+    return _State(**json.loads(saved["progress"]), snapshot=saved["snapshot"])
 
 
 @dataclass
@@ -175,3 +266,5 @@ class _State:
     epoch_seconds: list[float] = field(default_factory=list)
     eval_seconds: float = 0.0
     best_seconds: float = 0.0
+    seconds: float = 0.0  # time since training began, at the last checkpoint
+    evaluated: int = 0  # examples in the last evaluation, over all processes

@@ -58,14 +58,18 @@ class PackedAdamW(torch.optim.AdamW):
         self.flat = [torch.zeros(n, dtype=torch.float32, device=device) for n in sizes or [0]]
         for f in self.flat:
             f.grad = torch.zeros_like(f)
-        self._bind()
+        self.bind()
         groups = [{"params": [f], "lr": g_lr, "weight_decay": wd} for f, (g_lr, wd) in zip(self.flat, settings)]
         if fused is None:
             fused = device.type in ("cpu", "cuda")
         super().__init__(groups or [{"params": self.flat}], lr=lr, fused=fused, **kw)
 
     @torch.no_grad()
-    def _bind(self) -> None:
+    def bind(self) -> None:
+        """Make every unmasked tensor (and its .grad) a view into the flat buffers, taking its current values.
+        Called again after wrapping the model in DistributedDataParallel, which gives the parameters it
+        wraps storage of their own and drops their .grad (it then writes the averaged gradients into
+        whatever .grad is after backward: once re-bound, the flat buffer)."""
         for s in self.slots:
             p, flat, grad = s.tuned.param, self.flat[s.group], self.flat[s.group].grad
             if p.dtype != torch.float32:

@@ -27,10 +27,12 @@ def _cut(value, rows: int, width: int):
 
 @contextlib.contextmanager
 def cutting(model: nn.Module, site: str | None):
-    """Inside: `site`'s tensor inputs shaped (rows, width, ...) are cut to position 0."""
+    """Inside: `site`'s tensor inputs shaped (rows, width, ...) are cut to position 0. `model` may be
+    wrapped (DistributedDataParallel): `site` names a module of the model inside."""
     if site is None:
         yield
         return
+    model = unwrap(model)
     shape = {}
 
     def root(_, args, kwargs):
@@ -50,6 +52,13 @@ def cutting(model: nn.Module, site: str | None):
     finally:
         for h in handles:
             h.remove()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel (or DataParallel) wrapper, whose module names are the model's."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
 
 
 @torch.no_grad()

@@ -5,10 +5,12 @@ gradient), computes input gradients only through frozen matrices, and the optimi
 tuned elements only (PackedAdamW). `train()` runs this step; benchmarks time this same object."""
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 
 import torch
 
+from lntune.errors import TrainingError
 from lntune.method.tuning import Tuning
 from lntune.train.config import TrainConfig
 from lntune.train.fast import FastDropout
@@ -16,14 +18,62 @@ from lntune.train.packed import PackedAdamW, group_of
 from lntune.train.rows import cutting, find_cut
 
 
+def multi_cpu_launch() -> bool:
+    """Whether this process is one of several (torchrun, accelerate launch, MPI) on a machine whose device
+    cannot join a process group (no CUDA/XPU/...): then the processes must train together on CPU over gloo.
+
+    accelerate picks that only when asked with cpu=True; without it, every process reports
+    DistributedType.NO and trains a replica of its own."""
+    keys = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+    if int(os.environ.get("LOCAL_RANK", -1)) == -1 and all(int(os.environ.get(k) or 1) <= 1 for k in keys):
+        return False
+    try:
+        from accelerate.utils.imports import get_distributed_backend, get_torch_accelerator_backend
+
+        device, _ = get_torch_accelerator_backend()
+        return device is None or get_distributed_backend(device) is None
+    except ImportError:  # an accelerate without these helpers
+        return not torch.cuda.is_available()
+
+
+def process_state():
+    """accelerate's PartialState, created as make_accelerator creates it (the first creation decides)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=multi_cpu_launch())
+
+
+def is_main_process() -> bool:
+    """True in a single process, and in the first of a multi-process launch: the one that writes and prints."""
+    return process_state().is_main_process
+
+
 def make_accelerator(mixed_precision: str):
+    """The run's Accelerator. `--batch-size` is the global batch: with N processes each gets 1/N of every
+    batch (split_batches), so a run means the same thing, and steps the schedule the same, on any N (a
+    last, partial batch is completed with examples from the epoch's start, as accelerate does; evaluation
+    drops those repeats again)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import DataLoaderConfiguration
 
     # accelerate keeps one process-wide state; a run with another precision must reset it.
     if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=mixed_precision)
+    return Accelerator(mixed_precision=mixed_precision, cpu=multi_cpu_launch(),
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+
+
+def check_batches(config: TrainConfig, processes: int) -> None:
+    """With several processes each batch is split evenly between them."""
+    if processes < 2:
+        return
+    for flag, size in (("--batch-size", config.batch_size), ("--eval-batch-size", config.eval_batch_size)):
+        if size % processes:
+            raise TrainingError(
+                f"{flag} {size}: with {processes} processes the batch (the global batch, split between them) "
+                f"must be a multiple of {processes}"
+            )
 
 
 def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
@@ -57,6 +107,8 @@ class Step:
         opt = self.packed or optimizer(tuning, config)
         sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * total_steps), total_steps)
         self.model, self.opt, self.sched, *self.loaders = self.acc.prepare(tuning.lm.model, opt, sched, *loaders)
+        if self.packed is not None:
+            self.packed.bind()  # DDP (several processes) gave the tensors their own storage again
 
     def forward(self, batch: dict) -> torch.Tensor:
         with cutting(self.model, self.cut), FastDropout() if self.config.fast_dropout else nullcontext():
