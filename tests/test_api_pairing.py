@@ -13,12 +13,12 @@ def captured(monkeypatch):
     seen = []
     real = api.train
 
-    def spy(tuning, train_feats, dev_feats, config, label_names=()):
+    def spy(tuning, train_feats, dev_feats, config, label_names=(), **kw):
         head = {t.name: t.param.detach().clone() for t in tuning.head}
         train_dl, _ = loaders(tuning, train_feats, dev_feats, config)
         batches = [b["input_ids"].clone() for b, _ in zip(train_dl, range(2))]
         seen.append((head, batches))
-        return real(tuning, train_feats, dev_feats, config, label_names)
+        return real(tuning, train_feats, dev_feats, config, label_names, **kw)
 
     monkeypatch.setattr(api, "train", spy)
     return seen

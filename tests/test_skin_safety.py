@@ -3,6 +3,7 @@ tensors are refused at save and at load, masks must fit, and files a skin names 
 contents ever reaching an error message; `lntune eval --task` names the data instead."""
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -24,11 +25,26 @@ def run(*args):
     return result.exit_code, result.output  # click 8.2+: output holds stderr too
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory, tokenizer, data_dir, one_thread):
+    """A tiny BERT LN-tuned on 32 SST-2 rows, trained once per module: (base folder, skin folder)."""
+    import transformers as tf
+
+    from conftest import tiny_config
+
+    root = tmp_path_factory.mktemp("skin-safety")
+    torch.manual_seed(0)
+    tf.AutoModel.from_config(tiny_config("bert")).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    train_task("sst2", str(root / "bert"), "ln", {}, FAST, root / "skin", data_dir, 32, 32)
+    return root / "bert", root / "skin"
+
+
 @pytest.fixture
-def trained(tiny_dir, data_dir, tmp_path, one_thread):
-    """A tiny BERT LN-tuned on 32 SST-2 rows: (base folder, skin folder)."""
-    base = tiny_dir("bert")
-    train_task("sst2", str(base), "ln", {}, FAST, tmp_path / "skin", data_dir, 32, 32)
+def trained(trained_once, tmp_path):
+    """A copy of the module's skin that a test may damage: (base folder, skin folder)."""
+    base, skin = trained_once
+    shutil.copytree(skin, tmp_path / "skin")
     return base, tmp_path / "skin"
 
 
