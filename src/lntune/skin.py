@@ -22,6 +22,7 @@ from lntune.errors import ArchitectureError, DataError, LntuneError, SkinError
 from lntune.method import build_method, prepare
 from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
+from lntune.durable import fsync_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
 
 SKIN_JSON = "skin.json"
@@ -32,36 +33,6 @@ __all__ = ["EVAL_NEEDS", "FORMAT", "SKIN_JSON", "TENSORS", "check_out", "load_sk
 
 def _sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename over `path`, fsync the folder: after a crash `path` holds the old bytes or
-    the new ones, and a file written after it (skin.json after the tensors) never reaches disk first."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames, unlinks and new entries in `path` durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # no directory handles (Windows): the files themselves are synced
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems cannot sync a folder; the same holds
-        pass
-    finally:
-        os.close(fd)
 
 
 def check_out(out_dir: str | Path, overwrite: bool = False) -> None:

@@ -228,7 +228,6 @@ RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "ta
 def load_config(path: str | Path) -> SweepConfig:
     """Read and check a sweep YAML; unknown keys are errors."""
     path = Path(path)
-    r = _Reader(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:

@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+from lntune.durable import write_atomic  # noqa: F401 - the store's writes, also imported from here
 from lntune.errors import LntuneError
 
 RECORDS = "records.jsonl"
@@ -85,15 +86,6 @@ def append_line(path: Path, obj: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Store:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import shutil
 from dataclasses import fields
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lntune.durable import fsync_dir, write_atomic
 from lntune.errors import LntuneError, TrainingError
 
 DIR = "checkpoint"
@@ -100,34 +100,6 @@ def run_args(run_dir: str | Path, data_dir: str | Path | None = None, progress: 
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename over `path`, fsync the folder (as the sweep store and skins do)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # no directory handles (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def rng_state() -> dict:
@@ -204,11 +176,11 @@ class Checkpointer:
         if not acc.is_main_process:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        _fsync_dir(self.dir.parent)
+        fsync_dir(self.dir.parent)
         buf = io.BytesIO()
         torch.save({**payload, "format": FORMAT, "run": json.dumps(self.run), "rng": rngs,
                     "world_size": acc.num_processes}, buf)
-        _write_atomic(self.dir / STATE, buf.getvalue())
+        write_atomic(self.dir / STATE, buf.getvalue())
 
     def check(self, acc, model_fingerprint: str, data: str) -> None:
         """A resumed run must have what the checkpointed one had: processes, base weights, examples."""
@@ -227,7 +199,7 @@ class Checkpointer:
         """The run's skin is saved: its checkpoint goes (main process)."""
         if self.dir.exists():
             shutil.rmtree(self.dir)
-            _fsync_dir(self.dir.parent)
+            fsync_dir(self.dir.parent)
 
 
 def _diff(saved: dict, given: dict, prefix: str = "") -> str:

@@ -1,0 +1,36 @@
+"""Durable writes shared by skins, checkpoints and the sweep store: a file is there whole or not at all."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename over `path`, fsync the folder: after a crash `path` holds the old bytes or
+    the new ones, and a file written after it (skin.json after the tensors) never reaches disk first."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames, unlinks and new entries in `path` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # no directory handles (Windows): the files themselves are synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a folder; the same holds
+        pass
+    finally:
+        os.close(fd)
