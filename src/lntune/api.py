@@ -96,6 +96,11 @@ def train_task(
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
+    >>> from lntune import TrainConfig, train_task
+    >>> rec = train_task("sst2", "minilm", "ln", config=TrainConfig(epochs=1), out="runs/sst2-ln")  # doctest: +SKIP
+    >>> rec["metrics"]["accuracy"], rec["counts"]["tuned"]  # doctest: +SKIP
+    (0.8..., 9984)
+
     `options` are the method's (for a composite like "prefix+ln": {part: options});
     `preset="paper"` fills in the papers' prefix length / adapter size for this model first.
     `generate=N` (generation tasks) scores the best state's generations on N unique dev inputs
@@ -131,7 +136,7 @@ def train_task(
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver)
+    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out)
     record = {
         "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
         "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
@@ -175,7 +180,12 @@ def _score(lm, t, feats: list[dict], batch_size: int, mixed_precision: str) -> d
 
 def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None,
                   task: str | None = None) -> dict:
-    """Rebuild the skin on its base and evaluate on the dev split it was trained with (or `task`'s)."""
+    """Rebuild the skin on its base and evaluate on the dev split it was trained with (or `task`'s).
+
+    >>> from lntune import evaluate_skin
+    >>> evaluate_skin("runs/sst2-ln")["accuracy"]  # doctest: +SKIP
+    0.8...
+    """
     tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
     cfg, data = meta["train"], meta["data"]
     with skin_task(skin, meta, task) as t:  # errors about files the skin names do not quote them
@@ -205,7 +215,12 @@ def generate_skin(
     predictions: str | Path | None = None,
     task: str | None = None,
 ) -> dict:
-    """Generation metrics of a skin; limit/num_beams default to those it saved (reproducing its numbers)."""
+    """Generation metrics of a skin; limit/num_beams default to those it saved (reproducing its numbers).
+
+    >>> from lntune import generate_skin
+    >>> generate_skin("runs/e2e-ln", limit=50)["metrics"]["bleu"]  # doctest: +SKIP
+    0.4...
+    """
     tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
     saved = (meta.get("generation") or {}).get("settings", {})
     limit = saved.get("limit") if limit is None else limit
@@ -226,7 +241,12 @@ def generate_base(
     predictions: str | Path | None = None,
     dtype: str = "float32",
 ) -> dict:
-    """Generation metrics of an untuned model: the baseline a skin is compared with."""
+    """Generation metrics of an untuned model: the baseline a skin is compared with.
+
+    >>> from lntune import generate_base
+    >>> generate_base("e2e", "smollm2", limit=50)["metrics"]["rougeL"]  # doctest: +SKIP
+    0.2...
+    """
     t = get_task(task)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype)
     return _generation(lm, t, data_dir, limit, seed, num_beams, batch_size, predictions)

@@ -33,7 +33,8 @@ def train_cmd(
     head_lr: Optional[float] = typer.Option(None, help="the task head's own peak learning rate (default: --lr)"),
     epochs: int = typer.Option(2),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps; overrides --epochs"),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, help="examples per forward pass"),
+    grad_accum: int = typer.Option(1, help="passes summed into each optimizer step (its batch: batch size x N)"),
     eval_batch_size: int = typer.Option(64),
     max_length: int = typer.Option(128, help="tokens per example"),
     warmup_ratio: float = typer.Option(0.06),
@@ -55,6 +56,11 @@ def train_cmd(
     overwrite: bool = typer.Option(False, help="replace a skin already at --out (otherwise refused before training)"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
+    report_to: str = typer.Option(
+        "none", help="none | tensorboard | wandb | mlflow: log steps and evaluations there too (OUT/metrics.jsonl always)"),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="YAML of training options (the keys of a sweep's train: section, lr, seed); "
+                               "options given on the command line win"),
     generate: int = typer.Option(
         0, help="generation tasks: after training, BLEU/ROUGE/... on N unique dev inputs (-1 all)"),
     num_beams: int = typer.Option(1, help="beams for --generate (1: greedy)"),
@@ -72,10 +78,10 @@ def train_cmd(
     from lntune.train.step import is_main_process
     from lntune.train.validate import parse_norm_map
 
-    if resume is not None:
-        def given(name: str) -> bool:  # typer vendors click: its ParameterSource is compared by name
-            return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    def given(name: str) -> bool:  # typer vendors click: its ParameterSource is compared by name
+        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
 
+    if resume is not None:
         extra = [p for p in ctx.command.params
                  if p.name not in ("resume", "data_dir", "progress", "checkpoint") and given(p.name)]
         if extra:
@@ -98,12 +104,18 @@ def train_cmd(
     except LntuneError as e:
         _fail(e)
     try:
-        config = TrainConfig(
-            lr=lr, head_lr=head_lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            max_length=max_length, warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-            eval_every=eval_every, patience=patience, seed=seed, mixed_precision=mixed_precision, progress=progress,
-            frozen_bottom=frozen_bottom, cache_bottom=cache_bottom,
+        values = dict(
+            lr=lr, head_lr=head_lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+            eval_batch_size=eval_batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay, max_grad_norm=max_grad_norm, eval_every=eval_every, patience=patience,
+            seed=seed, mixed_precision=mixed_precision, progress=progress, frozen_bottom=frozen_bottom,
+            cache_bottom=cache_bottom, report_to=report_to,
         )
+        if config_file is not None:
+            from lntune.sweep.config import read_train_file
+
+            values.update({k: v for k, v in read_train_file(config_file).items() if k not in values or not given(k)})
+        config = TrainConfig(**values)
         rec = train_task(
             task, model, method, options, config,
             out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,

@@ -65,7 +65,12 @@ def check_finite(tensors: dict, where: str) -> None:
 
 def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     """Write the tuned tensors and `record` (task, training, metrics) to `out_dir`, replacing a skin there.
-    Non-finite tensors and a record the schema refuses are refused before anything is written."""
+    Non-finite tensors and a record the schema refuses are refused before anything is written.
+
+    >>> from lntune import build_method, load_model, prepare, save_skin
+    >>> tuning = prepare(load_model("minilm"), build_method("ln"))  # doctest: +SKIP
+    >>> save_skin("runs/untrained-ln", tuning, record)  # record: what train_task writes  # doctest: +SKIP
+    """
     from safetensors.torch import save
 
     out = Path(out_dir)
@@ -154,7 +159,13 @@ def _check_masks(path: Path, tensors: dict) -> None:
 
 def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | None = None,
               require: tuple[str, ...] = ()) -> tuple[Tuning, dict]:
-    """Load the skin's base model (or `model`), check it is the same base, and apply the skin."""
+    """Load the skin's base model (or `model`), check it is the same base, and apply the skin.
+
+    >>> from lntune import load_skin
+    >>> tuning, meta = load_skin("runs/sst2-ln")  # doctest: +SKIP
+    >>> meta["method"], tuning.lm.head  # doctest: +SKIP
+    ('ln', 'classification')
+    """
     skin_dir = Path(skin_dir)
     meta = read_skin(skin_dir, require)
     tensors = _read_tensors(skin_dir, meta)

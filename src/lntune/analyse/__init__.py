@@ -2,25 +2,25 @@
 which parameters carry information about a task (fisher), Fisher-selected LN masks (mask),
 and dev metric against the fraction of LN trained (curve). `lntune analyse --help`.
 """
+from __future__ import annotations
 
-from lntune.analyse.change import Change, measure, ranking
-from lntune.analyse.curve import CurveConfig, run_curve
-from lntune.analyse.fisher import FisherConfig, TaskFisher, empirical_fisher, fisher_ranking, task_fisher
-from lntune.analyse.mask import KINDS, MaskSpec, build_mask, save_mask
+from lntune.lazy import lazy_exports
 
-__all__ = [
-    "KINDS",
-    "Change",
-    "CurveConfig",
-    "FisherConfig",
-    "MaskSpec",
-    "TaskFisher",
-    "build_mask",
-    "empirical_fisher",
-    "fisher_ranking",
-    "measure",
-    "ranking",
-    "run_curve",
-    "save_mask",
-    "task_fisher",
-]
+_EXPORTS = {
+    "Change": "lntune.analyse.change",
+    "CurveConfig": "lntune.analyse.curve",
+    "FisherConfig": "lntune.analyse.fisher",
+    "KINDS": "lntune.analyse.mask",
+    "MaskSpec": "lntune.analyse.mask",
+    "TaskFisher": "lntune.analyse.fisher",
+    "build_mask": "lntune.analyse.mask",
+    "empirical_fisher": "lntune.analyse.fisher",
+    "fisher_ranking": "lntune.analyse.fisher",
+    "measure": "lntune.analyse.change",
+    "ranking": "lntune.analyse.change",
+    "run_curve": "lntune.analyse.curve",
+    "save_mask": "lntune.analyse.mask",
+    "task_fisher": "lntune.analyse.fisher",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # `lntune --help` must not import torch

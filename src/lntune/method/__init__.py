@@ -16,7 +16,18 @@ from lntune.method.random_subset import RandomSubset
 from lntune.method.threev import ThreeV
 from lntune.method.tuning import Tuning, prepare
 
-METHODS: dict[str, type[Method]] = {
+class MethodRegistry(dict):
+    """The registered tuning methods by name (a dict of name -> Method class); `build_method` builds one.
+
+    >>> from lntune import METHODS
+    >>> sorted(METHODS)[:4]
+    ['3v', 'bitfit', 'full', 'head']
+    >>> METHODS["ln"].Config().terms
+    'both'
+    """
+
+
+METHODS: dict[str, type[Method]] = MethodRegistry({
     LNTuning.name: LNTuning,
     FullFineTuning.name: FullFineTuning,
     BitFit.name: BitFit,
@@ -29,11 +40,18 @@ METHODS: dict[str, type[Method]] = {
     RandomSubset.name: RandomSubset,
     ThreeV.name: ThreeV,
     HeadOnly.name: HeadOnly,
-}
+})
 
 
 def build_method(name: str, **options) -> Method:
-    """`name` is a registered method or parts joined by '+'; a composite takes {part: options}."""
+    """`name` is a registered method or parts joined by '+'; a composite takes {part: options}.
+
+    >>> from lntune import build_method
+    >>> build_method("ln", terms="gain", modules="ffn").options()["terms"]
+    'gain'
+    >>> type(build_method("prefix+ln", prefix={"length": 8})).__name__
+    'Composite'
+    """
     if "+" in name:
         parts = name.split("+")
         unknown = set(options) - set(parts)

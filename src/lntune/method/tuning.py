@@ -104,6 +104,11 @@ def prepare(
 ) -> Tuning:
     """Freeze `lm.model`, apply `method`, and make its tensors and the head trainable.
 
+    >>> from lntune import build_method, load_model, prepare
+    >>> tuning = prepare(load_model("minilm"), build_method("ln"))
+    >>> tuning.counts()["tuned"]
+    9984
+
     `only` and `masks` come from a skin: they restrict and mask the tensors the method selects.
     """
     base_count = lm.base_count

@@ -113,7 +113,14 @@ def _unknown(model: nn.Module, name: str) -> ArchitectureError:
 
 
 def map_norms(model: nn.Module, norm_map: dict[str, str] | None = None) -> NormMap:
-    """Label every norm of `model`; `norm_map` (regex -> label) overrides detection."""
+    """Label every norm of `model`; `norm_map` (regex -> label) overrides detection.
+
+    >>> import transformers
+    >>> from lntune import map_norms
+    >>> cfg = transformers.BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8)
+    >>> [(s.name, s.label, s.layer) for s in map_norms(transformers.BertModel(cfg))][:3]
+    [('embeddings.LayerNorm', 'embeddings', None), ('encoder.layer.0.attention.output.LayerNorm', 'mha', 0), ('encoder.layer.0.output.LayerNorm', 'ffn', 0)]
+    """
     blocks, num_layers = _block_list(model)
     block_re = re.compile(rf"^{re.escape(blocks)}\.(\d+)\.(.+)$")
     sites = []

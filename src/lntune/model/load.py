@@ -140,7 +140,13 @@ def load_model(
     norm_map: dict[str, str] | None = None,
     seed: int | None = None,
 ) -> LoadedModel:
-    """Load `model_id` (alias, hub id or path) with a fresh task head, drawn from `seed` when given."""
+    """Load `model_id` (alias, hub id or path) with a fresh task head, drawn from `seed` when given.
+
+    >>> from lntune import load_model
+    >>> lm = load_model("minilm", "regression", seed=0)
+    >>> lm.head, lm.norms.num_layers, len(lm.norms)
+    ('regression', 6, 13)
+    """
     from transformers import AutoTokenizer
 
     if head not in HEADS:

@@ -11,9 +11,13 @@ from lntune.errors import LntuneError
 # Paper 000 sec. 4.1: LN-tuning tries 1e-2, 1e-3, 2e-4 in this order, other methods 1e-3, 2e-4.
 DEFAULT_LRS = {"ln": [1e-2, 1e-3, 2e-4], "other": [1e-3, 2e-4], "full": [1e-4, 5e-5, 2e-5]}
 GRID_OWNED = ("lr", "seed", "progress")  # TrainConfig fields the grid sets (or that do not change a result)
+NOT_IN_SWEEPS = ("report_to",)  # a sweep's runs train in temporary folders, and its records are its log
 # TrainConfig fields that say where or how a run stores things, not what it computes: they reach the
 # worker but stay out of the spec, so setting them never changes a key.
-MACHINE_FIELDS = ("cache_dir", "cache_max_bytes")
+MACHINE_FIELDS = ("cache_dir", "cache_max_bytes", "report_to")
+# TrainConfig fields added after stores had recorded runs: in the spec only when set to something
+# other than their default, so a store written before them resumes under newer code with its keys.
+LATE_FIELDS = ("grad_accum",)
 MASK_KINDS = ("individual", "global", "cv", "random")
 
 
@@ -123,7 +127,25 @@ class SweepConfig:
 def train_fields() -> dict[str, str]:
     from lntune.train.config import TrainConfig
 
-    return {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in GRID_OWNED}
+    return {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in GRID_OWNED + NOT_IN_SWEEPS}
+
+
+def read_train_file(path: str | Path) -> dict:
+    """`lntune train --config FILE`: a YAML mapping with the keys of a sweep's train: section, plus the
+    ones a single run sets itself (lr, seed, report_to), coerced and checked by the same rules."""
+    from lntune.train.config import TrainConfig
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path}: not valid YAML: {e}") from e
+    r = _Reader(path)
+    known = {f.name: str(f.type) for f in fields(TrainConfig) if f.name != "progress"}
+    raw = raw.get("train", raw) if isinstance(raw, dict) and set(raw) == {"train"} else raw  # a pasted train: section
+    return r.train(r.mapping(raw if raw is not None else {}, "", known), "", known)
 
 
 class _Reader:
@@ -193,10 +215,11 @@ class _Reader:
         for k, v in raw.items():
             if k not in known:
                 continue
-            out[k] = self._train_value(v, f"{at}.{k}", known[k])
+            where = f"{at}.{k}" if at else k
+            out[k] = self._train_value(v, where, known[k])
             problem = field_problem(k, out[k])
             if problem:
-                raise self.error(f"{at}.{k}", problem)
+                raise self.error(where, problem)
         return out
 
     def _train_value(self, v, at: str, kind: str):

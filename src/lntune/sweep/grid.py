@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.sweep.config import (
+    LATE_FIELDS,
     MACHINE_FIELDS,
     ModelEntry,
     RunEntry,
@@ -165,6 +166,9 @@ def train_settings(cfg: SweepConfig, te: TaskEntry, entry: RunEntry, **fixed) ->
         TrainConfig(**out, **machine)  # its own checks, here rather than in every worker
     except LntuneError as e:
         raise LntuneError(f"{cfg.path}: runs[{entry.index}] on {te.name}: {e}") from None
+    for k in LATE_FIELDS:
+        if out[k] == getattr(TrainConfig, k):
+            del out[k]
     return out, {k: v for k, v in machine.items() if v != getattr(TrainConfig, k)}
 
 

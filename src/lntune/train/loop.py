@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,9 +20,10 @@ from lntune.method.tuning import Tuning
 from lntune.train.cache import FrozenBottom, setup
 from lntune.train.checkpoint import Checkpointer, progress, set_rng_state
 from lntune.train.config import TrainConfig
+from lntune.train.log import RunLog, check_tracker
 from lntune.train.rows import unwrap
 from lntune.train.split import probes
-from lntune.train.step import Step, check_batches, make_accelerator, optimizer  # noqa: F401 - also imported from here
+from lntune.train.step import Step, check_batches, make_accelerator, micro_batches, optimizer  # noqa: F401 - also imported from here
 
 
 @dataclass
@@ -44,7 +46,8 @@ def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig, indexed
     col = partial(_indexed_collate if indexed else collate, pad_id=pad)
     if indexed:
         train_feats, dev_feats = list(enumerate(train_feats)), list(enumerate(dev_feats))
-    train = DataLoader(train_feats, config.batch_size, shuffle=True, collate_fn=col, generator=gen)
+    # One loader batch is one optimizer step; Step.accumulate cuts it into grad_accum passes.
+    train = DataLoader(train_feats, config.batch_size * config.grad_accum, shuffle=True, collate_fn=col, generator=gen)
     dev = DataLoader(dev_feats, config.eval_batch_size, shuffle=False, collate_fn=col)
     return train, dev
 
@@ -57,10 +60,11 @@ def _indexed_collate(items: list[tuple[int, dict]], pad_id: int) -> dict:
 
 class _Selecting:
     """Iterate a loader, telling the frozen bottom which examples each batch holds; with `acc`, also
-    collect the ids of the examples it covered, gathered across processes (repeats dropped)."""
+    collect the ids of the examples it covered, gathered across processes (repeats dropped). With
+    `parts`, each batch comes as its micro-batches (_Micro), each selected as it runs."""
 
-    def __init__(self, loader, bottom: FrozenBottom, name: str, acc=None) -> None:
-        self.loader, self.bottom, self.name, self.acc = loader, bottom, name, acc
+    def __init__(self, loader, bottom: FrozenBottom, name: str, acc=None, parts: int = 0, head: str = "") -> None:
+        self.loader, self.bottom, self.name, self.acc, self.parts, self.head = loader, bottom, name, acc, parts, head
         self.seen: set[int] = set()
 
     def __len__(self) -> int:
@@ -68,6 +72,9 @@ class _Selecting:
 
     def __iter__(self):
         for batch in self.loader:
+            if self.parts:
+                yield _Micro(micro_batches(batch, self.parts, self.head), self.bottom, self.name)
+                continue
             index = batch.pop("_index")
             if self.acc is not None:
                 self.seen.update(self.acc.gather_for_metrics(index).tolist())
@@ -76,32 +83,60 @@ class _Selecting:
         self.bottom.select(None, None)
 
 
+class _Micro:
+    """One optimizer step's micro-batches with their loss weights; iterating tells the frozen bottom
+    which examples each one holds, just before it runs."""
+
+    def __init__(self, chunks: list[tuple[dict, float]], bottom: FrozenBottom, name: str) -> None:
+        self.chunks, self.bottom, self.name = chunks, bottom, name
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __iter__(self):
+        for chunk, weight in self.chunks:
+            chunk = dict(chunk)
+            self.bottom.select(self.name, chunk.pop("_index"))
+            yield chunk, weight
+
+
 def train(
     tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig, label_names: tuple[str, ...] = (),
-    checkpoint: Checkpointer | None = None,
+    checkpoint: Checkpointer | None = None, log_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state.
+
+    >>> from lntune import TrainConfig, build_method, load_model, prepare, train
+    >>> from lntune.data.encode import encode
+    >>> lm = load_model("minilm", seed=0)
+    >>> rows = [{"text_a": t, "label": y} for t, y in [("a great film", 1), ("an awful plot", 0)] * 8]
+    >>> feats = encode(rows, lm.tokenizer, "classification", 32)
+    >>> result = train(prepare(lm, build_method("ln")), feats, feats, TrainConfig(epochs=1, progress=False))
+    >>> result.steps, sorted(result.best)[:2]
+    (1, ['accuracy', 'epoch'])
 
     `label_names` (the task's labels) let token-classification report entity scores; with
     epochs=0 the untrained model is evaluated once, a baseline run. `checkpoint` saves the run's
     state at each evaluation and, when it holds a loaded checkpoint (`resumed`), continues from it.
+    `log_dir` gets metrics.jsonl (every step and evaluation; lntune.train.log) and the trackers' files.
     Under a multi-process launch the processes train one model together (DDP), each on its share
     of every batch, and evaluate on shares of the dev set whose metrics are gathered."""
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
-    acc = make_accelerator(config.mixed_precision)
+    check_tracker(config.report_to)
+    acc = make_accelerator(config.mixed_precision, config.report_to, log_dir)
     check_batches(config, acc.num_processes)
     pad = tuning.lm.tokenizer.pad_token_id
     batches = probes(train_feats, partial(collate, pad_id=pad), pad) if train_feats else []
     bottom = setup(tuning, {"train": train_feats, "dev": dev_feats}, batches, config)
     try:
-        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint)
+        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint, log_dir)
     finally:
         bottom.close()  # also when setting up failed: the disk-backed cache goes
 
 
-def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver) -> TrainResult:
+def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir) -> TrainResult:
     train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
     order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
     total = config.max_steps or config.epochs * len(train_dl)
@@ -110,7 +145,8 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
     step = Step(tuning, config, total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
     model = step.model
     inner = unwrap(model)  # the model inside DDP: the frozen bottom names its modules
-    train_dl, dev_dl = _Selecting(step.loaders[0], bottom, "train"), _Selecting(step.loaders[1], bottom, "dev", acc)
+    train_dl = _Selecting(step.loaders[0], bottom, "train", parts=config.grad_accum, head=tuning.lm.head)
+    dev_dl = _Selecting(step.loaders[1], bottom, "dev", acc)
     head = tuning.lm.head
     state = _State(best_loss=math.inf)
     data = saver.data_digest(train_feats, dev_feats) if saver is not None else None
@@ -119,6 +155,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
         saver.check(acc, tuning.lm.fingerprint, data)
         state = _restore(resumed, tuning, step, acc)
     position = resumed["position"] if resumed is not None else None
+    log = RunLog(log_dir, acc, asdict(config), state.step if resumed is not None else None)
     bar = tqdm(total=total, initial=state.step, desc="train", disable=not (config.progress and acc.is_main_process),
                unit="step")
     start = time.perf_counter() - state.seconds  # a resumed run's clock goes on from the checkpoint's
@@ -132,6 +169,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
         bottom.set_eval(inner)  # evaluate() put every module back in training mode
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
+        log.evaluation(m)
         if not bar.disable:
             bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
         if m["loss"] < state.best_loss:
@@ -196,17 +234,18 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
                     if rng is not None:
                         set_rng_state(rng)
                         rng = None
-                    loss = step.forward(batch)
+                    loss = step.accumulate(batch)
                     # several processes: the global batch's loss, so every process stops on a NaN together
-                    seen = acc.reduce(loss.detach(), "mean") if acc.num_processes > 1 else loss
-                    if not torch.isfinite(seen):
+                    seen = acc.reduce(loss, "mean") if acc.num_processes > 1 else loss
+                    if not torch.isfinite(seen):  # before the update: the tuned tensors stay finite
                         raise TrainingError(
                             f"loss is {seen.item()} at step {state.step + 1} (lr {config.lr}); "
                             "lower --lr, or train in float32 without --mixed-precision"
                         )
-                    step.update(loss)
+                    step.apply()
                     state.step += 1
                     state.losses.append(seen.item())
+                    log.step(state.step, epoch, state.losses[-1], step.sched.get_last_lr()[0])
                     bar.update(1)
                     bar.set_postfix(loss=f"{state.losses[-1]:.4f}", epoch=epoch)
                     if config.eval_every and state.step % config.eval_every == 0:
@@ -231,6 +270,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
     finally:
         bar.close()
         step.close()
+        log.close()
     tuning.load_state(state.snapshot, "best checkpoint")
     cache = {}
     if bottom.split is not None:

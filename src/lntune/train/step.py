@@ -48,8 +48,8 @@ def is_main_process() -> bool:
     return process_state().is_main_process
 
 
-def make_accelerator(mixed_precision: str):
-    """The run's Accelerator. `--batch-size` is the global batch: with N processes each gets 1/N of every
+def make_accelerator(mixed_precision: str, report_to: str = "none", log_dir=None):
+    """The run's Accelerator (with `report_to`'s tracker writing under `log_dir`). `--batch-size` is the global batch: with N processes each gets 1/N of every
     batch (split_batches), so a run means the same thing, and steps the schedule the same, on any N (a
     last, partial batch is completed with examples from the epoch's start, as accelerate does; evaluation
     drops those repeats again)."""
@@ -60,8 +60,9 @@ def make_accelerator(mixed_precision: str):
     # accelerate keeps one process-wide state; a run with another precision must reset it.
     if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=True)
+    tracking = {} if report_to == "none" else {"log_with": report_to, "project_dir": log_dir}
     return Accelerator(mixed_precision=mixed_precision, cpu=multi_cpu_launch(),
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+                       dataloader_config=DataLoaderConfiguration(split_batches=True), **tracking)
 
 
 def check_batches(config: TrainConfig, processes: int) -> None:
@@ -84,6 +85,30 @@ def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
             groups.setdefault(group_of(tuning, t, config.lr, config.weight_decay, config.head_lr), []).append(t.param)
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
                              lr=config.lr)
+
+
+def loss_terms(batch: dict, head: str) -> int:
+    """How many terms a batch's loss averages over: its rows, or its labelled tokens (-100 is
+    ignored; a causal LM predicts each token from the ones before it, so its first label never counts)."""
+    labels = batch["labels"]
+    if head == "token-classification":
+        return int((labels != -100).sum())
+    if head == "causal-lm":
+        return int((labels[..., 1:] != -100).sum())
+    return labels.shape[0]
+
+
+def micro_batches(batch: dict, parts: int, head: str) -> list[tuple[dict, float]]:
+    """BATCH cut into PARTS micro-batches (fewer when it has fewer rows), each with its share of the
+    batch's loss terms: the weighted sum of their mean losses is the batch's mean loss."""
+    rows = batch["labels"].shape[0]
+    bounds = [round(i * rows / parts) for i in range(parts + 1)]
+    chunks = [{k: v[a:b] for k, v in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
+    terms = [loss_terms(c, head) for c in chunks]
+    total = sum(terms)
+    if not total:  # no labelled token at all: the loss is NaN either way, and the loop says so
+        return [(c, 1 / len(chunks)) for c in chunks]
+    return [(c, n / total) for c, n in zip(chunks, terms) if n]  # a part without terms has a NaN mean loss
 
 
 class Step:
@@ -114,8 +139,21 @@ class Step:
         with cutting(self.model, self.cut), FastDropout() if self.config.fast_dropout else nullcontext():
             return self.model(**batch).loss
 
-    def update(self, loss: torch.Tensor) -> None:
-        self.acc.backward(loss)
+    def accumulate(self, chunks) -> torch.Tensor:
+        """Forward and backward over the micro-batches of one optimizer step (see micro_batches), each
+        loss weighted by its share of the step's loss terms, so the summed gradient is the one of the
+        whole batch; returns that batch's loss, detached. DDP syncs gradients on the last one only."""
+        total = None
+        for i, (chunk, weight) in enumerate(chunks):
+            last = i == len(chunks) - 1
+            with nullcontext() if last else self.acc.no_sync(self.model):
+                loss = self.forward(chunk) * weight
+                self.acc.backward(loss)
+            total = loss.detach() if total is None else total + loss.detach()
+        return total
+
+    def apply(self) -> None:
+        """Clip the accumulated gradients, step the optimizer and the schedule, zero the gradients."""
         if self.packed is not None:
             self.packed.gather_masked()
             self.acc.unscale_gradients()  # fp16: the loss scale comes off before clipping
@@ -125,6 +163,10 @@ class Step:
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.acc.backward(loss)
+        self.apply()
 
     def __call__(self, batch: dict) -> torch.Tensor:
         loss = self.forward(batch)

@@ -17,7 +17,8 @@ from pathlib import Path
 from lntune.errors import LntuneError, TrainingError
 
 ALIASES = ("minilm", "smollm2")  # lntune.model.load.resolve maps these to embedded models
-DTYPE_NAMES = ("float32", "bfloat16", "float16")  # the keys of lntune.model.load.DTYPES (torch stays unimported)
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # accelerate's tracker names that lntune train offers  # the keys of lntune.model.load.DTYPES (torch stays unimported)
 # TrainConfig fields without a `lntune train` option: messages name them as Python does.
 NO_FLAG = ("packed", "fast_dropout", "cut_last_block", "cache_max_bytes", "cache_dir")
 
@@ -83,6 +84,7 @@ RULES: dict[str, Rule] = {
     "epochs": Rule(int, 0, note="0 evaluates the untuned model"),
     "max_steps": Rule(int, 1, unset="train for the epochs"),
     "batch_size": Rule(int, 1),
+    "grad_accum": Rule(int, 1, note="optimizer batch = batch size x grad accum"),
     "eval_batch_size": Rule(int, 1),
     "max_length": Rule(int, 1, note="tokens per example"),
     "warmup_ratio": Rule(float, 0, 1, note="a share of all steps"),
@@ -94,6 +96,7 @@ RULES: dict[str, Rule] = {
     "seed": Rule(int, 0, 2**32 - 1),  # numpy's seed range
     "mixed_precision": Rule(str, choices=("no", "bf16", "fp16")),
     "progress": Rule(bool),
+    "report_to": Rule(str, choices=TRACKERS),
     "packed": Rule(bool),
     "fast_dropout": Rule(bool),
     "cut_last_block": Rule(bool),
