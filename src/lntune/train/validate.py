@@ -206,6 +206,9 @@ _NORM_MAP_FORM = 'give an object of name regex -> mha|ffn|embeddings|final, e.g.
 def check_model(model: str) -> None:
     """A --model that names a local file or folder must be a model folder (config.json); hub ids pass."""
     if model in ALIASES:
+        from lntune.model.embedded import package_dir
+
+        package_dir(model)  # installed? (found, not imported)
         return
     path = Path(model)
     if path.is_dir() and not (path / "config.json").is_file():
