@@ -1,0 +1,224 @@
+"""Skins as PEFT adapters and back: LN skins <-> PEFT LN_TUNING, LoRA skins <-> PEFT LoRA.
+
+PEFT itself builds and saves (get_peft_model + save_pretrained) and loads (PeftModel.from_pretrained), so
+the files are PEFT's own format by construction; this module only moves tensors between the two module
+layouts. LN_TUNING keeps a whole copy of each tuned norm, so term-only and element-masked skins are written
+as full tensors (the untuned elements at the base's values). The task head goes in `modules_to_save`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from lntune.errors import LntuneError, SkinError
+
+ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
+_TASK_TYPES = {"classification": "SEQ_CLS", "regression": "SEQ_CLS", "causal-lm": "CAUSAL_LM",
+               "token-classification": "TOKEN_CLS"}  # multiple-choice: PEFT has no task type; none is given
+EXPORTABLE = ("ln", "lora")
+NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
+
+
+def _modules(names: list[str]) -> list[str]:
+    """Parameter names -> their modules, in order, once each."""
+    return list(dict.fromkeys(n.rpartition(".")[0] for n in names))
+
+
+def _exact(modules: list[str]) -> str:
+    # PEFT full-matches a string target_modules against every module name: exactly these modules.
+    import re
+
+    return "^(" + "|".join(re.escape(m) for m in modules) + ")$"
+
+
+def _fresh(meta: dict, model: str | None):
+    """The skin's base model as loaded for training, before any method touched it."""
+    from lntune.model import load_model
+
+    labels = (meta.get("task") or {}).get("labels") or []
+    base = meta["base"]
+    return load_model(model or base["model"], base["head"], max(len(labels), 1), base["dtype"])
+
+
+def export_peft(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
+    """Write SKIN as a PEFT adapter folder OUT (adapter_config.json + adapter_model.safetensors).
+
+    >>> from lntune.interop import export_peft
+    >>> export_peft("runs/sst2-ln", "runs/sst2-ln-peft")  # doctest: +SKIP
+    >>> # then: PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), "runs/sst2-ln-peft")
+    """
+    from peft import LNTuningConfig, LoraConfig, get_peft_model
+
+    from lntune.skin import load_skin, read_skin
+
+    out = Path(out)
+    _check_out(out, overwrite)
+    meta = read_skin(skin)
+    method = meta["method"]
+    if method not in EXPORTABLE:
+        raise SkinError(f"{skin}: a {method} skin has no PEFT format (PEFT has LN_TUNING for ln and LoRA for lora); "
+                        "lntune merge writes a plain transformers folder for ln, bitfit, full and lora skins")
+    tuning, meta = load_skin(skin, model)
+    skinned = tuning.lm.model
+    lm = _fresh(meta, model)
+    head = _modules(meta["head"])
+    task_type = _TASK_TYPES.get(lm.head)
+    if method == "ln":
+        targets = _modules(meta["tuned"])
+        config = LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
+    else:
+        opts = meta["rebuild"]
+        targets = _modules([n for n in meta["tuned"] if n.endswith(".lora.A")])
+        targets = [t.rpartition(".lora")[0] for t in targets]
+        config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
+                            target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
+    config.base_model_name_or_path = meta["base"]["model"]
+    peft_model = get_peft_model(lm.model, config)
+    inner = peft_model.base_model.model
+    with torch.no_grad():
+        for name in targets:
+            layer, source = inner.get_submodule(name), skinned.get_submodule(name)
+            if method == "ln":
+                layer.ln_tuning_layers[ADAPTER].load_state_dict(source.state_dict())
+            else:
+                layer.lora_A[ADAPTER].weight.copy_(source.lora.A)
+                layer.lora_B[ADAPTER].weight.copy_(source.lora.B)
+        for name in head:
+            wrapper = inner.get_submodule(name)
+            wrapper.modules_to_save[ADAPTER].load_state_dict(skinned.get_submodule(name).state_dict())
+    note = {"head": lm.head, "labels": (meta.get("task") or {}).get("labels") or [], "method": method,
+            "base": meta["base"]["model"], "from_skin": str(Path(skin).resolve())}
+    _write(peft_model, out, {NOTE: json.dumps(note, indent=1)})
+    return out
+
+
+def _write(peft_model, out: Path, extra: dict[str, str]) -> None:
+    """save_pretrained into a temporary folder beside OUT, then one rename: no half-written adapter."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        peft_model.save_pretrained(tmp, safe_serialization=True)
+        for name, text in extra.items():
+            (tmp / name).write_text(text + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise LntuneError(f"{out} exists; pass --overwrite to replace it, or choose another folder")
+    if out.exists() and not out.is_dir():
+        raise LntuneError(f"{out} is a file; choose a folder")
+
+
+def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
+    """Turn a PEFT LN_TUNING or LoRA adapter folder into a skin at OUT with the same outputs.
+
+    >>> from lntune.interop import import_peft
+    >>> import_peft("runs/sst2-ln-peft", "runs/sst2-ln-again", model="minilm")  # doctest: +SKIP
+    """
+    from peft import PeftModel
+
+    from lntune.method import build_method, prepare
+    from lntune.skin import check_out, save_skin
+
+    adapter, out = Path(adapter), Path(out)
+    check_out(out, overwrite)
+    cfg = _adapter_config(adapter)
+    kind = cfg.get("peft_type")
+    if kind not in ("LN_TUNING", "LORA"):
+        raise LntuneError(f"{adapter}: peft_type {kind!r}; lntune imports LN_TUNING and LORA adapters")
+    base = model or cfg.get("base_model_name_or_path")
+    if not base:
+        raise LntuneError(f"{adapter}: adapter_config.json names no base model; pass --model")
+    head, labels = _task(adapter, cfg)
+    meta = {"base": {"model": base, "head": head, "dtype": "float32"}, "task": {"labels": labels}}
+    peft_model = PeftModel.from_pretrained(_fresh(meta, None).model, adapter)
+    values, method = _values(peft_model.base_model.model, kind, adapter, cfg)
+    lm = _fresh(meta, None)  # a clean base for lntune's own modules
+    tuning = prepare(lm, method, only=list(values))
+    if {t.name for t in tuning.all} != set(values):
+        odd = sorted({t.name for t in tuning.all} ^ set(values))
+        raise LntuneError(f"{adapter}: its tensors do not map onto {base} as an lntune {method.name} skin "
+                          f"(e.g. {odd[:3]}); pass --model with the adapter's base model")
+    tuning.load_state(values, str(adapter))
+    record = {"task": {"name": f"peft:{adapter.name}", "head": head, "labels": labels},
+              "imported": {"from": str(adapter.resolve()), "peft_type": kind}}
+    return save_skin(out, tuning, record)
+
+
+def _values(inner, kind: str, adapter: Path, cfg: dict):
+    """{lntune tensor name: value} of the loaded adapter, and the lntune method that holds them."""
+    from lntune.method import build_method
+
+    values: dict[str, torch.Tensor] = {}
+
+    def take(prefix: str, module) -> None:
+        values.update({f"{prefix}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+
+    for name, m in inner.named_modules():
+        if ADAPTER in getattr(m, "modules_to_save", {}):
+            take(name, m.modules_to_save[ADAPTER])
+    if kind == "LN_TUNING":
+        for name, m in inner.named_modules():
+            if ADAPTER in getattr(m, "ln_tuning_layers", {}):
+                take(name, m.ln_tuning_layers[ADAPTER])
+        return values, build_method("ln")
+    if cfg.get("lora_dropout") or cfg.get("bias", "none") != "none" or cfg.get("use_dora") or cfg.get("use_rslora"):
+        raise LntuneError(f"{adapter}: LoRA with dropout, biases, DoRA or rsLoRA has no lntune skin format; "
+                          "plain LoRA only")
+    layers = [(n, m) for n, m in inner.named_modules() if ADAPTER in getattr(m, "lora_A", {})]
+    ranks = {m.r[ADAPTER] for _, m in layers}
+    scales = {m.scaling[ADAPTER] for _, m in layers}
+    if len(ranks) != 1 or len(scales) != 1:
+        raise LntuneError(f"{adapter}: per-module ranks or alphas have no lntune skin format (one r and one alpha)")
+    r, scale = ranks.pop(), scales.pop()
+    for name, m in layers:
+        values[f"{name}.lora.A"] = m.lora_A[ADAPTER].weight.detach().clone()
+        values[f"{name}.lora.B"] = m.lora_B[ADAPTER].weight.detach().clone()
+    targets = ",".join(sorted({n.rpartition(".")[2] for n, _ in layers}))
+    return values, build_method("lora", r=r, alpha=scale * r, targets=targets)
+
+
+def _adapter_config(adapter: Path) -> dict:
+    path = adapter / "adapter_config.json"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise LntuneError(f"{adapter}: no adapter_config.json; not a PEFT adapter folder") from None
+    except json.JSONDecodeError as e:
+        raise LntuneError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(cfg, dict):
+        raise LntuneError(f"{path}: expected a JSON object")
+    return cfg
+
+
+def _task(adapter: Path, cfg: dict) -> tuple[str, list[str]]:
+    """(head, labels): from lntune's note when lntune exported it, else from the task type and head tensors."""
+    note = adapter / NOTE
+    if note.exists():
+        n = json.loads(note.read_text(encoding="utf-8"))
+        return n["head"], list(n.get("labels") or [])
+    head = {"CAUSAL_LM": "causal-lm", "TOKEN_CLS": "token-classification"}.get(cfg.get("task_type") or "",
+                                                                              "classification")
+    if head == "causal-lm":
+        return head, []
+    from safetensors import safe_open
+
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
+        saved = cfg.get("modules_to_save") or []
+        shapes = [f.get_slice(k).get_shape() for k in f.keys()
+                  if k.endswith(".weight") and k.rsplit(".", 2)[-2] in saved]
+    if not shapes:
+        raise LntuneError(f"{adapter}: no task head among its tensors (modules_to_save); lntune skins carry their head")
+    n = shapes[0][0]
+    if head == "classification" and n == 1:
+        return "regression", []
+    return head, [f"LABEL_{i}" for i in range(n)]
