@@ -1,0 +1,76 @@
+"""`lntune merge SKIN OUT`: the skin folded into the base weights, saved as a plain transformers folder.
+
+Methods that only change existing tensors (LN, BitFit, full, head, random subsets) are copied in; LoRA is
+folded as W + (alpha / r) B A (transposed for GPT-2's Conv1D). Methods that add modules the base
+architecture does not have (adapters, prefix, 3V, MAM) cannot be merged: a clear error says so."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lntune.errors import SkinError
+
+MERGEABLE = ("ln", "bitfit", "full", "head", "random", "lora")
+
+
+def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
+    """Write the base model with SKIN folded in to OUT (save_pretrained, with its tokenizer and label names).
+
+    >>> from lntune.interop import merge_skin
+    >>> merge_skin("runs/sst2-ln", "runs/sst2-ln-merged")  # doctest: +SKIP
+    >>> # then: AutoModelForSequenceClassification.from_pretrained("runs/sst2-ln-merged")
+    """
+    from lntune.interop.peft import _check_out, _fresh
+    from lntune.skin import load_skin, read_skin
+
+    out = Path(out)
+    _check_out(out, overwrite)
+    meta = read_skin(skin)
+    parts = meta["method"].split("+")
+    if any(p not in MERGEABLE for p in parts):
+        raise SkinError(f"{skin}: a {meta['method']} skin adds modules the base model does not have, so it cannot "
+                        f"be merged into plain transformers weights (mergeable: {', '.join(MERGEABLE)}); serve it with "
+                        "lntune serve, or load it with lntune.load_skin")
+    tuning, meta = load_skin(skin, model)
+    lm = _fresh(meta, model)
+    state = {k: v for k, v in tuning.lm.model.state_dict().items() if ".lora." not in k}
+    lm.model.load_state_dict(state, strict=True)
+    if "lora" in parts:
+        _fold_lora(lm.model, tuning.lm.model, meta["rebuild"] if meta["method"] == "lora" else meta["rebuild"]["lora"])
+    labels = (meta.get("task") or {}).get("labels") or []
+    if labels and lm.head in ("classification", "token-classification"):
+        lm.model.config.id2label = dict(enumerate(labels))
+        lm.model.config.label2id = {v: i for i, v in enumerate(labels)}
+    _save(lm, out)
+    return out
+
+
+def _fold_lora(target: torch.nn.Module, skinned: torch.nn.Module, options: dict) -> None:
+    """W += (alpha / r) B A on every projection the skin's LoRA wraps."""
+    scaling = options["alpha"] / options["r"]
+    with torch.no_grad():
+        for name, module in skinned.named_modules():
+            lora = getattr(module, "lora", None)
+            if lora is None or not hasattr(lora, "A"):
+                continue
+            delta = (lora.B @ lora.A) * scaling  # (out, in)
+            weight = target.get_submodule(name).weight
+            weight.add_((delta.T if type(module).__name__ == "Conv1D" else delta).to(weight.dtype))
+
+
+def _save(lm, out: Path) -> None:
+    """save_pretrained into a temporary folder beside OUT, then one rename: no half-written model."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        lm.model.save_pretrained(tmp)
+        lm.tokenizer.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
