@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from lntune.data import get_task, resolve_data_dir, subset
 from lntune.data.encode import collate, encode
 from lntune.evaluate import evaluate
+from lntune.interop.card import invocation
 from lntune.errors import LntuneError, MethodError
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
@@ -138,6 +139,8 @@ def train_task(
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
     result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out)
     record = {
+        "command": invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
+                              f"config=TrainConfig(**{asdict(config)!r}))"),
         "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
         "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
         "train": asdict(config),

@@ -154,7 +154,8 @@ def _echo_generation(gen: dict, saved: dict | None = None) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    skin: Optional[Path] = typer.Option(None, help="skin directory written by lntune train"),
+    skin: Optional[str] = typer.Option(None, help="skin directory written by lntune train, or a Hub repo id "
+                                                  "user/name[@revision]"),
     model: Optional[str] = typer.Option(None, help="base model (default: the one recorded in the skin)"),
     data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR"),
     generate: Optional[int] = typer.Option(
@@ -186,6 +187,9 @@ def eval_cmd(
         _echo_generation(gen)
         return
     try:
+        from lntune.interop.hub import resolve_skin
+
+        skin = resolve_skin(skin)  # a folder, or a Hub repo id (user/name@revision)
         meta = read_skin(skin, require=EVAL_NEEDS)
         saved = meta["metrics"]
         got = evaluate_skin(skin, data_dir, model, task)
@@ -267,6 +271,13 @@ app.command("report")(report_cmd)
 from lntune.serve.cli import serve_cmd  # noqa: E402
 
 app.command("serve")(serve_cmd)
+
+from lntune.interop.cli import export_cmd, import_cmd, merge_cmd, push_cmd  # noqa: E402
+
+app.command("export")(export_cmd)
+app.command("import")(import_cmd)
+app.command("merge")(merge_cmd)
+app.command("push")(push_cmd)
 
 
 def main() -> None:

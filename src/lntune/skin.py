@@ -85,7 +85,8 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
         "method": tuning.method.name,
         "options": tuning.method.options(),  # as asked for
         "rebuild": tuning.method.skin_options(),  # what load_skin constructs
-        "base": {"model": lm.model_id, "fingerprint": lm.fingerprint, "dtype": lm.dtype, "head": lm.head},
+        "base": {"model": lm.model_id, "fingerprint": lm.fingerprint, "dtype": lm.dtype, "head": lm.head,
+                 "source": lm.source or {"kind": "in memory"}},
         "tuned": [t.name for t in tuning.tuned],
         "head": [t.name for t in tuning.head],
         "counts": tuning.counts(),
@@ -104,6 +105,9 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     write_atomic(out / TENSORS, save(state))  # its folder fsync makes the unlink durable first
     meta["tensors_sha256"] = _sha256(out / TENSORS)
     write_atomic(out / SKIN_JSON, json.dumps(meta, indent=2).encode())
+    from lntune.interop.card import CARD, model_card
+
+    write_atomic(out / CARD, model_card(meta).encode())  # for the Hub (lntune push) and for readers
     return out
 
 
@@ -166,7 +170,9 @@ def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | N
     >>> meta["method"], tuning.lm.head  # doctest: +SKIP
     ('ln', 'classification')
     """
-    skin_dir = Path(skin_dir)
+    from lntune.interop.hub import resolve_skin
+
+    skin_dir = resolve_skin(skin_dir)  # a folder, or a Hub repo id (user/name@revision)
     meta = read_skin(skin_dir, require)
     tensors = _read_tensors(skin_dir, meta)
     base = meta["base"]

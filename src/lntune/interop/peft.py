@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from lntune.errors import LntuneError, SkinError
+from lntune.model.embedded import ORIGIN, hub_id
 
 ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
 _TASK_TYPES = {"classification": "SEQ_CLS", "regression": "SEQ_CLS", "causal-lm": "CAUSAL_LM",
@@ -73,7 +74,8 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
         targets = [t.rpartition(".lora")[0] for t in targets]
         config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
                             target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
-    config.base_model_name_or_path = meta["base"]["model"]
+    # The Hub id where the weights are the Hub's (so AutoPeftModel finds the base), else the folder or alias.
+    config.base_model_name_or_path = hub_id(meta["base"].get("source") or {}) or meta["base"]["model"]
     peft_model = get_peft_model(lm.model, config)
     inner = peft_model.base_model.model
     with torch.no_grad():
@@ -135,7 +137,7 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     kind = cfg.get("peft_type")
     if kind not in ("LN_TUNING", "LORA"):
         raise LntuneError(f"{adapter}: peft_type {kind!r}; lntune imports LN_TUNING and LORA adapters")
-    base = model or cfg.get("base_model_name_or_path")
+    base = model or _local(cfg.get("base_model_name_or_path"))
     if not base:
         raise LntuneError(f"{adapter}: adapter_config.json names no base model; pass --model")
     head, labels = _task(adapter, cfg)
@@ -185,6 +187,11 @@ def _values(inner, kind: str, adapter: Path, cfg: dict):
         values[f"{name}.lora.B"] = m.lora_B[ADAPTER].weight.detach().clone()
     targets = ",".join(sorted({n.rpartition(".")[2] for n, _ in layers}))
     return values, build_method("lora", r=r, alpha=scale * r, targets=targets)
+
+
+def _local(base: str | None) -> str | None:
+    """An embedded model's Hub id -> its alias, so an exported MiniLM adapter imports offline."""
+    return next((alias for alias, (hub, same) in ORIGIN.items() if same and hub == base), base)
 
 
 def _adapter_config(adapter: Path) -> dict:

@@ -5,14 +5,14 @@ import os
 import shutil
 import tempfile
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lntune.errors import LntuneError
-from lntune.model.embedded import package_dir
+from lntune.model.embedded import package_dir, source_of
 from lntune.model.archmap import NormMap, map_norms
 from lntune.model.fingerprint import fingerprint
 
@@ -33,6 +33,7 @@ class LoadedModel:
     norms: NormMap
     fingerprint: str  # of the base weights, head excluded
     dtype: str = "float32"
+    source: dict = field(default_factory=dict)  # where the weights came from (lntune.model.embedded.source_of)
 
     def base_parameters(self):
         heads = set(self.head_names)
@@ -145,7 +146,9 @@ def load_model(
     tokenizer = AutoTokenizer.from_pretrained(source)
     params = dict(model.named_parameters())
     head_names = tuple(sorted(n for n in info["missing_keys"] if n in params))
-    return wrap(model, tokenizer, model_id, head, head_names, norm_map, dtype)
+    lm = wrap(model, tokenizer, model_id, head, head_names, norm_map, dtype)
+    lm.source = source_of(model_id, model.config)
+    return lm
 
 
 def wrap(

@@ -16,17 +16,21 @@ def _fail(message: str) -> None:
 
 
 def parse_skins(specs: list[str]) -> list[tuple[str, Path]]:
+    """NAME=DIR pairs; DIR may be a Hub repo id (user/name@revision), fetched here."""
+    from lntune.interop.hub import resolve_skin
+
     out = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise LntuneError(f"--skin {spec!r}: write NAME=DIR, e.g. --skin sst2=runs/sst2-ln")
-        out.append((name, Path(path)))
+        out.append((name, resolve_skin(path)))
     return out
 
 
 def serve_cmd(
-    skin: list[str] = typer.Option([], "--skin", help="NAME=DIR of an LN skin to serve, repeatable"),
+    skin: list[str] = typer.Option([], "--skin", help="NAME=DIR of an LN skin to serve (DIR: a folder or a Hub "
+                                                      "repo id user/name[@revision]), repeatable"),
     model: Optional[str] = typer.Option(None, help="base model (default: the one the first skin was trained on)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000),
