@@ -81,3 +81,28 @@ def test_bad_input():
         M.score(HYPS, REFS[:1])
     with pytest.raises(ValueError, match="unknown metric"):
         M.score(HYPS, REFS, ["bleurt"])
+
+
+def test_meteor_from_debian_wordnet_files_counts_synonyms(tmp_path, monkeypatch):
+    """Debian's wordnet-base files (as setup.sh installs them), made readable by nltk: METEOR matches
+    synonyms (hound/dog, quickly/fast) that exact and stem matching miss. Without the files the reason says how
+    to get them, naming both routes."""
+    monkeypatch.setenv("LNTUNE_CACHE", str(tmp_path))
+    if not M._debian_wordnet(M.DEBIAN_WORDNET):
+        monkeypatch.setattr(M, "_debian_wordnet", lambda source: False)
+        import nltk
+
+        monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nothing")])
+        with pytest.raises(M.Unavailable, match="nltk.downloader wordnet .* apt-get install wordnet-base"):
+            M.wordnet()
+        return
+    assert (tmp_path / "nltk_data" / "corpora" / "wordnet" / "lexnames").read_text().count("\n") == 45
+    wn = M.wordnet()
+    assert wn.synsets("dog")[0].lexname() == "noun.animal"
+    hyp, refs = ["the hound ran quickly"], [["the dog runs fast"]]
+    assert M.meteor(hyp, refs, wn) > M.meteor(hyp, refs, NoSynonyms()) + 20
+
+
+def test_debian_layout_without_the_sense_index_is_not_taken(tmp_path):
+    (tmp_path / "data.noun").write_text("")
+    assert M._debian_wordnet(tmp_path) is False

@@ -90,3 +90,17 @@ def test_cli_writes_metrics_jsonl_beside_the_skin(tiny_dir, data_dir, tmp_path):
     rows = _rows(out)
     assert [r["step"] for r in rows if "loss" in r] == [1, 2] and sum("eval" in r for r in rows) == 1
     assert (out / "skin.json").exists()
+
+
+def test_cli_grad_accum_and_report_to(tiny_dir, data_dir, tmp_path):
+    out = tmp_path / "s"
+    r = CliRunner().invoke(app, ["train", "--model", str(tiny_dir("bert")), "--train-limit", "32", "--eval-limit",
+                                 "16", "--epochs", "1", "--batch-size", "4", "--grad-accum", "4", "--report-to",
+                                 "tensorboard", "--no-progress", "--data-dir", str(data_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "skin.json").read_text())
+    assert meta["train"]["grad_accum"] == 4 and meta["train"]["report_to"] == "tensorboard"
+    assert meta["steps"] == 2  # 32 examples, optimizer batches of 4 x 4
+    assert list(out.rglob("events.out.tfevents.*"))
+    r = CliRunner().invoke(app, ["train", "--grad-accum", "0"])
+    assert r.exit_code == 2 and "--grad-accum 0: must be an integer >= 1" in r.output

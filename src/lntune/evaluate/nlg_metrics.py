@@ -7,7 +7,8 @@ NIST and CIDEr are on their usual open scales (NIST ~ 0-10+, CIDEr ~ 0-10).
   ter      sacrebleu corpus TER, the closest reference of each input
   nist     nltk corpus NIST (n=5) on 13a tokens
   meteor   nltk METEOR (exact, stem and WordNet synonym matches) per input, best reference, averaged;
-           needs nltk's WordNet data, which is not installed offline: then null, and `unavailable` says why
+           needs WordNet: nltk's data, or Debian's wordnet-base + wordnet-sense-index files (setup.sh installs
+           them where apt-get can); without either, null, and `unavailable` says why
   rouge_l, rouge1, rouge2   rouge-score F1 with Porter stemming, best reference per input, averaged
   cider    CIDEr-D as coco-caption computes it (the E2E scripts use that code), written out here
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Sequence
 
 ALL = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")
@@ -90,21 +92,68 @@ def nist(hyps: list[str], refs: list[list[str]], n: int = 5) -> float:
 
 
 def wordnet():
-    """nltk's WordNet reader, or Unavailable when its data is not installed."""
+    """nltk's WordNet reader: nltk's own data, else Debian's wordnet-base files; Unavailable without either."""
     import nltk
 
-    try:
-        nltk.data.find("corpora/wordnet.zip")
-    except LookupError:
+    for name in ("corpora/wordnet.zip", "corpora/wordnet"):
         try:
-            nltk.data.find("corpora/wordnet")
+            nltk.data.find(name)
+            break
         except LookupError:
+            continue
+    else:
+        if not _debian_wordnet(DEBIAN_WORDNET):
             raise Unavailable(
-                "WordNet data not installed: python -m nltk.downloader wordnet (needs network once)"
-            ) from None
+                "WordNet data not installed: python -m nltk.downloader wordnet (needs network once), "
+                "or on Debian/Ubuntu: apt-get install wordnet-base wordnet-sense-index"
+            )
     from nltk.corpus import wordnet as wn
 
     return wn
+
+
+DEBIAN_WORDNET = Path("/usr/share/wordnet")  # apt-get install wordnet-base wordnet-sense-index: WordNet 3.0
+# NLTK's reader also opens `lexnames`, which wordnet-base leaves out. Its content is fixed by the WordNet 3.0
+# spec (lexnames(5WN)): the 45 lexicographer files, numbered in this order, with their syntactic category.
+LEXNAMES = ("adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+            "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+            "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+            "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+            "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+            "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+            "adj.ppl").split()
+_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+
+
+def _debian_wordnet(source: Path) -> bool:
+    """Make SOURCE (Debian's layout) readable by nltk: a corpora/wordnet folder of its files in lntune's cache, plus
+    `lexnames`, on nltk's data path (nltk reads corpora only from there). False when SOURCE has no database."""
+    import os
+    import shutil
+
+    import nltk
+
+    from lntune.model.load import cache_dir
+
+    if not all((source / f).is_file() for f in ("data.noun", "index.sense")):  # index.sense: wordnet-sense-index
+        return False
+    root = cache_dir() / "nltk_data"
+    folder = root / "corpora" / "wordnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        link = folder / f.name
+        if f.is_file() and not link.exists():
+            # a copy (about 30 MB, once): nltk refuses symlinks out of its data path and multiply-linked files
+            tmp = link.with_suffix(link.suffix + ".part")
+            shutil.copyfile(f, tmp)
+            os.replace(tmp, link)  # a copy cut short is never taken for the file
+    lexnames = "".join(f"{i:02d}\t{n}\t{_CATEGORY[n.split('.')[0]]}\n" for i, n in enumerate(LEXNAMES))
+    if not (folder / "lexnames").exists():
+        (folder / "lexnames.part").write_text(lexnames)
+        os.replace(folder / "lexnames.part", folder / "lexnames")
+    if str(root) not in nltk.data.path:
+        nltk.data.path.append(str(root))
+    return True
 
 
 def meteor(hyps: list[str], refs: list[list[str]], wordnet_reader=None) -> float:
