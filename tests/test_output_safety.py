@@ -10,6 +10,7 @@ from lntune.cli import app
 from lntune.errors import SkinError
 from lntune.method import build_method, prepare
 from lntune.skin import SKIN_JSON, TENSORS, load_skin, read_skin, save_skin
+from lntune.interop.card import CARD
 
 
 def run(*args):
@@ -129,7 +130,7 @@ def test_skin_files_are_fsynced_before_skin_json(tuning, tmp_path, monkeypatch):
     assert i < synced.index(str(out), i) < j  # the tensors' rename is on disk before skin.json is written
     assert synced[-1] == str(out)  # and skin.json's rename too
     assert str(tmp_path) in synced and str(tmp_path / "new") in synced  # the new folders' entries
-    assert sorted(p.name for p in out.iterdir()) == [SKIN_JSON, TENSORS]
+    assert sorted(p.name for p in out.iterdir()) == [CARD, SKIN_JSON, TENSORS]  # the card comes after skin.json
 
 
 def test_a_crash_while_writing_skin_json_leaves_no_skin(tuning, tmp_path, monkeypatch):

@@ -101,12 +101,13 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for folder in reversed(new):
         fsync_dir(folder.parent)  # the new folders' own entries
-    (out / SKIN_JSON).unlink(missing_ok=True)  # the old record must not vouch for new tensors
+    from lntune.interop.card import CARD, model_card
+
+    for old in (SKIN_JSON, CARD):  # the old record and card must not vouch for new tensors
+        (out / old).unlink(missing_ok=True)
     write_atomic(out / TENSORS, save(state))  # its folder fsync makes the unlink durable first
     meta["tensors_sha256"] = _sha256(out / TENSORS)
     write_atomic(out / SKIN_JSON, json.dumps(meta, indent=2).encode())
-    from lntune.interop.card import CARD, model_card
-
     write_atomic(out / CARD, model_card(meta).encode())  # for the Hub (lntune push) and for readers
     return out
 

