@@ -5,6 +5,8 @@ from lntune.data.e2e import E2E
 from lntune.data.files import resolve_data_dir
 from lntune.data.glue import COLA, MNLI, MNLI_MM, MRPC, QNLI, QQP, RTE, SNLI, SST2, STSB
 from lntune.data.local import LocalTask
+from lntune.data.local_choice import LocalChoiceTask
+from lntune.data.local_gen import LocalGenTask
 from lntune.data.multiple_choice import CommonsenseQA, SocialIQa
 from lntune.data.ner import Btc, Conll04, ConllTask
 from lntune.data.nlg import DART, SAMSum, WebNLG
@@ -22,8 +24,20 @@ TASKS: dict[str, Task] = {
         Conll04(), Btc(), SocialIQa(), CommonsenseQA(),
     )
 }
+
+
+def local_task(spec: str) -> Task:
+    """A users' file task; its columns say which kind: prompt=/messages= generate, question=/choices= choose."""
+    keys = {part.split("=", 1)[0] for part in spec.split(",") if "=" in part}
+    if keys & {"prompt", "target", "messages"}:
+        return LocalGenTask.from_spec(spec)
+    if keys & {"question", "choices", "answer"}:
+        return LocalChoiceTask.from_spec(spec)
+    return LocalTask.from_spec(spec)
+
+
 # Tasks described by a spec after "kind:" (users' own files).
-SPEC_TASKS = {"local": LocalTask.from_spec, "conll": ConllTask.from_spec}
+SPEC_TASKS = {"local": local_task, "conll": ConllTask.from_spec}
 
 
 def get_task(name: str) -> Task:

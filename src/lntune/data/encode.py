@@ -58,7 +58,21 @@ def _encode_choices(e: dict, tokenizer, max_length: int) -> dict:
     return {**{k: [list(x) for x in v] for k, v in enc.items()}, "labels": int(e["label"])}
 
 
+def _encode_chat(e: dict, tokenizer, max_length: int) -> dict:
+    # Loss on the assistant turns only: a token is trained when its first character lies in one.
+    from lntune.data.chat import assistant_spans
+
+    text, spans = assistant_spans(tokenizer, e["messages"])
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)  # the template has its specials
+    ids = enc["input_ids"][:max_length]
+    labels = [t if any(a <= start < b for a, b in spans) else IGNORE
+              for t, (start, _) in zip(ids, enc["offset_mapping"])]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
 def _encode_lm(e: dict, tokenizer, max_length: int) -> dict:
+    if "messages" in e:
+        return _encode_chat(e, tokenizer, max_length)
     # Loss on the target only: the model is not asked to reproduce the prompt.
     prompt = tokenizer(e["prompt"], add_special_tokens=False)["input_ids"]
     target = tokenizer(e["target"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

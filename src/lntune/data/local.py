@@ -24,7 +24,8 @@ _HINT = "local: files start with a header row naming the columns (without one, a
 _JSON_KINDS = {list: "a JSON array", dict: "a JSON object"}
 
 
-def _records(path: Path, columns: tuple[str, ...], header: bool, encoding: str, spec: str) -> list[tuple[int, dict]]:
+def read_table(path: Path, columns: tuple[str, ...], header: bool, encoding: str, spec: str) -> list[tuple[int, dict]]:
+    """(line, row) of a users' CSV/TSV/JSONL file named by a local: spec; JSONL values keep their JSON types."""
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "file not found"
         raise DataError(f"{path}: {what} (from the local: task spec)")
@@ -32,8 +33,7 @@ def _records(path: Path, columns: tuple[str, ...], header: bool, encoding: str, 
     if path.suffix == ".jsonl":
         if not header:
             raise DataError(f"{path}: header=none applies to CSV/TSV files; JSONL records name their keys")
-        rows = read_jsonl(path, columns, hint=_JSONL_HINT, encoding=encoding, fix=fix)
-        return [(n, {**r, **{c: _text(r[c], f"{path}:{n}", c) for c in columns[:-1]}}) for n, r in rows]
+        return read_jsonl(path, columns, hint=_JSONL_HINT, encoding=encoding, fix=fix)
     if path.suffix in (".csv", ".tsv"):
         delimiter = "\t" if path.suffix == ".tsv" else ","
         hint = _HINT if header else "header=none reads every line as data"
@@ -41,7 +41,14 @@ def _records(path: Path, columns: tuple[str, ...], header: bool, encoding: str, 
     raise DataError(f"{path}: unsupported extension {path.suffix!r}; use .csv, .tsv or .jsonl")
 
 
-def _text(value, where: str, column: str) -> str:
+def _records(path: Path, columns: tuple[str, ...], header: bool, encoding: str, spec: str) -> list[tuple[int, dict]]:
+    rows = read_table(path, columns, header, encoding, spec)
+    if path.suffix != ".jsonl":
+        return rows
+    return [(n, {**r, **{c: text_cell(r[c], f"{path}:{n}", c) for c in columns[:-1]}}) for n, r in rows]
+
+
+def text_cell(value, where: str, column: str) -> str:
     """A JSONL text cell as a string; numbers are read as their spelling, null is refused."""
     if value is None:
         raise DataError(f"{where}: text {column!r} is null; give a string, or drop the line")
