@@ -24,9 +24,13 @@ from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
+from lntune.serve.generate import Generated, Sampling
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
-SERVED_HEADS = ("classification", "regression")  # one sequence-classification model answers both
+SERVED_HEADS = ("classification", "regression", "causal-lm")
+# Which heads one bank's model answers together: a sequence-classification model answers both of its kinds.
+FAMILY = {"classification": "sequence", "regression": "sequence", "causal-lm": "causal-lm"}
+BASE = "base"  # the name under which generation uses the base model itself (slot 0)
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An input of more than max_tokens * CHARS_PER_TOKEN characters is refused untokenised: tokenising
@@ -65,7 +69,7 @@ class Skin:
     meta: dict
     norms: dict[str, dict[str, torch.Tensor]]  # norm path -> {"weight": [d], "bias": [d]} (tuned ones only)
     heads: dict[str, torch.Tensor]  # head parameter name -> tensor
-    outputs: int  # width of the head: labels, or 1 for regression
+    outputs: int  # width of the head: labels, or 1 for regression; 0 for a causal LM (it has no task head)
 
     @property
     def task(self) -> dict:
@@ -164,7 +168,11 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
                             f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
                             f"on the model it was trained on (--model {base['model']})")
     if base["head"] not in SERVED_HEADS:
-        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {' and '.join(SERVED_HEADS)} skins only")
+        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(SERVED_HEADS)} skins only")
+    if FAMILY[base["head"]] != FAMILY.get(lm.head):
+        raise _refuse(path, f"a {base['head']} skin, but this bank serves {lm.head} skins (its model was loaded "
+                            f"with a {lm.head} head); serve it from a bank of its kind (SkinBank(..., "
+                            f"head={base['head']!r}); lntune serve picks it from the first --skin)")
     if set(meta["head"]) != set(lm.head_names):
         raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
     norms = _norm_values(lm, path, meta["tuned"], tensors)
@@ -172,7 +180,7 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
     known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
     if set(tensors) - known:
         raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
-    outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0]
+    outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0] if head else 0
     labels = (meta.get("task") or {}).get("labels") or []
     if base["head"] == "classification" and labels and len(labels) != outputs:
         raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
@@ -194,7 +202,7 @@ def _head_values(lm: LoadedModel, path: Path, names: list[str], tensors: dict) -
     # every head layer answers one row per output (weight rows = bias length), at least one:
     # a mismatch would only show as a shape error in the middle of a mixed batch
     widths = {t.shape[0] for t in head.values() if t.dim() >= 1}
-    if len(widths) != 1 or 0 in widths:
+    if names and (len(widths) != 1 or 0 in widths):  # a causal LM has no task head: names is empty
         raise _refuse(path, f"head tensors of {sorted(widths)} outputs; a head has one width of at least 1")
     return head
 
@@ -239,7 +247,10 @@ class SkinBank:
     """One base model and the skins served on it; thread-safe."""
 
     def __init__(self, model: str | LoadedModel = "minilm", *, dtype: str = "float32", max_tokens: int | None = None,
-                 batch_size: int = 64, norm_map: dict | None = None, device: str = "cpu") -> None:
+                 batch_size: int = 64, norm_map: dict | None = None, device: str = "cpu",
+                 head: str = "classification") -> None:
+        """`head`: the kind of skins served: classification and regression (one model answers both), or
+        causal-lm (generation); a LoadedModel brings its own."""
         if dtype != "float32":
             # load_skin computes tuned norms of low-precision models in float32 and untuned ones in
             # the model's dtype; mixing skins per row cannot follow both, so exactness would be lost.
@@ -247,7 +258,9 @@ class SkinBank:
         if isinstance(model, LoadedModel) and fingerprint(model.base_parameters()) != model.fingerprint:
             raise LntuneError(f"{model.model_id}: its weights changed since loading (a skin applied?); "
                               "give SkinBank a freshly loaded model")
-        self.lm = model if isinstance(model, LoadedModel) else load_model(model, "classification", 2, dtype, norm_map)
+        if not isinstance(model, LoadedModel) and head not in FAMILY:
+            raise LntuneError(f"head {head!r}: a bank serves {', '.join(SERVED_HEADS)} skins")
+        self.lm = model if isinstance(model, LoadedModel) else load_model(model, head, 2, dtype, norm_map)
         self.device = torch.device(device)
         self.lm.model.eval().to(self.device)  # before install: the base copies live where the model does
         limit = _max_positions(self.lm.model.config)
@@ -265,11 +278,17 @@ class SkinBank:
 
     # --- skins -------------------------------------------------------------------------------------
 
+    @property
+    def generates(self) -> bool:
+        return self.lm.head == "causal-lm"
+
     def add_skin(self, name: str, path: str | Path, replace: bool = False) -> dict:
         """Load the skin at `path` under `name`; refuses non-LN skins and skins of another base."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise BadInput(f"skin name {name!r}: use 1-64 letters, digits, '_', '.', '-', "
                            "starting with a letter or digit")
+        if name == BASE:
+            raise BadInput(f"skin name {BASE!r} is reserved: it names the base model without a skin")
         skin = read_ln_skin(self.lm, name, path)  # file reading outside the lock: predictions go on
         with self._lock:
             if name in self._skins and not replace:
@@ -366,6 +385,9 @@ class SkinBank:
 
     def predict(self, inputs: list[tuple[str, object]]) -> list[dict]:
         """`inputs`: (skin name, text or (text, text_pair)) per row; one dict per row, in order."""
+        if self.generates:
+            raise BadInput("this server serves causal-LM skins, which generate text: use /v1/completions or "
+                           "/v1/chat/completions (SkinBank.generate)")
         if not inputs:
             raise BadInput("no inputs: give at least one (skin name, text) pair")
         for i, item in enumerate(inputs):
@@ -383,6 +405,78 @@ class SkinBank:
             batch = self.collate(feats[start : start + self.batch_size])
             out += [_answer(s, row) for s, row in self.logits(names, batch)]
         return out
+
+
+    # --- generation ----------------------------------------------------------------------------------
+
+    def prompt_ids(self, i: int, prompt: object) -> list[int]:
+        """A prompt's token ids, encoded as training encodes prompts; a list of chat messages is rendered with
+        the tokenizer's chat template, ending with the assistant's header."""
+        from lntune.data.chat import check_messages, render
+        from lntune.errors import DataError
+
+        try:
+            if isinstance(prompt, list):
+                prompt = render(self.lm.tokenizer, check_messages(prompt, f"input {i}", answered=False), True)
+        except DataError as e:
+            raise BadInput(str(e)) from None
+        if not isinstance(prompt, str):
+            raise BadInput(f"input {i}: give a prompt (str) or chat messages, not {type(prompt).__name__}")
+        if len(prompt) > self.max_chars:
+            raise InputTooLong(f"input {i} has {len(prompt)} characters; this server reads at most {self.max_chars}")
+        _check_unicode(i, prompt)
+        with self._tok_lock:
+            ids = self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise BadInput(f"input {i}: the prompt is empty; give at least one token to continue")
+        return ids
+
+    def generate(self, requests: list[tuple[str, object, Sampling]], on_token=None,
+                 keep_logits: bool = False) -> list[Generated]:
+        """`requests`: (skin name or "base", prompt text or chat messages, Sampling) per row; rows of different
+        skins share batches. `on_token(row, token_id)` is called as each row's tokens are chosen."""
+        from lntune.serve.generate import generate_rows
+
+        if not self.generates:
+            raise BadInput("this server serves classification/regression skins: use /predict (SkinBank.predict)")
+        if not requests:
+            raise BadInput("no inputs: give at least one (skin name, prompt, sampling)")
+        prompts = []
+        for i, (name, prompt, sampling) in enumerate(requests):
+            if name != BASE and name not in self._skins:
+                raise self._unknown(name)
+            sampling.check(f"input {i}")
+            ids = self.prompt_ids(i, prompt)
+            if len(ids) + sampling.max_tokens > self.max_tokens:
+                raise InputTooLong(f"input {i}: {len(ids)} prompt tokens + max_tokens {sampling.max_tokens} exceed the "
+                                   f"{self.max_tokens} positions this server reads; shorten the prompt or ask for "
+                                   "fewer tokens")
+            prompts.append(ids)
+        out = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start : start + self.batch_size]
+            hook = None if on_token is None else (lambda row, token, start=start: on_token(start + row, token))
+            with self._lock:
+                missing = [n for n, _, _ in chunk if n != BASE and n not in self._skins]
+                if missing:  # removed since the check above
+                    raise self._unknown(missing[0])
+                self.route.set([self._slots.get(n, 0) for n, _, _ in chunk], self.device)
+                try:
+                    out += generate_rows(self.lm.model, prompts[start : start + len(chunk)], [s for _, _, s in chunk],
+                                         self.eos_ids, self.lm.tokenizer.pad_token_id, hook, keep_logits)
+                finally:
+                    self.route.clear()
+        return out
+
+    @property
+    def eos_ids(self) -> set[int]:
+        ids = {self.lm.tokenizer.eos_token_id}
+        extra = getattr(getattr(self.lm.model, "generation_config", None), "eos_token_id", None)
+        ids |= set(extra) if isinstance(extra, (list, tuple)) else {extra}
+        return {i for i in ids if isinstance(i, int)}
+
+    def decode(self, tokens: list[int]) -> str:
+        return self.lm.tokenizer.decode(tokens, skip_special_tokens=True)
 
 
 def _check_fit(i: int, skin: Skin, text: object) -> None:

@@ -1,0 +1,128 @@
+"""Batched generation in which every row wears its own LN skin, in prefill and in every decoding step.
+
+The bank's Route holds one slot per row for the whole generation: the KV cache keeps the rows in place,
+so each decoding step's norms gather the same per-row gains. Prompts are left-padded and the position
+ids count real tokens only, so a row's tokens do not depend on its batch-mates. Rows stop on their own
+(at an end-of-sequence token or their own max_tokens); a finished row is fed padding until the batch
+ends, which costs a little compute and keeps the cache aligned.
+
+transformers' generate() takes one set of sampling settings and one random generator for the whole
+batch; here each row has its own temperature, top-p and seeded generator, so a row samples the same
+tokens whatever it is batched with. That loop is short enough to write here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from lntune.errors import LntuneError
+
+OnToken = Callable[[int, int], None]  # (row, token id), called as soon as a row's token is chosen
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one row picks its tokens."""
+
+    max_tokens: int = 16  # new tokens at most
+    temperature: float = 0.0  # 0: greedy (argmax)
+    top_p: float = 1.0  # nucleus: sample among the smallest set of tokens holding this much probability
+    seed: int | None = None  # a seeded row samples the same tokens in any batch
+
+    def check(self, where: str) -> "Sampling":
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise LntuneError(f"{where}: max_tokens {self.max_tokens!r}; give a whole number of at least 1")
+        if not 0.0 <= self.temperature <= 100.0:
+            raise LntuneError(f"{where}: temperature {self.temperature!r}; give a number from 0 (greedy) to 100")
+        if not 0.0 < self.top_p <= 1.0:
+            raise LntuneError(f"{where}: top_p {self.top_p!r}; give a number above 0 and at most 1")
+        return self
+
+
+@dataclass
+class Generated:
+    """One row's result."""
+
+    tokens: list[int] = field(default_factory=list)
+    finish_reason: str = "length"  # "stop": an end-of-sequence token; "length": max_tokens reached
+    prompt_tokens: int = 0
+    logits: torch.Tensor | None = None  # the prefill's next-token logits, when asked for (exactness checks)
+
+
+def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """input ids, attention mask and position ids (counting real tokens only) of left-padded rows."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None) -> int:
+    if s.temperature == 0.0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.double() / s.temperature, -1)
+    if s.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < s.top_p  # the top token is always kept
+        probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@torch.inference_mode()
+def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos: set[int], pad: int,
+                  on_token: OnToken | None = None, keep_logits: bool = False) -> list[Generated]:
+    """Generate for each prompt (token ids) with its own settings; the caller has routed the rows' skins."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    ids, mask, pos = (t.to(device) for t in left_pad(prompts, pad))
+    gens = [torch.Generator().manual_seed(s.seed) if s.seed is not None else None for s in sampling]
+    out = [Generated(prompt_tokens=len(p)) for p in prompts]
+    live = [True] * len(prompts)
+    cache = DynamicCache()
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                   use_cache=True).logits[:, -1].float().cpu()
+    if keep_logits:
+        for row, g in zip(logits, out):
+            g.logits = row.clone()
+    for _ in range(max(s.max_tokens for s in sampling)):
+        step = []
+        for i, (row, s) in enumerate(zip(logits, sampling)):
+            if not live[i]:
+                step.append(pad)
+                continue
+            token = _pick(row, s, gens[i])
+            step.append(token)
+            if token in eos:
+                out[i].finish_reason, live[i] = "stop", False
+                continue
+            out[i].tokens.append(token)
+            if on_token is not None:
+                on_token(i, token)
+            if len(out[i].tokens) >= s.max_tokens:
+                live[i] = False
+        if not any(live):
+            break
+        mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
+        pos = pos[:, -1:] + 1
+        logits = model(input_ids=torch.tensor(step, device=device)[:, None], attention_mask=mask, position_ids=pos,
+                       past_key_values=cache, use_cache=True).logits[:, -1].float().cpu()
+    return out
+
+
+class TextStream:
+    """Turns one row's token ids into text pieces as they come; a piece that ends inside a multi-byte
+    character is held back until the character is complete."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.ids, self.sent = tokenizer, [], 0
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.sent = text[self.sent:], len(text)
+        return piece

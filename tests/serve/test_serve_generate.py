@@ -1,0 +1,182 @@
+"""Generation from a SkinBank: every row wears its own skin in prefill and in each cached decoding step.
+
+The reference is each skin applied the normal way (load_skin) to a fresh model, generating alone with
+transformers' own generate(): no lntune serving code runs in it."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lntune.serve import SkinBank
+from lntune.serve.bank import BASE
+from lntune.serve.generate import Sampling
+from lntune.skin import load_skin
+from tests.serve.conftest import make_skin
+
+PROMPTS = ["the cat", "a charming and often affecting journey through the ups and downs of", "ok",
+           "it is a bad sign when you are rooting for the film to end", "he left", "fine . fine . fine", "w", "xy z"]
+
+
+def reference(base, skin, prompt_ids: list[int], max_tokens: int, eos: set[int], pad: int, width: int = 0):
+    """(tokens, prefill logits) of one prompt, alone, through the skin loaded the normal way; with `width`, the
+    logits are those of the prompt left-padded to that many tokens (the padding a batch gives it)."""
+    if skin is None:
+        from lntune.model import load_model
+
+        model = load_model(str(base), "causal-lm").model
+    else:
+        model = load_skin(skin, model=str(base))[0].lm.model
+    model.eval()
+    ids = torch.tensor([prompt_ids])
+    with torch.inference_mode():
+        if width:
+            from lntune.serve.generate import left_pad
+
+            padded, mask, pos = left_pad([prompt_ids, [pad] * width], pad)
+            logits = model(input_ids=padded[:1], attention_mask=mask[:1], position_ids=pos[:1]).logits[0, -1]
+        else:
+            logits = model(input_ids=ids).logits[0, -1]
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                             do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad, temperature=None,
+                             top_p=None, top_k=None)
+    tokens = out[0, ids.shape[1]:].tolist()
+    cut = next((i for i, t in enumerate(tokens) if t in eos), len(tokens))
+    return tokens[:cut], logits
+
+
+@pytest.fixture(scope="module")
+def banks(tmp_path_factory, tokenizer):
+    """{arch: (bank, base, {name: skin dir})} for tiny Llama (RMSNorm gains) and tiny GPT-2 (LN gains+biases)."""
+    from tests.conftest import tiny_model
+
+    out = {}
+    for arch in ("llama", "gpt2"):
+        tmp = tmp_path_factory.mktemp(arch)
+        base = tmp / "base"
+        tiny_model(arch, "causal-lm", seed=0).save_pretrained(base)
+        tokenizer.save_pretrained(base)
+        options = [{}, {"layers": "top-half"}, {"terms": "gain"}, {"modules": "ffn"}]
+        skins = {f"s{i}": make_skin(base, tmp / f"s{i}", seed=i, options=o, labels=(), head="causal-lm", scale=0.5)
+                 for i, o in enumerate(options)}
+        bank = SkinBank(str(base), head="causal-lm")
+        for name, path in skins.items():
+            bank.add_skin(name, path)
+        out[arch] = bank, base, skins
+    return out
+
+
+def mixed_requests(skins: dict, n: int) -> list:
+    names = [*skins, BASE]
+    return [(names[i % len(names)], PROMPTS[i % len(PROMPTS)], Sampling(max_tokens=3 + i % 4)) for i in range(n)]
+
+
+def check_against_reference(bank, base, skins, requests, padded: bool = False) -> list[str]:
+    """Mismatches between the bank's mixed batch and each row generated alone (empty: all equal). `padded`:
+    compare prefill logits with the row alone but left-padded as in the batch, which takes padding's own
+    float32 rounding (a masked attention kernel) out of the comparison and leaves the skins' mixing in it."""
+    got = bank.generate(requests, keep_logits=True)
+    width = max(g.prompt_tokens for g in got) if padded else 0
+    bad = []
+    for i, ((name, prompt, s), g) in enumerate(zip(requests, got)):
+        tokens, logits = reference(base, skins.get(name), bank.prompt_ids(i, prompt), s.max_tokens, bank.eos_ids,
+                                   bank.lm.tokenizer.pad_token_id, width)
+        if g.tokens != tokens:
+            bad.append(f"row {i} ({name}): tokens {g.tokens} != {tokens}")
+        diff = (g.logits - logits).abs().max().item()
+        if diff > 1e-5:
+            bad.append(f"row {i} ({name}): prefill logits differ by {diff:.2e}")
+    return bad
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("n", [2, 8])
+def test_mixed_batch_generates_what_each_skin_generates_alone(banks, arch, n):
+    bank, base, skins = banks[arch]
+    requests = mixed_requests(skins, n)
+    assert len({name for name, _, _ in requests}) == min(n, 5)  # 2 skins, or all 4 and the base
+    assert check_against_reference(bank, base, skins, requests) == []
+
+
+def test_a_wrong_gather_is_caught(banks, monkeypatch):
+    """The check above can fail: rows given their neighbour's skin must show up as mismatches."""
+    from lntune.serve import mixed
+
+    bank, base, skins = banks["llama"]
+    real = mixed.Route.set
+
+    def shifted(self, slots, device="cpu"):
+        real(self, slots[1:] + slots[:1], device)
+
+    monkeypatch.setattr(mixed.Route, "set", shifted)
+    assert check_against_reference(bank, base, skins, mixed_requests(skins, 5)) != []
+
+
+def test_rows_stop_at_their_own_eos_and_max_tokens(banks, monkeypatch):
+    bank, base, skins = banks["llama"]
+    free = bank.generate([("s0", PROMPTS[1], Sampling(max_tokens=6))])[0].tokens
+    stop, real = free[2], bank.eos_ids
+    monkeypatch.setattr(type(bank), "eos_ids", property(lambda self: real | {stop}))
+    got = bank.generate([("s0", PROMPTS[1], Sampling(max_tokens=6)), ("s1", PROMPTS[0], Sampling(max_tokens=2))])
+    first = free.index(stop)
+    assert got[0].tokens == free[:first] and got[0].finish_reason == "stop"
+    assert len(got[1].tokens) == 2 and got[1].finish_reason == "length"
+
+
+def test_seeded_sampling_does_not_depend_on_batch_mates(banks):
+    bank, _, _ = banks["gpt2"]
+    hot = Sampling(max_tokens=6, temperature=1.5, top_p=0.9, seed=11)
+    alone = bank.generate([("s2", PROMPTS[3], hot)])[0].tokens
+    mixed = bank.generate([("s0", PROMPTS[1], Sampling(max_tokens=4, temperature=0.7, seed=1)), ("s2", PROMPTS[3], hot),
+                           (BASE, PROMPTS[2], Sampling(max_tokens=5))])[1].tokens
+    other = bank.generate([("s2", PROMPTS[3], Sampling(max_tokens=6, temperature=1.5, top_p=0.9, seed=12))])[0]
+    assert mixed == alone and other.tokens != alone
+
+
+def test_tokens_stream_as_they_are_chosen(banks):
+    bank, _, _ = banks["llama"]
+    seen: dict[int, list[int]] = {}
+    got = bank.generate(mixed_requests(banks["llama"][2], 4), on_token=lambda r, t: seen.setdefault(r, []).append(t))
+    assert [seen[i] for i in range(4)] == [g.tokens for g in got]
+
+
+@pytest.mark.parametrize("request_, match", [
+    (("nope", "hi", Sampling()), "unknown task/skin 'nope'"),
+    (("s0", "", Sampling()), "the prompt is empty"),
+    (("s0", "hi", Sampling(max_tokens=0)), "max_tokens 0"),
+    (("s0", "hi", Sampling(temperature=-1.0)), "temperature"),
+    (("s0", "hi", Sampling(top_p=0.0)), "top_p"),
+    (("s0", "hi", Sampling(max_tokens=500)), "exceed the 128 positions"),
+    (("s0", 5, Sampling()), "give a prompt"),
+    (("s0", [{"role": "user"}], Sampling()), "string \"role\" and \"content\""),
+])
+def test_bad_generation_requests_are_refused_with_the_fix(banks, request_, match):
+    from lntune.errors import LntuneError
+
+    with pytest.raises(LntuneError, match=match):
+        banks["llama"][0].generate([request_])
+
+
+def test_a_generation_bank_refuses_classification_skins_and_predict(banks, skins_for):
+    from lntune.errors import LntuneError, SkinError
+
+    bank = banks["llama"][0]
+    with pytest.raises(LntuneError, match="use /v1/completions"):
+        bank.predict([("s0", "hi")])
+    _, cls_skins = skins_for("llama", only=("all",))
+    with pytest.raises(SkinError):
+        bank.add_skin("cls", cls_skins["all"])
+
+
+def test_smollm2_mixed_batch_equals_each_skin_alone(tmp_path):
+    """The real decoder (SmolLM2-135M, RMSNorm, chat template): 2 skins and the base in one batch."""
+    skins = {f"s{i}": make_skin("smollm2", tmp_path / f"s{i}", seed=i, options=o, labels=(), head="causal-lm",
+                                scale=0.05) for i, o in enumerate([{}, {"layers": "top-half"}])}
+    bank = SkinBank("smollm2", head="causal-lm")
+    for name, path in skins.items():
+        bank.add_skin(name, path)
+    chat = [{"role": "user", "content": "Name a colour."}]
+    requests = [("s0", "The capital of France is", Sampling(max_tokens=4)), (BASE, chat, Sampling(max_tokens=3)),
+                ("s1", chat, Sampling(max_tokens=4))]
+    # Unpadded, row 0's prefill logits differ by up to 8e-5 (of logits near 20: float32 rounding of the masked
+    # attention over its padding); its tokens are the same. Padded alike, the skins' mixing is exact to 1e-5.
+    assert check_against_reference(bank, "smollm2", skins, requests, padded=True) == []
