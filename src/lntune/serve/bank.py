@@ -437,21 +437,7 @@ class SkinBank:
         skins share batches. `on_token(row, token_id)` is called as each row's tokens are chosen."""
         from lntune.serve.generate import generate_rows
 
-        if not self.generates:
-            raise BadInput("this server serves classification/regression skins: use /predict (SkinBank.predict)")
-        if not requests:
-            raise BadInput("no inputs: give at least one (skin name, prompt, sampling)")
-        prompts = []
-        for i, (name, prompt, sampling) in enumerate(requests):
-            if name != BASE and name not in self._skins:
-                raise self._unknown(name)
-            sampling.check(f"input {i}")
-            ids = self.prompt_ids(i, prompt)
-            if len(ids) + sampling.max_tokens > self.max_tokens:
-                raise InputTooLong(f"input {i}: {len(ids)} prompt tokens + max_tokens {sampling.max_tokens} exceed the "
-                                   f"{self.max_tokens} positions this server reads; shorten the prompt or ask for "
-                                   "fewer tokens")
-            prompts.append(ids)
+        prompts = self.prepare(requests)
         out = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
@@ -467,6 +453,28 @@ class SkinBank:
                 finally:
                     self.route.clear()
         return out
+
+    def prepare(self, requests: list[tuple[str, object, Sampling]]) -> list[list[int]]:
+        """Check generation requests (skins known, settings in range, prompts fit) and tokenise their prompts."""
+        if not self.generates:
+            raise BadInput("this server serves classification/regression skins: use /predict (SkinBank.predict)")
+        if not requests:
+            raise BadInput("no inputs: give at least one (skin name, prompt, sampling)")
+        prompts = []
+        for i, (name, prompt, sampling) in enumerate(requests):
+            if name != BASE and name not in self._skins:
+                raise self._unknown(name)
+            try:
+                sampling.check(f"input {i}")
+            except LntuneError as e:
+                raise BadInput(str(e)) from None
+            ids = self.prompt_ids(i, prompt)
+            if len(ids) + sampling.max_tokens > self.max_tokens:
+                raise InputTooLong(f"input {i}: {len(ids)} prompt tokens + max_tokens {sampling.max_tokens} exceed the "
+                                   f"{self.max_tokens} positions this server reads; shorten the prompt or ask for "
+                                   "fewer tokens")
+            prompts.append(ids)
+        return prompts
 
     @property
     def eos_ids(self) -> set[int]:

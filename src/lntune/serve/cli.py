@@ -1,4 +1,5 @@
-"""`lntune serve`: one base model, the LN skins named on the command line, an HTTP API (uvicorn)."""
+"""`lntune serve`: one base model, the LN skins named on the command line, an HTTP API (uvicorn).
+Classification/regression skins answer POST /predict; causal-LM skins generate behind /v1 (OpenAI-compatible)."""
 from __future__ import annotations
 
 import json
@@ -50,6 +51,8 @@ def serve_cmd(
                                                 "header (default: localhost, 127.0.0.1, ::1 and --host); guards "
                                                 "against DNS rebinding"),
     max_body_bytes: int = typer.Option(1_000_000, help="largest request body; longer ones get 413 unread"),
+    head: Optional[str] = typer.Option(None, help="the skins' kind: classification (also serves regression) or "
+                                       "causal-lm (generation, /v1 endpoints); default: the first skin's"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads (default: torch's)"),
 ) -> None:
@@ -60,20 +63,22 @@ def serve_cmd(
 
         hosts = _hosts(allowed_hosts, host)  # options first: loading the model and skins takes a while
         check_options(api_key, allow_skin_management, skin_root, max_body_bytes)
-        if model is None:
-            if not skins:
-                raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
+        if model is None and not skins:
+            raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
+        if skins:
             from lntune.skin import read_skin
 
-            model = read_skin(skins[0][1])["base"]["model"]
+            first = read_skin(skins[0][1])["base"]
+            model, head = model or first["model"], head or first["head"]
         import torch
 
         from lntune.serve.bank import SkinBank
 
         if threads:
             torch.set_num_threads(threads)
+        head = "classification" if head in (None, "regression") else head
         bank = SkinBank(model, max_tokens=max_tokens, batch_size=batch_size,
-                        norm_map=json.loads(norm_map) if norm_map else None)
+                        norm_map=json.loads(norm_map) if norm_map else None, head=head)
         for name, path in skins:
             bank.add_skin(name, path)
         app = create_app(bank, max_inputs=max_inputs, skin_root=skin_root, api_key=api_key,
@@ -84,7 +89,9 @@ def serve_cmd(
     import uvicorn
 
     _warn_if_open(host, api_key, hosts, allowed_hosts is not None)
-    typer.echo(f"serving {len(skins)} skin(s) on {model} at http://{host}:{port} (docs: /docs)", err=True)
+    where = f"http://{host}:{port}"
+    how = f"OpenAI base_url {where}/v1" if bank.generates else f"POST {where}/predict"
+    typer.echo(f"serving {len(skins)} skin(s) on {model} at {where} ({how}; docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port)
 
 

@@ -5,6 +5,7 @@
     POST   /skins         {"name": "sst2", "path": "sst2-ln"}        (skin management on only)
     DELETE /skins/{name}                                               (skin management on only)
     GET    /health
+    GET /v1/models, POST /v1/completions, POST /v1/chat/completions    generating skins (lntune.serve.openai)
 
 Bad input is answered with a 4xx whose "detail" says what to change; never with a 500.
 The handlers are plain `def`s: FastAPI runs them in its thread pool, so a forward pass does not
@@ -40,6 +41,7 @@ from lntune.serve.bank import BadInput, InputTooLong, SkinBank, SkinExists, Unkn
 from lntune.skin import SKIN_JSON, TENSORS
 
 EXAMPLE = json.dumps({"inputs": [{"task": "<skin name>", "text": "a sentence", "text_pair": None}]})
+V1_EXAMPLE = json.dumps({"model": "<skin name>", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32})
 STATUS = {UnknownSkin: 404, SkinExists: 409, InputTooLong: 413, BadInput: 422}
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 MAX_BODY_BYTES = 1_000_000  # 256 inputs of 512 tokens are about 0.7 MB of JSON
@@ -264,6 +266,10 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
         bank.remove_skin(name)
         return {"removed": name}
 
+    from lntune.serve.openai import router
+
+    app.include_router(router(bank, max_inputs))
+
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "model": _public_model(bank.lm.model_id), "skins": [s["name"] for s in bank.skins()],
@@ -273,18 +279,26 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
     return app
 
 
+def _answer(request: Request, status: int, detail: object, headers=None, **more) -> JSONResponse:
+    body = {"detail": detail, **more}
+    if request.url.path.startswith("/v1/"):  # OpenAI clients read the message from "error"
+        body["error"] = {"message": str(detail), "type": "invalid_request_error", "code": status}
+    return SafeJSON(body, status_code=status, headers=headers)
+
+
 def _add_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+    def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_problem(e) for e in exc.errors()]
-        detail = (f"malformed request body ({'; '.join(problems[:5])}). Send JSON like "
-                  f"{EXAMPLE} for POST /predict, or {{\"name\": ..., \"path\": ...}} for POST /skins")
-        return SafeJSON({"detail": detail, "problems": problems}, status_code=422)
+        example = (V1_EXAMPLE + " for POST /v1/chat/completions" if request.url.path.startswith("/v1/") else
+                   f"{EXAMPLE} for POST /predict, or {{\"name\": ..., \"path\": ...}} for POST /skins")
+        detail = f"malformed request body ({'; '.join(problems[:5])}). Send JSON like {example}"
+        return _answer(request, 422, detail, problems=problems)
 
     @app.exception_handler(LntuneError)
-    def refused(_: Request, exc: LntuneError) -> JSONResponse:
-        return SafeJSON({"detail": str(exc)}, status_code=_status(exc))
+    def refused(request: Request, exc: LntuneError) -> JSONResponse:
+        return _answer(request, _status(exc), str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return SafeJSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _answer(request, exc.status_code, exc.detail, exc.headers)

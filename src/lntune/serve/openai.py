@@ -1,0 +1,175 @@
+"""OpenAI-compatible endpoints over a generating SkinBank: `model` names a skin (or "base").
+
+    GET  /v1/models              the loaded skins and the base
+    POST /v1/completions         {"model": "my-skin", "prompt": "..." | ["...", ...], "max_tokens": 16, "stream": false}
+    POST /v1/chat/completions    {"model": "my-skin", "messages": [{"role": "user", "content": "..."}], ...}
+
+The official `openai` client works against them (base_url="http://HOST:PORT/v1"). Sampling: temperature
+(default 1, as OpenAI's; 0 is greedy), top_p, seed, max_tokens. With `stream: true` the answer comes as
+server-sent events, one per token, ending with `data: [DONE]`. Fields this server cannot honour (n > 1,
+stop sequences, logprobs, tools, ...) are refused with a 422 that names them, never silently ignored.
+The server's key, host, body-size and input-count rules apply here as to /predict.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from typing import Iterator, Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lntune.errors import LntuneError
+from lntune.serve.bank import BASE, SkinBank
+from lntune.serve.generate import Generated, Sampling, TextStream
+
+DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+# Fields clients send with their neutral values; any other value is refused, not ignored.
+NEUTRAL = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "top_logprobs": None, "stop": None,
+           "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None, "tools": None,
+           "tool_choice": None, "functions": None, "function_call": None, "response_format": None,
+           "parallel_tool_calls": None}
+INFORMATIONAL = {"user", "metadata", "store", "service_tier", "stream_options"}  # accepted, change nothing here
+
+
+class _Sampled(BaseModel):
+    model_config = ConfigDict(extra="allow")  # checked against NEUTRAL in _refuse_unsupported
+    model: str = Field(min_length=1, description="a loaded skin's name (GET /v1/models), or 'base'")
+    max_tokens: int | None = Field(None, ge=1, le=100_000)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False
+
+    def sampling(self, max_tokens: int | None = None) -> Sampling:
+        return Sampling(max_tokens=self.max_tokens or max_tokens or DEFAULT_MAX_TOKENS, temperature=self.temperature,
+                        top_p=self.top_p, seed=self.seed)
+
+
+class CompletionBody(_Sampled):
+    prompt: str | list[str] = Field(description="one prompt, or a list: one choice per prompt")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str
+
+
+class ChatBody(_Sampled):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=100_000)
+
+
+def _refuse_unsupported(body: BaseModel) -> None:
+    extra = body.model_extra or {}
+    bad = sorted(k for k, v in extra.items()
+                 if k not in INFORMATIONAL and (k not in NEUTRAL or v != NEUTRAL[k] and v not in (None, [])))
+    if bad:
+        raise HTTPException(422, f"unsupported field(s) {', '.join(bad)}: this server generates one choice per "
+                                 "prompt with temperature, top_p, seed and max_tokens; remove them")
+
+
+def _usage(gens: list[Generated]) -> dict:
+    prompt = sum(g.prompt_tokens for g in gens)
+    done = sum(len(g.tokens) for g in gens)
+    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+
+
+def _event(payload: dict | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=True)}\n\n"
+
+
+def _stream(bank: SkinBank, requests: list, chunk) -> Iterator[str]:
+    """Runs the generation in a thread and yields one event per token piece as rows produce them; `chunk(row,
+    piece, finish_reason)` shapes each event."""
+    events: queue.Queue = queue.Queue()
+    streams = [TextStream(bank.lm.tokenizer) for _ in requests]
+
+    def on_token(row: int, token: int) -> None:
+        piece = streams[row].push(token)
+        if piece:
+            events.put(chunk(row, piece, None))
+
+    def work() -> None:
+        try:
+            for row, g in enumerate(bank.generate(requests, on_token=on_token)):
+                events.put(chunk(row, None, g.finish_reason))
+        except LntuneError as e:  # a skin removed, or a NaN, after the stream began: say so in the stream
+            events.put({"error": {"message": str(e), "type": "invalid_request_error"}})
+        finally:
+            events.put(None)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := events.get()) is not None:
+        yield _event(item)
+    yield _event("[DONE]")
+
+
+def router(bank: SkinBank, max_inputs: int) -> APIRouter:
+    api = APIRouter(prefix="/v1")
+
+    def check(body: _Sampled, rows: int) -> None:
+        _refuse_unsupported(body)
+        if not bank.generates:
+            raise HTTPException(422, "this server serves classification/regression skins, which do not generate: "
+                                     "use POST /predict")
+        if rows > max_inputs:
+            raise HTTPException(413, f"{rows} prompts; this server takes at most {max_inputs} per request")
+
+    @api.get("/models")
+    def models() -> dict:
+        names = [BASE] + [s["name"] for s in bank.skins()] if bank.generates else [s["name"] for s in bank.skins()]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "lntune"}
+                                           for n in names]}
+
+    @api.post("/completions")
+    def completions(body: CompletionBody):
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        check(body, len(prompts))
+        if not prompts:
+            raise HTTPException(422, "prompt: give a prompt or a non-empty list of prompts")
+        requests = [(body.model, p, body.sampling()) for p in prompts]
+        head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": body.model}
+        if body.stream:
+            bank.prepare(requests)  # bad input is a 4xx before the stream starts
+
+            def chunk(row, piece, finish):
+                return {**head, "choices": [{"index": row, "text": piece or "", "finish_reason": finish,
+                                             "logprobs": None}]}
+
+            return StreamingResponse(_stream(bank, requests, chunk), media_type="text/event-stream")
+        gens = bank.generate(requests)
+        choices = [{"index": i, "text": bank.decode(g.tokens), "finish_reason": g.finish_reason, "logprobs": None}
+                   for i, g in enumerate(gens)]
+        return {**head, "choices": choices, "usage": _usage(gens)}
+
+    @api.post("/chat/completions")
+    def chat(body: ChatBody):
+        check(body, 1)
+        # "developer" is OpenAI's newer name for the system turn; chat templates know "system"
+        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.content}
+                    for m in body.messages]
+        requests = [(body.model, messages, body.sampling(body.max_completion_tokens))]
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.model}
+        if body.stream:
+            bank.prepare(requests)
+
+            def chunk(row, piece, finish):
+                delta = {} if finish else {"role": "assistant", "content": piece}
+                return {**head, "object": "chat.completion.chunk",
+                        "choices": [{"index": row, "delta": delta, "finish_reason": finish}]}
+
+            return StreamingResponse(_stream(bank, requests, chunk), media_type="text/event-stream")
+        (g,) = bank.generate(requests)
+        message = {"role": "assistant", "content": bank.decode(g.tokens)}
+        return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
+                "usage": _usage([g])}
+
+    return api
