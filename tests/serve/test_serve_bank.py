@@ -125,9 +125,13 @@ def test_a_model_is_served_by_one_bank_and_only_unchanged(bank_and_skins, tiny_d
     SkinBank(load_model(str(base)))  # a fresh one is fine
 
 
-def test_a_removed_skin_leaves_the_tables_as_if_never_added(bank_and_skins):
+def test_adding_and_removing_a_skin_leaves_the_others_rows_alone(bank_and_skins):
     bank, _, skins = bank_and_skins
-    tables = [n.gain.clone() for n in bank.norms]
+    live = sorted(bank._slots.values())
+    tables = [n.gain[[0, *live]].clone() for n in bank.norms]
     bank.add_skin("extra", skins["top"])
+    slot = bank._slots["extra"]
     bank.remove_skin("extra")
-    assert all(torch.equal(a, n.gain) for a, n in zip(tables, bank.norms))
+    assert all(torch.equal(a, n.gain[[0, *live]]) for a, n in zip(tables, bank.norms))
+    bank.add_skin("again", skins["all"])
+    assert bank._slots["again"] == slot  # the freed row is reused: tables do not grow with churn

@@ -25,6 +25,7 @@ from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
 from lntune.serve.generate import Generated, Sampling
+from lntune.serve.tables import SlotTable
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
 SERVED_HEADS = ("classification", "regression", "causal-lm")
@@ -233,14 +234,18 @@ def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -
     return norms
 
 
-def _stack(base: torch.Tensor, values: list[torch.Tensor | None]) -> torch.Tensor:
-    """[slots, ...]: slot 0 the base, then each skin's value (None: the base), zero-padded in dim 0."""
-    rows = [base] + [base if v is None else v.to(base.device) for v in values]
-    if base.dim() >= 1:
-        width = max(r.shape[0] for r in rows)
-        rows = [torch.cat([r, r.new_zeros((width - r.shape[0],) + r.shape[1:])]) if r.shape[0] < width else r
-                for r in rows]
-    return torch.stack(rows).contiguous()
+@dataclass
+class _Tables:
+    """The per-skin tables of one mixed module (a norm, or a head Linear)."""
+
+    module: mixed.MixedNorm | heads.MixedLinear
+    head: bool
+    weight: SlotTable
+    bias: SlotTable | None
+
+
+def _table(base: torch.Tensor | None) -> SlotTable | None:
+    return None if base is None else SlotTable(base)
 
 
 class SkinBank:
@@ -271,8 +276,11 @@ class SkinBank:
         self.route = mixed.Route()
         self.norms = mixed.install(self.lm.norms, self.route)
         self.heads = heads.install(self.lm.model, self.lm.head_names, self.route)
+        self._tables = [_Tables(m, False, SlotTable(m.base_gain), _table(m.base_bias)) for m in self.norms] + \
+                       [_Tables(m, True, SlotTable(m.base_weight), _table(m.base_bias)) for m in self.heads]
         self._skins: dict[str, Skin] = {}
         self._slots: dict[str, int] = {}
+        self._free: list[int] = []  # slots of removed skins, reused first
         self._lock = threading.RLock()
         self._tok_lock = threading.Lock()
 
@@ -293,8 +301,9 @@ class SkinBank:
         with self._lock:
             if name in self._skins and not replace:
                 raise SkinExists(f"a skin named {name!r} is loaded already; remove it first or choose another name")
-            self._skins[name] = skin
-            self._rebuild()
+            slot = self._slots.get(name) or (self._free.pop() if self._free else len(self._slots) + 1)
+            self._write(slot, skin)
+            self._skins[name], self._slots[name] = skin, slot
         return skin.info()
 
     def remove_skin(self, name: str) -> None:
@@ -302,7 +311,7 @@ class SkinBank:
             if name not in self._skins:
                 raise self._unknown(name)
             del self._skins[name]
-            self._rebuild()
+            self._free.append(self._slots.pop(name))
 
     def skins(self) -> list[dict]:
         with self._lock:
@@ -319,19 +328,20 @@ class SkinBank:
         return UnknownSkin(f"unknown task/skin {name!r}; loaded skins: {have}. Add it with POST /skins "
                            "(lntune serve --skin NAME=DIR, or bank.add_skin)")
 
-    def _rebuild(self) -> None:
-        # Tables are rebuilt whole and swapped in: at most a few MB for dozens of skins.
-        skins = list(self._skins.values())
-        self._slots = {s.name: i + 1 for i, s in enumerate(skins)}
-        for n in self.norms:
-            tuned = [s.norms.get(n.name, {}) for s in skins]
-            gain = _stack(n.base_gain, [t.get("weight") for t in tuned])
-            bias = None if n.base_bias is None else _stack(n.base_bias, [t.get("bias") for t in tuned])
-            n.set_tables(gain, bias)
-        for h in self.heads:
-            w = _stack(h.base_weight, [s.heads[h.name + ".weight"] for s in skins])
-            b = None if h.base_bias is None else _stack(h.base_bias, [s.heads[h.name + ".bias"] for s in skins])
-            h.set_tables(w, b)
+    def _write(self, slot: int, skin: Skin) -> None:
+        """The skin's values into row `slot` of every table; the tables then hold its only copy."""
+        for t in self._tables:
+            name = t.module.name
+            values = {a: skin.heads.get(f"{name}.{a}") for a in ("weight", "bias")} if t.head else skin.norms.get(name, {})
+            t.weight.put(slot, values.get("weight"))
+            if t.bias is not None:
+                t.bias.put(slot, values.get("bias"))
+            t.module.set_tables(t.weight.data, None if t.bias is None else t.bias.data)
+        skin.norms, skin.heads = {}, {}
+
+    def table_bytes(self) -> int:
+        """Bytes the value tables hold (all slots, free ones included)."""
+        return sum(t.weight.nbytes() + (t.bias.nbytes() if t.bias is not None else 0) for t in self._tables)
 
     # --- inputs --------------------------------------------------------------------------------------
 
