@@ -180,3 +180,39 @@ def test_smollm2_mixed_batch_equals_each_skin_alone(tmp_path):
     # Unpadded, row 0's prefill logits differ by up to 8e-5 (of logits near 20: float32 rounding of the masked
     # attention over its padding); its tokens are the same. Padded alike, the skins' mixing is exact to 1e-5.
     assert check_against_reference(bank, "smollm2", skins, requests, padded=True) == []
+
+
+def test_skins_come_and_go_while_a_generation_runs(banks):
+    """Adding, removing and replacing skins does not wait for a generation in flight, and the rows in flight
+    keep the values they started with."""
+    import threading
+
+    bank, _, skins = banks["llama"]
+    requests = mixed_requests(skins, 5)
+    want = [g.tokens for g in bank.generate(requests)]
+    changed = threading.Event()
+
+    def churn():
+        bank.add_skin("late", skins["s1"])
+        bank.remove_skin("s2")  # in flight: its row must not be reused before the batch ends
+        bank.add_skin("s2", skins["s3"])  # a new s2, with other values, in another row
+        bank.add_skin("s0", skins["s3"], replace=True)
+        changed.set()
+
+    def on_token(row, token):
+        if row == 0 and not changed.is_set():
+            threading.Thread(target=churn).start()
+            assert changed.wait(10), "skin management waited for the generation"
+
+    try:
+        assert [g.tokens for g in bank.generate(requests, on_token=on_token)] == want
+        assert changed.is_set()
+        after = bank.generate([("s2", requests[2][1], requests[2][2])])[0].tokens
+        alone = bank.generate([("s3", requests[2][1], requests[2][2])])[0].tokens
+        assert after == alone  # the new s2 wears s3's values
+    finally:
+        bank.remove_skin("late")
+        bank.add_skin("s2", skins["s2"], replace=True)
+        bank.add_skin("s0", skins["s0"], replace=True)
+    assert [g.tokens for g in bank.generate(requests)] == want
+    assert not bank._retired and sorted(bank._slots.values()) == sorted(set(bank._slots.values()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,8 +281,14 @@ class SkinBank:
                        [_Tables(m, True, SlotTable(m.base_weight), _table(m.base_bias)) for m in self.heads]
         self._skins: dict[str, Skin] = {}
         self._slots: dict[str, int] = {}
-        self._free: list[int] = []  # slots of removed skins, reused first
-        self._lock = threading.RLock()
+        # A removed (or replaced) skin's row is reused only once no batch in flight reads it: batches hold the
+        # forward lock, not the bank lock, so skins come and go in milliseconds while a generation runs.
+        self._free: list[int] = []
+        self._busy: Counter[int] = Counter()  # slot -> batches in flight that read it
+        self._retired: set[int] = set()  # rows of removed skins that batches in flight still read
+        self._next_slot = 1
+        self._lock = threading.RLock()  # skins, slots and tables
+        self._forward = threading.Lock()  # the model and the route: one batch at a time
         self._tok_lock = threading.Lock()
 
     # --- skins -------------------------------------------------------------------------------------
@@ -301,8 +308,10 @@ class SkinBank:
         with self._lock:
             if name in self._skins and not replace:
                 raise SkinExists(f"a skin named {name!r} is loaded already; remove it first or choose another name")
-            slot = self._slots.get(name) or (self._free.pop() if self._free else len(self._slots) + 1)
-            self._write(slot, skin)
+            slot = self._free.pop() if self._free else self._new_slot()
+            self._write(slot, skin)  # a fresh row: batches in flight read other rows
+            if name in self._slots:
+                self._retire(self._slots[name])
             self._skins[name], self._slots[name] = skin, slot
         return skin.info()
 
@@ -311,7 +320,35 @@ class SkinBank:
             if name not in self._skins:
                 raise self._unknown(name)
             del self._skins[name]
-            self._free.append(self._slots.pop(name))
+            self._retire(self._slots.pop(name))
+
+    def _new_slot(self) -> int:
+        self._next_slot += 1
+        return self._next_slot - 1
+
+    def _retire(self, slot: int) -> None:
+        if self._busy[slot]:
+            self._retired.add(slot)
+        else:
+            self._free.append(slot)
+
+    def _reserve(self, names: list[str], allow_base: bool = False) -> tuple[list[int], list[Skin | None]]:
+        """The rows of `names` (base: row 0), kept from reuse until `_release`."""
+        with self._lock:
+            missing = [n for n in names if n not in self._skins and not (allow_base and n == BASE)]
+            if missing:
+                raise self._unknown(missing[0])
+            slots = [self._slots.get(n, 0) for n in names]
+            self._busy.update(slots)
+            return slots, [self._skins.get(n) for n in names]
+
+    def _release(self, slots: list[int]) -> None:
+        with self._lock:
+            self._busy.subtract(slots)
+            for slot in [s for s in self._retired if self._busy[s] <= 0]:
+                self._retired.discard(slot)
+                self._free.append(slot)
+            self._busy += Counter()  # drops the zero counts
 
     def skins(self) -> list[dict]:
         with self._lock:
@@ -380,17 +417,16 @@ class SkinBank:
     @torch.inference_mode()
     def logits(self, names: list[str], batch: dict[str, torch.Tensor]) -> list[tuple[Skin, torch.Tensor]]:
         """One forward pass; row i uses skin names[i]. Returns (skin, its logits) per row."""
-        with self._lock:
-            missing = [n for n in names if n not in self._skins]
-            if missing:
-                raise self._unknown(missing[0])
-            slots = [self._slots[n] for n in names]
-            self.route.set(slots, self.device)
-            try:
-                out = self.lm.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.cpu()
-            finally:
-                self.route.clear()
-            skins = [self._skins[n] for n in names]
+        slots, skins = self._reserve(names)
+        try:
+            with self._forward:
+                self.route.set(slots, self.device)
+                try:
+                    out = self.lm.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.cpu()
+                finally:
+                    self.route.clear()
+        finally:
+            self._release(slots)
         return [(s, out[i, : s.outputs]) for i, s in enumerate(skins)]
 
     def predict(self, inputs: list[tuple[str, object]]) -> list[dict]:
@@ -452,16 +488,18 @@ class SkinBank:
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
             hook = None if on_token is None else (lambda row, token, start=start: on_token(start + row, token))
-            with self._lock:
-                missing = [n for n, _, _ in chunk if n != BASE and n not in self._skins]
-                if missing:  # removed since the check above
-                    raise self._unknown(missing[0])
-                self.route.set([self._slots.get(n, 0) for n, _, _ in chunk], self.device)
-                try:
-                    out += generate_rows(self.lm.model, prompts[start : start + len(chunk)], [s for _, _, s in chunk],
-                                         self.eos_ids, self.lm.tokenizer.pad_token_id, hook, keep_logits)
-                finally:
-                    self.route.clear()
+            slots, _ = self._reserve([n for n, _, _ in chunk], allow_base=True)  # a skin may be gone since
+            try:
+                with self._forward:
+                    self.route.set(slots, self.device)
+                    try:
+                        out += generate_rows(self.lm.model, prompts[start : start + len(chunk)],
+                                             [s for _, _, s in chunk], self.eos_ids, self.lm.tokenizer.pad_token_id,
+                                             hook, keep_logits)
+                    finally:
+                        self.route.clear()
+            finally:
+                self._release(slots)
         return out
 
     def prepare(self, requests: list[tuple[str, object, Sampling]]) -> list[list[int]]:

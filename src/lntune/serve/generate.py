@@ -30,6 +30,7 @@ class Sampling:
     temperature: float = 0.0  # 0: greedy (argmax)
     top_p: float = 1.0  # nucleus: sample among the smallest set of tokens holding this much probability
     seed: int | None = None  # a seeded row samples the same tokens in any batch
+    ignore_eos: bool = False  # generate max_tokens whatever comes (benchmarks: every row the same length)
 
     def check(self, where: str) -> "Sampling":
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -95,7 +96,7 @@ def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos
                 continue
             token = _pick(row, s, gens[i])
             step.append(token)
-            if token in eos:
+            if token in eos and not s.ignore_eos:
                 out[i].finish_reason, live[i] = "stop", False
                 continue
             out[i].tokens.append(token)
