@@ -216,3 +216,58 @@ def test_skins_come_and_go_while_a_generation_runs(banks):
         bank.add_skin("s0", skins["s0"], replace=True)
     assert [g.tokens for g in bank.generate(requests)] == want
     assert not bank._retired and sorted(bank._slots.values()) == sorted(set(bank._slots.values()))
+
+
+def test_concurrent_requests_share_a_batch_and_get_their_own_rows(banks):
+    import threading
+
+    from lntune.serve.batcher import Batcher
+
+    bank, _, skins = banks["llama"]
+    requests = mixed_requests(skins, 8)
+    want = [g.tokens for g in bank.generate(requests)]
+    batcher = Batcher(bank, window=0.3)
+    got, streamed = {}, {}
+    barrier = threading.Barrier(8)
+
+    def ask(i):
+        barrier.wait()
+        got[i] = batcher.generate([requests[i]], on_token=lambda r, t: streamed.setdefault(i, []).append(t))[0].tokens
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [got[i] for i in range(8)] == want and [streamed[i] for i in range(8)] == want
+    assert batcher.batches < 8  # merged: 8 requests, fewer batches
+
+
+def test_a_request_whose_skin_goes_away_fails_alone(banks):
+    import threading
+    import time
+
+    from lntune.errors import LntuneError
+    from lntune.serve.batcher import Batcher
+
+    bank, _, skins = banks["llama"]
+    bank.add_skin("brief", skins["s1"])
+    batcher = Batcher(bank, window=0.3)
+    out = {}
+
+    def ask(name, key):
+        try:
+            out[key] = batcher.generate([(name, "the cat", Sampling(max_tokens=3))])[0].tokens
+        except LntuneError as e:
+            out[key] = e
+
+    threads = [threading.Thread(target=ask, args=a) for a in (("s0", "ok"), ("brief", "gone"))]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    bank.remove_skin("brief")  # after both were checked, before their batch runs
+    for t in threads:
+        t.join(30)
+    assert out["ok"] == bank.generate([("s0", "the cat", Sampling(max_tokens=3))])[0].tokens
+    assert "unknown task/skin 'brief'" in str(out["gone"])
+    assert batcher.batches == 3  # the merged batch failed before any token; then each request alone

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lntune.errors import LntuneError
 from lntune.serve.bank import BASE, SkinBank
+from lntune.serve.batcher import Batcher
 from lntune.serve.generate import Generated, Sampling, TextStream
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -84,7 +85,7 @@ def _event(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=True)}\n\n"
 
 
-def _stream(bank: SkinBank, requests: list, chunk) -> Iterator[str]:
+def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk) -> Iterator[str]:
     """Runs the generation in a thread and yields one event per token piece as rows produce them; `chunk(row,
     piece, finish_reason)` shapes each event."""
     events: queue.Queue = queue.Queue()
@@ -97,7 +98,7 @@ def _stream(bank: SkinBank, requests: list, chunk) -> Iterator[str]:
 
     def work() -> None:
         try:
-            for row, g in enumerate(bank.generate(requests, on_token=on_token)):
+            for row, g in enumerate(batcher.generate(requests, on_token=on_token)):
                 events.put(chunk(row, None, g.finish_reason))
         except LntuneError as e:  # a skin removed, or a NaN, after the stream began: say so in the stream
             events.put({"error": {"message": str(e), "type": "invalid_request_error"}})
@@ -110,8 +111,10 @@ def _stream(bank: SkinBank, requests: list, chunk) -> Iterator[str]:
     yield _event("[DONE]")
 
 
-def router(bank: SkinBank, max_inputs: int) -> APIRouter:
+def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
+    """The /v1 routes; concurrent requests share batches (a Batcher gathering for `window` seconds)."""
     api = APIRouter(prefix="/v1")
+    batcher = Batcher(bank, window) if bank.generates else None
 
     def check(body: _Sampled, rows: int) -> None:
         _refuse_unsupported(body)
@@ -143,8 +146,8 @@ def router(bank: SkinBank, max_inputs: int) -> APIRouter:
                 return {**head, "choices": [{"index": row, "text": piece or "", "finish_reason": finish,
                                              "logprobs": None}]}
 
-            return StreamingResponse(_stream(bank, requests, chunk), media_type="text/event-stream")
-        gens = bank.generate(requests)
+            return StreamingResponse(_stream(bank, batcher, requests, chunk), media_type="text/event-stream")
+        gens = batcher.generate(requests)
         choices = [{"index": i, "text": bank.decode(g.tokens), "finish_reason": g.finish_reason, "logprobs": None}
                    for i, g in enumerate(gens)]
         return {**head, "choices": choices, "usage": _usage(gens)}
@@ -166,8 +169,8 @@ def router(bank: SkinBank, max_inputs: int) -> APIRouter:
                 return {**head, "object": "chat.completion.chunk",
                         "choices": [{"index": row, "delta": delta, "finish_reason": finish}]}
 
-            return StreamingResponse(_stream(bank, requests, chunk), media_type="text/event-stream")
-        (g,) = bank.generate(requests)
+            return StreamingResponse(_stream(bank, batcher, requests, chunk), media_type="text/event-stream")
+        (g,) = batcher.generate(requests)
         message = {"role": "assistant", "content": bank.decode(g.tokens)}
         return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
                 "usage": _usage([g])}
