@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lntune.data.encode import collate
+from lntune.data.encode import _visible, collate
 from lntune.errors import LntuneError, SkinError
 from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel, load_model
@@ -29,9 +29,10 @@ from lntune.serve.generate import Generated, Sampling
 from lntune.serve.tables import SlotTable
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
-SERVED_HEADS = ("classification", "regression", "causal-lm")
+SERVED_HEADS = ("classification", "regression", "token-classification", "multiple-choice", "causal-lm")
 # Which heads one bank's model answers together: a sequence-classification model answers both of its kinds.
-FAMILY = {"classification": "sequence", "regression": "sequence", "causal-lm": "causal-lm"}
+FAMILY = {"classification": "sequence", "regression": "sequence", "token-classification": "token",
+          "multiple-choice": "choice", "causal-lm": "causal-lm"}
 BASE = "base"  # the name under which generation uses the base model itself (slot 0)
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -96,7 +97,7 @@ class Skin:
                    if isinstance(v, (int, float)) and math.isfinite(v)}
         counts = {k: v for k, v in (self.meta.get("counts") or {}).items() if isinstance(v, int)}
         return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
-                "labels": self.labels if self.head == "classification" else [], "counts": counts,
+                "labels": self.labels if self.head != "regression" else [], "counts": counts,
                 "metrics": metrics, "sentences": self.sentences}
 
 
@@ -184,7 +185,7 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
         raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
     outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0] if head else 0
     labels = (meta.get("task") or {}).get("labels") or []
-    if base["head"] == "classification" and labels and len(labels) != outputs:
+    if base["head"] in ("classification", "token-classification") and labels and len(labels) != outputs:
         raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
     if base["head"] == "regression" and outputs != 1:
         raise _refuse(path, f"a regression head with {outputs} outputs; it should have one")
@@ -415,42 +416,96 @@ class SkinBank:
     # --- forward -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def logits(self, names: list[str], batch: dict[str, torch.Tensor]) -> list[tuple[Skin, torch.Tensor]]:
-        """One forward pass; row i uses skin names[i]. Returns (skin, its logits) per row."""
+    def logits(self, names: list[str], batch: dict[str, torch.Tensor], repeat: int = 1) -> list[tuple[Skin, torch.Tensor]]:
+        """One forward pass; row i uses skin names[i]. Returns (skin, its logits) per row. `repeat`: model rows per
+        input (a multiple-choice model reads each choice as a row)."""
         slots, skins = self._reserve(names)
         try:
             with self._forward:
-                self.route.set(slots, self.device)
+                self.route.set([s for s in slots for _ in range(repeat)], self.device)
                 try:
                     out = self.lm.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.cpu()
                 finally:
                     self.route.clear()
         finally:
             self._release(slots)
-        return [(s, out[i, : s.outputs]) for i, s in enumerate(skins)]
+        return [(s, out[i] if repeat > 1 else out[i, ..., : s.outputs]) for i, s in enumerate(skins)]
 
     def predict(self, inputs: list[tuple[str, object]]) -> list[dict]:
-        """`inputs`: (skin name, text or (text, text_pair)) per row; one dict per row, in order."""
-        if self.generates:
+        """`inputs`: (skin name, input) per row; one dict per row, in order. The input is a text or a (text,
+        text_pair) pair for classification/regression skins, a text (split on whitespace) or a list of words for
+        token-classification skins, {"question", "choices"[, "context"]} for multiple-choice skins."""
+        family = FAMILY[self.lm.head]
+        if family == "causal-lm":
             raise BadInput("this server serves causal-LM skins, which generate text: use /v1/completions or "
                            "/v1/chat/completions (SkinBank.generate)")
         if not inputs:
             raise BadInput("no inputs: give at least one (skin name, text) pair")
         for i, item in enumerate(inputs):
             if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str):
-                raise BadInput(f"input {i}: expected (skin name, text or (text, text_pair)), got {item!r:.80}")
+                raise BadInput(f"input {i}: expected (skin name, input), got {item!r:.80}")
         with self._lock:  # fail fast on unknown names and misfit inputs, before tokenising
             for i, (name, text) in enumerate(inputs):
                 if name not in self._skins:
                     raise self._unknown(name)
-                _check_fit(i, self._skins[name], text)
-        feats = self.encode([t for _, t in inputs])
-        out = []
-        for start in range(0, len(inputs), self.batch_size):
-            names = [n for n, _ in inputs[start : start + self.batch_size]]
-            batch = self.collate(feats[start : start + self.batch_size])
-            out += [_answer(s, row) for s, row in self.logits(names, batch)]
+                if family == "sequence":
+                    _check_fit(i, self._skins[name], text)
+                elif family == "choice":
+                    _check_choices(i, self._skins[name], text)
+        if family == "sequence":
+            feats, extras = self.encode([t for _, t in inputs]), [None] * len(inputs)
+        else:
+            encoder = self._encode_words if family == "token" else self._encode_question
+            feats, extras = map(list, zip(*(encoder(i, t) for i, (_, t) in enumerate(inputs))))
+        out: list[dict | None] = [None] * len(inputs)
+        for rows in self._batches(feats, family == "choice"):
+            names = [inputs[i][0] for i in rows]
+            repeat = len(feats[rows[0]]["input_ids"]) if family == "choice" else 1
+            batch = self.collate([feats[i] for i in rows])
+            for i, (skin, logits) in zip(rows, self.logits(names, batch, repeat)):
+                out[i] = _answer(skin, logits, extras[i])
         return out
+
+    def _batches(self, feats: list[dict], by_choices: bool) -> list[list[int]]:
+        """Input indices per forward pass: batch_size at most; multiple-choice inputs with the same number of
+        choices together (a batch is [rows, choices, tokens])."""
+        groups: dict[int, list[int]] = {}
+        for i, f in enumerate(feats):
+            groups.setdefault(len(f["input_ids"]) if by_choices else 0, []).append(i)
+        return [g[s : s + self.batch_size] for g in groups.values() for s in range(0, len(g), self.batch_size)]
+
+    def _tokens(self, i: int, *args, **kwargs) -> dict:
+        with self._tok_lock:
+            enc = self.lm.tokenizer(*args, truncation=True, max_length=self.max_tokens + 1, verbose=False, **kwargs)
+        ids = enc["input_ids"]
+        if max((len(r) for r in ids), default=0) > self.max_tokens if ids and isinstance(ids[0], list) \
+                else len(ids) > self.max_tokens:
+            raise InputTooLong(f"input {i} has more than {self.max_tokens} tokens; this server takes at most "
+                               f"{self.max_tokens} per input: shorten or split it")
+        return enc
+
+    def _encode_words(self, i: int, text: object) -> tuple[dict, list[str]]:
+        words = text.split() if isinstance(text, str) else text
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            raise BadInput(f"input {i}: give a text or a non-empty list of words (str) to tag")
+        if sum(map(len, words)) > self.max_chars:
+            raise InputTooLong(f"input {i} has more than {self.max_chars} characters; shorten or split it")
+        for w in words:
+            _check_unicode(i, w)
+        with self._tok_lock:
+            words = _visible(words, self.lm.tokenizer)  # a word the tokenizer drops (zero-width) reads as unknown
+        enc = self._tokens(i, words, is_split_into_words=True)
+        firsts = [t for t, w in enumerate(enc.word_ids()) if w is not None and (t == 0 or enc.word_ids()[t - 1] != w)]
+        return dict(enc), [words, firsts]
+
+    def _encode_question(self, i: int, item: dict) -> tuple[dict, list[str]]:
+        first = " ".join(t for t in (item.get("context") or "", item["question"]) if t)
+        if len(first) + sum(map(len, item["choices"])) > self.max_chars:
+            raise InputTooLong(f"input {i} has more than {self.max_chars} characters; shorten it")
+        for text in (first, *item["choices"]):
+            _check_unicode(i, text)
+        enc = self._tokens(i, [first] * len(item["choices"]), list(item["choices"]))
+        return {k: [list(x) for x in v] for k, v in enc.items()}, list(item["choices"])
 
 
     # --- generation ----------------------------------------------------------------------------------
@@ -535,6 +590,18 @@ class SkinBank:
         return self.lm.tokenizer.decode(tokens, skip_special_tokens=True)
 
 
+def _check_choices(i: int, skin: Skin, item: object) -> None:
+    ok = isinstance(item, dict) and isinstance(item.get("question"), str) and isinstance(item.get("choices"), list) \
+        and len(item["choices"]) >= 2 and all(isinstance(c, str) for c in item["choices"]) \
+        and isinstance(item.get("context") or "", str)
+    if not ok:
+        raise BadInput(f"input {i}: skin {skin.name!r} answers multiple-choice questions: give "
+                       "{\"question\": str, \"choices\": [str, str, ...], \"context\": str (optional)}")
+    if skin.task.get("labels") and len(item["choices"]) != len(skin.labels):
+        raise BadInput(f"input {i}: {len(item['choices'])} choices; skin {skin.name!r} was trained on "
+                       f"{len(skin.labels)} ({', '.join(skin.labels)})")
+
+
 def _check_fit(i: int, skin: Skin, text: object) -> None:
     pair = isinstance(text, (tuple, list)) and len(text) == 2 and text[1] is not None
     if pair and skin.sentences == 1:  # the model would read the pair as one run-on text and answer anyway
@@ -551,13 +618,24 @@ def _check_unicode(i: int, text: str) -> None:
                        f"{e.start}), which is not a character; send valid Unicode text") from None
 
 
-def _answer(skin: Skin, logits: torch.Tensor) -> dict:
+def _answer(skin: Skin, logits: torch.Tensor, extra: list | None = None) -> dict:
     if not bool(torch.isfinite(logits).all()):  # finite skins can still overflow; JSON has no NaN
         raise SkinError(f"skin {skin.name!r} gives NaN or infinite outputs for this input; the skin is broken, "
                         "remove it (DELETE /skins) and train it again")
+    if skin.head == "token-classification":
+        words, firsts = extra
+        ids = logits[firsts].argmax(-1).tolist()  # a word's label is its first sub-token's, as in training
+        return {"task": skin.name, "words": words[: len(ids)], "labels": [skin.labels[j] for j in ids],
+                "label_ids": ids}
     values = logits.float().tolist()
     if skin.head == "regression":
         return {"task": skin.name, "value": values[0]}
+    if skin.head == "multiple-choice":
+        probs = torch.softmax(logits.float(), -1).tolist()
+        best = max(range(len(values)), key=values.__getitem__)
+        labels = skin.labels if len(skin.labels) == len(values) else [chr(65 + j) for j in range(len(values))]
+        return {"task": skin.name, "label": labels[best], "label_id": best, "choice": extra[best],
+                "probabilities": dict(zip(labels, probs)), "logits": values}
     probs = torch.softmax(logits.float(), -1).tolist()
     best = max(range(len(values)), key=values.__getitem__)
     labels = skin.labels

@@ -51,8 +51,10 @@ ENV_KEY = "LNTUNE_API_KEY"
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str = Field(min_length=1, description="name of a loaded skin (GET /skins)")
-    text: str
+    text: str = Field(description="the text; for a token-classification skin, words split on whitespace; for a "
+                                  "multiple-choice skin, the question (with any context before it)")
     text_pair: str | None = None  # second sentence of pair tasks (MRPC, RTE, STS-B, ...)
+    choices: list[str] | None = Field(None, description="the answers a multiple-choice skin picks from")
 
 
 class PredictBody(BaseModel):
@@ -247,7 +249,8 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
         if len(body.inputs) > max_inputs:
             raise HTTPException(413, f"{len(body.inputs)} inputs; this server takes at most {max_inputs} per request: "
                                      "split them over several requests")
-        rows = [(i.task, i.text if i.text_pair is None else (i.text, i.text_pair)) for i in body.inputs]
+        rows = [(i.task, {"question": i.text, "choices": i.choices} if i.choices is not None
+                 else i.text if i.text_pair is None else (i.text, i.text_pair)) for i in body.inputs]
         return {"outputs": bank.predict(rows)}
 
     @app.get("/skins")
