@@ -99,7 +99,11 @@ def test_non_ln_skins_other_bases_and_other_heads_are_refused(bank_and_skins, ti
     meta = json.loads((skins["top"] / "skin.json").read_text())
     meta["base"]["head"] = "token-classification"
     (skins["top"] / "skin.json").write_text(json.dumps(meta))
-    with pytest.raises(SkinError, match="head 'token-classification'; lntune serve answers classification"):
+    with pytest.raises(SkinError, match="a token-classification skin, but this bank serves classification skins"):
+        bank.add_skin("tags", skins["top"])
+    meta["base"]["head"] = "seq2seq"
+    (skins["top"] / "skin.json").write_text(json.dumps(meta))
+    with pytest.raises(SkinError, match="not a valid skin record: base.head"):
         bank.add_skin("tags", skins["top"])
     with pytest.raises(SkinError, match="no skin.json"):
         bank.add_skin("missing", tmp_path / "nowhere")
