@@ -33,6 +33,21 @@ def test_serve_builds_the_bank_from_skin_options(skins_for, started):
     assert out.status_code == 200 and "value" in out.json()["outputs"][0] and "label" in out.json()["outputs"][1]
 
 
+def test_serve_generates_from_causal_lm_skins(tiny_dir, tmp_path, started):
+    from .conftest import make_skin
+
+    base = tiny_dir("llama", causal=True)
+    gen = make_skin(base, tmp_path / "gen", seed=0, labels=(), head="causal-lm")
+    cls = make_skin(base, tmp_path / "cls", seed=1)
+    r = CliRunner().invoke(app, ["serve", "--skin", f"g={gen}"])
+    assert r.exit_code == 0 and "OpenAI base_url http://127.0.0.1:8000/v1" in r.output, r.output
+    client = TestClient(started["app"], base_url="http://127.0.0.1:8000")
+    out = client.post("/v1/completions", json={"model": "g", "prompt": "the cat", "max_tokens": 3, "temperature": 0})
+    assert out.status_code == 200 and out.json()["usage"]["completion_tokens"] <= 3
+    r = CliRunner().invoke(app, ["serve", "--skin", f"g={gen}", "--skin", f"c={cls}"])
+    assert r.exit_code == 2 and "a classification skin, but this bank serves causal-lm skins" in r.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["serve"], "give --model, or at least one --skin"),
     (["serve", "--skin", "nameonly"], "write NAME=DIR"),

@@ -163,16 +163,16 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
         raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
                             "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
                             "with lntune eval")
-    if lm.fingerprint != base["fingerprint"]:
-        raise _refuse(path, f"this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
-                            f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
-                            f"on the model it was trained on (--model {base['model']})")
     if base["head"] not in SERVED_HEADS:
         raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(SERVED_HEADS)} skins only")
     if FAMILY[base["head"]] != FAMILY.get(lm.head):
         raise _refuse(path, f"a {base['head']} skin, but this bank serves {lm.head} skins (its model was loaded "
                             f"with a {lm.head} head); serve it from a bank of its kind (SkinBank(..., "
                             f"head={base['head']!r}); lntune serve picks it from the first --skin)")
+    if lm.fingerprint != base["fingerprint"]:
+        raise _refuse(path, f"this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
+                            f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
+                            f"on the model it was trained on (--model {base['model']})")
     if set(meta["head"]) != set(lm.head_names):
         raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
     norms = _norm_values(lm, path, meta["tuned"], tensors)
