@@ -26,7 +26,7 @@ from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
 from lntune.serve.generate import Generated, Sampling
-from lntune.serve.tables import SlotTable
+from lntune.serve.tables import SlotTable, release_free_memory
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
 SERVED_HEADS = ("classification", "regression", "token-classification", "multiple-choice", "causal-lm")
@@ -367,14 +367,17 @@ class SkinBank:
 
     def _write(self, slot: int, skin: Skin) -> None:
         """The skin's values into row `slot` of every table; the tables then hold its only copy."""
+        grew = False
         for t in self._tables:
             name = t.module.name
             values = {a: skin.heads.get(f"{name}.{a}") for a in ("weight", "bias")} if t.head else skin.norms.get(name, {})
-            t.weight.put(slot, values.get("weight"))
+            grew |= t.weight.put(slot, values.get("weight"))
             if t.bias is not None:
-                t.bias.put(slot, values.get("bias"))
+                grew |= t.bias.put(slot, values.get("bias"))
             t.module.set_tables(t.weight.data, None if t.bias is None else t.bias.data)
         skin.norms, skin.heads = {}, {}
+        if grew:
+            release_free_memory()
 
     def table_bytes(self) -> int:
         """Bytes the value tables hold (all slots, free ones included)."""

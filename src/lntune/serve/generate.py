@@ -12,6 +12,7 @@ tokens whatever it is batched with. That loop is short enough to write here.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,9 +83,11 @@ def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos
     gens = [torch.Generator().manual_seed(s.seed) if s.seed is not None else None for s in sampling]
     out = [Generated(prompt_tokens=len(p)) for p in prompts]
     live = [True] * len(prompts)
-    cache = DynamicCache()
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                   use_cache=True).logits[:, -1].float().cpu()
+    # transformers renamed past_key_values to cache (5.x); older forwards take only the old name
+    kv = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache = {kv: DynamicCache()}
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                   **cache).logits[:, -1].float().cpu()
     if keep_logits:
         for row, g in zip(logits, out):
             g.logits = row.clone()
@@ -109,7 +112,7 @@ def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos
         mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
         pos = pos[:, -1:] + 1
         logits = model(input_ids=torch.tensor(step, device=device)[:, None], attention_mask=mask, position_ids=pos,
-                       past_key_values=cache, use_cache=True).logits[:, -1].float().cpu()
+                       use_cache=True, **cache).logits[:, -1].float().cpu()
     return out
 
 
