@@ -1,6 +1,8 @@
-"""Mixed-task serving: one base model, many LN skins, rows of different tasks in one forward pass.
+"""Mixed-task serving: one base model, many LN skins, rows of different skins in one forward pass.
 
-Python: SkinBank (bank.py). HTTP: create_app(bank) (server.py, FastAPI). CLI: lntune serve (cli.py).
+Python: SkinBank (bank.py): predict() for classification, regression, token-classification and
+multiple-choice skins; generate() with Sampling (generate.py) for causal-LM skins. HTTP: create_app(bank)
+(server.py, FastAPI; /v1 OpenAI-compatible routes in openai.py). CLI: lntune serve (cli.py).
 """
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ def __getattr__(name: str):
         from lntune.serve import bank
 
         return getattr(bank, name)
+    if name in ("Sampling", "Generated"):
+        from lntune.serve import generate
+
+        return getattr(generate, name)
     if name == "create_app":
         from lntune.serve.server import create_app
 
@@ -18,4 +24,4 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["BadInput", "InputTooLong", "SkinBank", "SkinExists", "UnknownSkin", "create_app"]
+__all__ = ["BadInput", "Generated", "InputTooLong", "Sampling", "SkinBank", "SkinExists", "UnknownSkin", "create_app"]
