@@ -122,7 +122,9 @@ def test_paper_cpu_parses_and_pairs_its_runs():
     first = plan(cfg)
     train = [r for r in first.runs if r.kind == "train"]
     assert all(r.picks_lr and r.seed == cfg.lr_seed == 0 for r in train)  # round one: seed 0 tries each lr list
-    assert len(train) == 47 and first.waiting == 135 + 6 * 5  # secondary rows: seeds 1-10  # 5 reported seeds per (row, task) once the lr is chosen
+    # once the lr is chosen: 5 reported seeds per (row, task), seeds 1-10 on the secondary rows, and seeds 6-8
+    # added to the 5 primary rows on 3 tasks (the design's power rule)
+    assert len(train) == 47 and first.waiting == 135 + 6 * 5 + 5 * 3 * 3
     assert {r.spec["train"]["batch_size"] for r in train} == {16}  # one batch size: the same batches
     assert {r.spec["train"]["head_lr"] for r in train} == {3e-3}  # one head lr for every method
     rows = {r.row for r in train}
