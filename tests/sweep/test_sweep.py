@@ -29,7 +29,8 @@ def test_tiny_sweep_writes_one_record_per_run(reference):
         assert r["sizes"] == {"train": 32, "val": 16, "test": 32} and r["steps"] == 2 and r["efficiency"] is None
     ln = [r["counts"]["tuned"] for r in train if r["method"] == "ln" and not r["spec"]["mask"]]
     masked = [r for r in train if r["spec"]["mask"]]
-    assert [r["row"] for r in masked] == ["individual f=0.5", "cv f=0.5", "random f=0.5"]
+    # records are in finishing order, which two workers do not fix
+    assert sorted(r["row"] for r in masked) == ["cv f=0.5", "individual f=0.5", "random f=0.5"]
     assert all(r["counts"]["tuned"] == round(0.5 * ln[0]) for r in masked)
     timing = [r for r in records if r["spec"]["kind"] == "efficiency"]
     assert len(timing) == 1 and timing[0]["group"] == "efficiency" and timing[0]["score"] is None
