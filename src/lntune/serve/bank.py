@@ -26,7 +26,7 @@ from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
 from lntune.serve.generate import Generated, Sampling
-from lntune.serve.tables import SlotTable, release_free_memory
+from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
 SERVED_HEADS = ("classification", "regression", "token-classification", "multiple-choice", "causal-lm")
@@ -70,7 +70,7 @@ class Skin:
     name: str
     path: Path
     meta: dict
-    norms: dict[str, dict[str, torch.Tensor]]  # norm path -> {"weight": [d], "bias": [d]} (tuned ones only)
+    norms: dict[str, torch.Tensor]  # tuned tensor name ("<norm path>.weight" or ".bias") -> full [d] values
     heads: dict[str, torch.Tensor]  # head parameter name -> tensor
     outputs: int  # width of the head: labels, or 1 for regression; 0 for a causal LM (it has no task head)
 
@@ -154,8 +154,9 @@ def _read_checked(path: Path) -> tuple[dict, dict]:
     return meta, tensors
 
 
-def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
-    """Read and check a skin for mixed serving on `lm`; the model is not touched."""
+def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, torch.Tensor] | None = None) -> Skin:
+    """Read and check a skin for mixed serving on `lm`; the model is not touched. `bases`: norm_bases(lm),
+    computed once by a bank that reads many skins."""
     path = Path(path)
     meta, tensors = _read_checked(path)
     base = meta["base"]
@@ -175,7 +176,7 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path) -> Skin:
                             f"on the model it was trained on (--model {base['model']})")
     if set(meta["head"]) != set(lm.head_names):
         raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
-    norms = _norm_values(lm, path, meta["tuned"], tensors)
+    norms = _norm_values(norm_bases(lm) if bases is None else bases, path, meta["tuned"], tensors)
     head = _head_values(lm, path, meta["head"], tensors)
     known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
     if set(tensors) - known:
@@ -209,44 +210,50 @@ def _head_values(lm: LoadedModel, path: Path, names: list[str], tensors: dict) -
     return head
 
 
-def _norm_values(lm: LoadedModel, path: Path, tuned: list[str], tensors: dict) -> dict:
-    sites = {s.name: s.module for s in lm.norms}
-    norms: dict[str, dict[str, torch.Tensor]] = {}
+def norm_bases(lm: LoadedModel) -> dict[str, torch.Tensor]:
+    """The base value of every norm gain and bias a skin may tune, by tensor name, on the CPU (where skins load)."""
+    return {f"{s.name}.{a}": getattr(s.module, a).detach().cpu() for s in lm.norms for a in ("weight", "bias")
+            if getattr(s.module, a, None) is not None}
+
+
+def _norm_values(bases: dict[str, torch.Tensor], path: Path, tuned: list[str], tensors: dict) -> dict:
+    norms: dict[str, torch.Tensor] = {}
     for name in tuned:
-        site, _, attr = name.rpartition(".")
-        if site not in sites or attr not in ("weight", "bias") or getattr(sites[site], attr, None) is None:
+        base = bases.get(name)
+        if base is None:
             raise _refuse(path, f"tuned tensor {name} is not the gain or bias of a norm of this model")
         if name not in tensors:
             raise _refuse(path, f"tensor {name} is missing; the skin is incomplete, train it again")
-        base = getattr(sites[site], attr).detach().cpu()
         value, mask = tensors[name].to(base.dtype), tensors.get(MASK_PREFIX + name)
         if mask is not None and mask.dtype != torch.bool:
             raise _refuse(path, f"mask of {name} is {mask.dtype}, not bool")
         if mask is None:
             if value.shape != base.shape:
                 raise _refuse(path, f"{name} has shape {tuple(value.shape)}, the model's is {tuple(base.shape)}")
-            full = value.clone()
+            norms[name] = value  # the file's own tensor: the bank copies it into its table
         else:
             if mask.shape != base.shape or int(mask.sum()) != value.numel():
                 raise _refuse(path, f"{name}: mask and values do not match the model's {tuple(base.shape)}")
-            full = base.clone()
-            full[mask] = value.reshape(-1)  # elements outside the mask keep the base values, as load_skin leaves them
-        norms.setdefault(site, {})[attr] = full
+            norms[name] = base.clone()
+            norms[name][mask] = value.reshape(-1)  # elements outside the mask keep the base values, as load_skin does
     return norms
 
 
 @dataclass
-class _Tables:
-    """The per-skin tables of one mixed module (a norm, or a head Linear)."""
+class _HeadTables:
+    """The per-skin tables of one head Linear (widths differ between skins, so heads are not packed)."""
 
-    module: mixed.MixedNorm | heads.MixedLinear
-    head: bool
+    module: heads.MixedLinear
     weight: SlotTable
     bias: SlotTable | None
 
 
 def _table(base: torch.Tensor | None) -> SlotTable | None:
     return None if base is None else SlotTable(base)
+
+
+def _base(norm: mixed.MixedNorm, attr: str) -> torch.Tensor | None:
+    return norm.base_gain if attr == "weight" else norm.base_bias
 
 
 class SkinBank:
@@ -277,8 +284,12 @@ class SkinBank:
         self.route = mixed.Route()
         self.norms = mixed.install(self.lm.norms, self.route)
         self.heads = heads.install(self.lm.model, self.lm.head_names, self.route)
-        self._tables = [_Tables(m, False, SlotTable(m.base_gain), _table(m.base_bias)) for m in self.norms] + \
-                       [_Tables(m, True, SlotTable(m.base_weight), _table(m.base_bias)) for m in self.heads]
+        self._parts = [(m, a) for m in self.norms for a in ("weight", "bias") if _base(m, a) is not None]
+        self._part_names = [f"{m.name}.{a}" for m, a in self._parts]
+        self._bases = norm_bases(self.lm)
+        self._norm_table = PackedTable([_base(m, a) for m, a in self._parts])
+        self._head_tables = [_HeadTables(m, SlotTable(m.base_weight), _table(m.base_bias)) for m in self.heads]
+        self._show_norm_tables()
         self._skins: dict[str, Skin] = {}
         self._slots: dict[str, int] = {}
         # A removed (or replaced) skin's row is reused only once no batch in flight reads it: batches hold the
@@ -304,7 +315,7 @@ class SkinBank:
                            "starting with a letter or digit")
         if name == BASE:
             raise BadInput(f"skin name {BASE!r} is reserved: it names the base model without a skin")
-        skin = read_ln_skin(self.lm, name, path)  # file reading outside the lock: predictions go on
+        skin = read_ln_skin(self.lm, name, path, self._bases)  # outside the lock: predictions go on
         with self._lock:
             if name in self._skins and not replace:
                 raise SkinExists(f"a skin named {name!r} is loaded already; remove it first or choose another name")
@@ -367,21 +378,29 @@ class SkinBank:
 
     def _write(self, slot: int, skin: Skin) -> None:
         """The skin's values into row `slot` of every table; the tables then hold its only copy."""
-        grew = False
-        for t in self._tables:
-            name = t.module.name
-            values = {a: skin.heads.get(f"{name}.{a}") for a in ("weight", "bias")} if t.head else skin.norms.get(name, {})
-            grew |= t.weight.put(slot, values.get("weight"))
+        grew = self._norm_table.put(slot, [skin.norms.get(n) for n in self._part_names])
+        if grew:
+            self._show_norm_tables()
+        for t in self._head_tables:
+            values = {a: skin.heads.get(f"{t.module.name}.{a}") for a in ("weight", "bias")}
+            grew |= t.weight.put(slot, values["weight"])
             if t.bias is not None:
-                grew |= t.bias.put(slot, values.get("bias"))
+                grew |= t.bias.put(slot, values["bias"])
             t.module.set_tables(t.weight.data, None if t.bias is None else t.bias.data)
         skin.norms, skin.heads = {}, {}
         if grew:
             release_free_memory()
 
+    def _show_norm_tables(self) -> None:
+        """Each norm reads its columns of the packed table (again after the table grew)."""
+        views = dict(zip(self._parts, self._norm_table.views()))
+        for m in self.norms:
+            m.set_tables(views[m, "weight"], views.get((m, "bias")))
+
     def table_bytes(self) -> int:
         """Bytes the value tables hold (all slots, free ones included)."""
-        return sum(t.weight.nbytes() + (t.bias.nbytes() if t.bias is not None else 0) for t in self._tables)
+        return self._norm_table.nbytes() + sum(t.weight.nbytes() + (t.bias.nbytes() if t.bias is not None else 0)
+                                               for t in self._head_tables)
 
     # --- inputs --------------------------------------------------------------------------------------
 
