@@ -1,7 +1,8 @@
 """Mixed-task serving: one base model, many LN skins, rows of different skins in one forward pass.
 
 Python: SkinBank (bank.py): predict() for classification, regression, token-classification and
-multiple-choice skins; generate() with Sampling (generate.py) for causal-LM skins. HTTP: create_app(bank)
+multiple-choice skins; generate() with Sampling (generate.py) for causal-LM skins; skins.py reads and
+checks skin files, tables.py holds their values, mixed.py and heads.py apply them per row. HTTP: create_app(bank)
 (server.py, FastAPI; /v1 OpenAI-compatible routes in openai.py). CLI: lntune serve (cli.py).
 """
 from __future__ import annotations

@@ -5,12 +5,12 @@
     bank.add_skin("mrpc", "runs/mrpc-ln")
     bank.predict([("sst2", "a charming film"), ("mrpc", ("He left.", "He went away."))])
 
-Skins can be added and removed while other threads predict: one lock guards the skin tables
-and the forward pass, so a batch always sees one consistent set of skins.
+Skins can be added and removed while other threads predict or generate: the bank lock guards the skins and
+their tables for the milliseconds of an add, the forward lock runs one batch at a time, and the row of a
+removed skin is reused only once no batch in flight reads it. Reading and checking skin files: skins.py.
 """
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import Counter
@@ -21,30 +21,19 @@ import torch
 
 from lntune.data.encode import _visible, collate
 from lntune.errors import LntuneError, SkinError
-from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
 from lntune.serve.generate import Generated, Sampling
+from lntune.serve.skins import FAMILY, SERVED_HEADS, Skin, norm_bases, read_ln_skin
 from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
-from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
-SERVED_HEADS = ("classification", "regression", "token-classification", "multiple-choice", "causal-lm")
-# Which heads one bank's model answers together: a sequence-classification model answers both of its kinds.
-FAMILY = {"classification": "sequence", "regression": "sequence", "token-classification": "token",
-          "multiple-choice": "choice", "causal-lm": "causal-lm"}
 BASE = "base"  # the name under which generation uses the base model itself (slot 0)
-LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An input of more than max_tokens * CHARS_PER_TOKEN characters is refused untokenised: tokenising
 # costs time in the characters (1 MB: about a second, under the tokenizer's lock), even when only
 # max_tokens + 1 tokens are kept. Natural text has 3-6 characters a token, so none is refused wrongly.
 CHARS_PER_TOKEN = 32
-# What serving reads from skin.json, and its JSON type: checked before use, so that a crafted or
-# damaged skin.json is a SkinError (HTTP 422), never a KeyError/TypeError in the middle of loading.
-_META = {"method": str, "base": dict, "tuned": list, "head": list, "tensors_sha256": str}
-_BASE = {"model": str, "fingerprint": str, "head": str}
-_OPTIONAL = {"task": dict, "metrics": dict, "counts": dict}
 
 
 class UnknownSkin(LntuneError):
@@ -61,182 +50,6 @@ class InputTooLong(LntuneError):
 
 class BadInput(LntuneError):
     """An input is malformed (empty batch, text of the wrong type, bad skin name)."""
-
-
-@dataclass
-class Skin:
-    """One skin, expanded to full tensors: untuned elements hold the base values."""
-
-    name: str
-    path: Path
-    meta: dict
-    norms: dict[str, torch.Tensor]  # tuned tensor name ("<norm path>.weight" or ".bias") -> full [d] values
-    heads: dict[str, torch.Tensor]  # head parameter name -> tensor
-    outputs: int  # width of the head: labels, or 1 for regression; 0 for a causal LM (it has no task head)
-
-    @property
-    def task(self) -> dict:
-        return self.meta.get("task", {})
-
-    @property
-    def head(self) -> str:
-        return self.meta["base"]["head"]
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.task.get("labels") or [str(i) for i in range(self.outputs)])
-
-    @property
-    def sentences(self) -> int | None:
-        """1 or 2: the texts per input the skin was trained on; None when the skin does not say."""
-        return _sentences(self.task)
-
-    def info(self) -> dict:
-        # finite numbers only: a NaN in skin.json would make every GET /skins answer invalid JSON
-        metrics = {k: v for k, v in (self.meta.get("metrics") or {}).items()
-                   if isinstance(v, (int, float)) and math.isfinite(v)}
-        counts = {k: v for k, v in (self.meta.get("counts") or {}).items() if isinstance(v, int)}
-        return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
-                "labels": self.labels if self.head != "regression" else [], "counts": counts,
-                "metrics": metrics, "sentences": self.sentences}
-
-
-def _sentences(task: dict) -> int | None:
-    columns = task.get("text_columns")
-    if isinstance(columns, list) and len(columns) in (1, 2):  # recorded with the skin
-        return len(columns)
-    name = task.get("name")
-    if not isinstance(name, str):
-        return None
-    kind, sep, spec = name.partition(":")
-    if sep and kind == "local":  # the spec's text=A or text=A+B; never open the files it names
-        fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
-        return len(fields["text"].split("+")) if fields.get("text") else None
-    from lntune.data import TASKS
-
-    columns = getattr(TASKS.get(name), "text_columns", None)
-    return len(columns) if columns else None
-
-
-def _refuse(path: Path, why: str) -> SkinError:
-    return SkinError(f"{path}: {why}")
-
-
-def _check_meta(path: Path, meta: object) -> None:
-    if not isinstance(meta, dict):
-        raise _refuse(path, f"{SKIN_JSON} holds a JSON {type(meta).__name__}, not an object; the skin is corrupt")
-    for where, fields, value in (("", _META, meta), ("base.", _BASE, meta.get("base"))):
-        for key, kind in fields.items():
-            if not isinstance(value.get(key), kind):
-                raise _refuse(path, f"{SKIN_JSON}: {where}{key} is missing or not a JSON {kind.__name__}; "
-                                    "the skin is corrupt or not an lntune skin")
-    for key, kind in _OPTIONAL.items():
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise _refuse(path, f"{SKIN_JSON}: {key} is not a JSON object")
-    names = meta["tuned"] + meta["head"]
-    labels = (meta.get("task") or {}).get("labels") or []
-    if not all(isinstance(n, str) for n in names) or not isinstance(labels, list) \
-            or not all(isinstance(x, str) for x in labels):
-        raise _refuse(path, f"{SKIN_JSON}: tuned, head and task.labels must be lists of names (strings)")
-
-
-def _read_checked(path: Path) -> tuple[dict, dict]:
-    """skin.json and the tensors, with every way a damaged or crafted file can fail turned into a SkinError."""
-    try:
-        meta = read_skin(path)
-        _check_meta(path, meta)  # what serving reads, whatever read_skin checked
-        tensors = _read_tensors(path, meta)
-    except SkinError:
-        raise
-    except Exception as e:  # safetensors' own error, OSError for a folder named skin.json, RecursionError, ...
-        raise _refuse(path, f"unreadable skin: {SKIN_JSON} or {TENSORS} ({type(e).__name__}: {e})") from e
-    # read_skin and _read_tensors refuse NaN/inf tensors, masks that do not fit, and a wrong checksum
-    return meta, tensors
-
-
-def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, torch.Tensor] | None = None) -> Skin:
-    """Read and check a skin for mixed serving on `lm`; the model is not touched. `bases`: norm_bases(lm),
-    computed once by a bank that reads many skins."""
-    path = Path(path)
-    meta, tensors = _read_checked(path)
-    base = meta["base"]
-    if meta["method"] not in LN_METHODS:
-        raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
-                            "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
-                            "with lntune eval")
-    if base["head"] not in SERVED_HEADS:
-        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(SERVED_HEADS)} skins only")
-    if FAMILY[base["head"]] != FAMILY.get(lm.head):
-        raise _refuse(path, f"a {base['head']} skin, but this bank serves {lm.head} skins (its model was loaded "
-                            f"with a {lm.head} head); serve it from a bank of its kind (SkinBank(..., "
-                            f"head={base['head']!r}); lntune serve picks it from the first --skin)")
-    if lm.fingerprint != base["fingerprint"]:
-        raise _refuse(path, f"this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
-                            f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
-                            f"on the model it was trained on (--model {base['model']})")
-    if set(meta["head"]) != set(lm.head_names):
-        raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
-    norms = _norm_values(norm_bases(lm) if bases is None else bases, path, meta["tuned"], tensors)
-    head = _head_values(lm, path, meta["head"], tensors)
-    known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
-    if set(tensors) - known:
-        raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
-    outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0] if head else 0
-    labels = (meta.get("task") or {}).get("labels") or []
-    if base["head"] in ("classification", "token-classification") and labels and len(labels) != outputs:
-        raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
-    if base["head"] == "regression" and outputs != 1:
-        raise _refuse(path, f"a regression head with {outputs} outputs; it should have one")
-    return Skin(name, path, meta, norms, head, outputs)
-
-
-def _head_values(lm: LoadedModel, path: Path, names: list[str], tensors: dict) -> dict[str, torch.Tensor]:
-    if not names:  # a causal LM has no task head
-        return {}
-    params = dict(lm.model.named_parameters())
-    head = {}
-    for n in names:
-        if n not in tensors:
-            raise _refuse(path, f"head tensor {n} is missing; the skin is incomplete, train it again")
-        t, want = tensors[n], params[n]
-        if t.dim() != want.dim() or t.shape[1:] != want.shape[1:]:
-            raise _refuse(path, f"head tensor {n} has shape {tuple(t.shape)}, the model's is {tuple(want.shape)}")
-        head[n] = t.to(want.dtype)
-    # every head layer answers one row per output (weight rows = bias length), at least one:
-    # a mismatch would only show as a shape error in the middle of a mixed batch
-    widths = {t.shape[0] for t in head.values() if t.dim() >= 1}
-    if names and (len(widths) != 1 or 0 in widths):  # a causal LM has no task head: names is empty
-        raise _refuse(path, f"head tensors of {sorted(widths)} outputs; a head has one width of at least 1")
-    return head
-
-
-def norm_bases(lm: LoadedModel) -> dict[str, torch.Tensor]:
-    """The base value of every norm gain and bias a skin may tune, by tensor name, on the CPU (where skins load)."""
-    return {f"{s.name}.{a}": getattr(s.module, a).detach().cpu() for s in lm.norms for a in ("weight", "bias")
-            if getattr(s.module, a, None) is not None}
-
-
-def _norm_values(bases: dict[str, torch.Tensor], path: Path, tuned: list[str], tensors: dict) -> dict:
-    norms: dict[str, torch.Tensor] = {}
-    for name in tuned:
-        base = bases.get(name)
-        if base is None:
-            raise _refuse(path, f"tuned tensor {name} is not the gain or bias of a norm of this model")
-        if name not in tensors:
-            raise _refuse(path, f"tensor {name} is missing; the skin is incomplete, train it again")
-        value, mask = tensors[name].to(base.dtype), tensors.get(MASK_PREFIX + name)
-        if mask is not None and mask.dtype != torch.bool:
-            raise _refuse(path, f"mask of {name} is {mask.dtype}, not bool")
-        if mask is None:
-            if value.shape != base.shape:
-                raise _refuse(path, f"{name} has shape {tuple(value.shape)}, the model's is {tuple(base.shape)}")
-            norms[name] = value  # the file's own tensor: the bank copies it into its table
-        else:
-            if mask.shape != base.shape or int(mask.sum()) != value.numel():
-                raise _refuse(path, f"{name}: mask and values do not match the model's {tuple(base.shape)}")
-            norms[name] = base.clone()
-            norms[name][mask] = value.reshape(-1)  # elements outside the mask keep the base values, as load_skin does
-    return norms
 
 
 @dataclass
