@@ -191,6 +191,7 @@ def test_skins_come_and_go_while_a_generation_runs(banks):
     requests = mixed_requests(skins, 5)
     want = [g.tokens for g in bank.generate(requests)]
     changed = threading.Event()
+    rows = bank._norm_table.table.data.shape[0]
 
     def churn():
         bank.add_skin("late", skins["s1"])
@@ -207,6 +208,7 @@ def test_skins_come_and_go_while_a_generation_runs(banks):
     try:
         assert [g.tokens for g in bank.generate(requests, on_token=on_token)] == want
         assert changed.is_set()
+        assert bank._norm_table.table.data.shape[0] > rows  # the tables grew (new views) mid-generation
         after = bank.generate([("s2", requests[2][1], requests[2][2])])[0].tokens
         alone = bank.generate([("s3", requests[2][1], requests[2][2])])[0].tokens
         assert after == alone  # the new s2 wears s3's values
