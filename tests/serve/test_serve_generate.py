@@ -139,6 +139,17 @@ def test_tokens_stream_as_they_are_chosen(banks):
     assert [seen[i] for i in range(4)] == [g.tokens for g in got]
 
 
+def test_a_row_whose_reader_leaves_stops_and_its_batch_mates_do_not(banks):
+    bank, _, _ = banks["llama"]
+    requests = [(name, PROMPTS[i], Sampling(max_tokens=6)) for i, name in enumerate(["s0", "s1", BASE])]
+    want = bank.generate(requests)
+    assert len(want[1].tokens) > 1
+    got = bank.generate(requests, on_token=lambda row, token: row != 1)  # row 1's reader leaves at once
+    assert got[1].finish_reason == "cancelled" and got[1].tokens == want[1].tokens[:1]
+    assert [(g.tokens, g.finish_reason) for g in (got[0], got[2])] == \
+        [(g.tokens, g.finish_reason) for g in (want[0], want[2])]
+
+
 @pytest.mark.parametrize("request_, match", [
     (("nope", "hi", Sampling()), "unknown task/skin 'nope'"),
     (("s0", "", Sampling()), "the prompt is empty"),

@@ -104,6 +104,40 @@ def test_seeded_sampling_repeats(client):
     assert len({ask(s) for s in range(4)}) > 1
 
 
+def test_a_stream_whose_client_leaves_stops_generating(server, gen_bank, monkeypatch):
+    """Closing the connection mid-stream stops the row at its next token, not at max_tokens."""
+    import functools
+
+    import httpx
+
+    prompt, n = "the cat", 100
+    assert direct_gen(gen_bank, prompt, n).finish_reason == "length"  # left alone, it runs all 100 tokens
+    forward = gen_bank.lm.model.forward
+
+    @functools.wraps(forward)  # keeps the signature generate_rows inspects
+    def slow(*args, **kwargs):
+        time.sleep(0.02)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(gen_bank.lm.model, "forward", slow)
+    done, generate = [], gen_bank.generate
+    monkeypatch.setattr(gen_bank, "generate", lambda *a, **k: done.append(generate(*a, **k)) or done[-1])
+    body = {"model": "alpha", "prompt": prompt, "max_tokens": n, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{server}/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
+        events = (line for line in r.iter_lines() if line.startswith("data: {"))
+        for _ in range(3):
+            next(events)
+    deadline = time.monotonic() + 20
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(row,)] = done
+    assert row.finish_reason == "cancelled" and 3 <= len(row.tokens) < 20  # measured: 4
+
+
+def direct_gen(bank, prompt, n):
+    return bank.generate([("alpha", prompt, Sampling(max_tokens=n))])[0]
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"model": "nope"}, "NotFoundError", "unknown task/skin 'nope'"),
     ({"n": 2}, "UnprocessableEntityError", "unsupported field"),

@@ -68,12 +68,11 @@ class Batcher:
         owner = [(j, r) for j in jobs for r in range(len(j.requests))]
         emitted = False
 
-        def on_token(row: int, token: int) -> None:
+        def on_token(row: int, token: int) -> bool | None:
             nonlocal emitted
             emitted = True
             job, local = owner[row]
-            if job.on_token is not None:
-                job.on_token(local, token)
+            return None if job.on_token is None else job.on_token(local, token)
 
         try:
             self.batches += 1

@@ -20,7 +20,9 @@ import torch
 
 from lntune.errors import LntuneError
 
-OnToken = Callable[[int, int], None]  # (row, token id), called as soon as a row's token is chosen
+# (row, token id), called as soon as a row's token is chosen; returning False stops that row (its reader went
+# away), so an abandoned stream does not hold its batch-mates to the end of its max_tokens
+OnToken = Callable[[int, int], "bool | None"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Generated:
     """One row's result."""
 
     tokens: list[int] = field(default_factory=list)
-    finish_reason: str = "length"  # "stop": an end-of-sequence token; "length": max_tokens reached
+    finish_reason: str = "length"  # "stop": end-of-sequence token; "length": max_tokens; "cancelled": on_token said so
     prompt_tokens: int = 0
     logits: torch.Tensor | None = None  # the prefill's next-token logits, when asked for (exactness checks)
 
@@ -103,9 +105,9 @@ def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos
                 out[i].finish_reason, live[i] = "stop", False
                 continue
             out[i].tokens.append(token)
-            if on_token is not None:
-                on_token(i, token)
-            if len(out[i].tokens) >= s.max_tokens:
+            if on_token is not None and on_token(i, token) is False:
+                out[i].finish_reason, live[i] = "cancelled", False
+            elif len(out[i].tokens) >= s.max_tokens:
                 live[i] = False
         if not any(live):
             break

@@ -12,12 +12,13 @@ The server's key, host, body-size and input-count rules apply here as to /predic
 """
 from __future__ import annotations
 
+import asyncio
 import json
-import queue
 import threading
 import time
 import uuid
-from typing import Iterator, Literal
+from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
@@ -85,30 +86,44 @@ def _event(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=True)}\n\n"
 
 
-def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk) -> Iterator[str]:
+async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk) -> AsyncIterator[str]:
     """Runs the generation in a thread and yields one event per token piece as rows produce them; `chunk(row,
-    piece, finish_reason)` shapes each event."""
-    events: queue.Queue = queue.Queue()
+    piece, finish_reason)` shapes each event. When the client goes away the server cancels this generator at
+    its `await`, and its rows stop at their next token instead of running to max_tokens. (Async on purpose:
+    a plain generator is closed only when garbage collection gets to it, a second or more later.)"""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
     streams = [TextStream(bank.lm.tokenizer) for _ in requests]
+    gone = threading.Event()
 
-    def on_token(row: int, token: int) -> None:
+    def put(item: dict | None) -> None:  # from the generation thread
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            gone.set()
+
+    def on_token(row: int, token: int) -> bool:
         piece = streams[row].push(token)
         if piece:
-            events.put(chunk(row, piece, None))
+            put(chunk(row, piece, None))
+        return not gone.is_set()
 
     def work() -> None:
         try:
             for row, g in enumerate(batcher.generate(requests, on_token=on_token)):
-                events.put(chunk(row, None, g.finish_reason))
+                put(chunk(row, None, g.finish_reason))
         except LntuneError as e:  # a skin removed, or a NaN, after the stream began: say so in the stream
-            events.put({"error": {"message": str(e), "type": "invalid_request_error"}})
+            put({"error": {"message": str(e), "type": "invalid_request_error"}})
         finally:
-            events.put(None)
+            put(None)
 
     threading.Thread(target=work, daemon=True).start()
-    while (item := events.get()) is not None:
-        yield _event(item)
-    yield _event("[DONE]")
+    try:
+        while (item := await events.get()) is not None:
+            yield _event(item)
+        yield _event("[DONE]")
+    finally:
+        gone.set()
 
 
 def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
