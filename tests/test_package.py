@@ -43,7 +43,7 @@ def test_public_name_has_a_docstring_with_an_example(name):
     obj = getattr(lntune, name)
     doc = obj.__doc__ or ""
     assert len(doc.split("\n\n")[0]) > 20, f"{name}: no summary line"
-    assert f">>> " in doc and name in doc.split(">>>", 1)[1], f"{name}: no example that uses it"
+    assert ">>> " in doc and name in doc.split(">>>", 1)[1], f"{name}: no example that uses it"
 
 
 @pytest.mark.parametrize("name", lntune.__all__)

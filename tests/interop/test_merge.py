@@ -2,7 +2,6 @@
 loads with the skin's outputs (LoRA folded into W, also through GPT-2's transposed Conv1D); adapters and prefix
 get a clear error and nothing is written."""
 import pytest
-import torch
 import transformers as tf
 
 from lntune.errors import LntuneError

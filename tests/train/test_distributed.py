@@ -85,7 +85,7 @@ def test_two_cpu_processes_train_one_model(no_dropout_model, data_dir, tmp_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
                 "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
     two = _train(spy, torchrun, no_dropout_model, data_dir, tmp_path / "two", tmp_path / "dump2")
-    one = _train(spy, [sys.executable], no_dropout_model, data_dir, tmp_path / "one", tmp_path / "dump1")
+    _train(spy, [sys.executable], no_dropout_model, data_dir, tmp_path / "one", tmp_path / "dump1")
     dump = tmp_path / "dump2"
 
     # both processes finished, on the same tensors

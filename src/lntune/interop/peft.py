@@ -128,7 +128,7 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     """
     from peft import PeftModel
 
-    from lntune.method import build_method, prepare
+    from lntune.method import prepare
     from lntune.skin import check_out, save_skin
 
     adapter, out = Path(adapter), Path(out)
