@@ -95,6 +95,19 @@ def test_streams_add_up_to_the_whole_answer(client, gen_bank):
     assert "".join(p.choices[0].text for p in pieces) == direct(gen_bank, BASE, "the cat", 5)
 
 
+def test_streams_end_with_usage_when_asked(client, gen_bank):
+    kw = {"model": "alpha", "max_tokens": 5, "temperature": 0, "stream": True,
+          "stream_options": {"include_usage": True}}
+    want = gen_bank.generate([("alpha", CHAT, Sampling(max_tokens=5))])[0]
+    *pieces, last = client.chat.completions.create(messages=CHAT, **kw)
+    assert all(p.usage is None for p in pieces) and last.choices == []
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (want.prompt_tokens, len(want.tokens))
+    *_, last = client.completions.create(prompt=["the cat", "a dog"], **kw)
+    assert last.choices == [] and last.usage.completion_tokens == 10 and last.usage.total_tokens > 10
+    no_usage = list(client.completions.create(prompt="the cat", **{**kw, "stream_options": None}))
+    assert all(p.usage is None for p in no_usage)
+
+
 def test_seeded_sampling_repeats(client):
     def ask(seed):
         return client.completions.create(model="alpha", prompt="the cat", max_tokens=8, temperature=1.2,
@@ -145,6 +158,8 @@ def direct_gen(bank, prompt, n):
     ({"max_tokens": 1000}, "APIStatusError", "exceed the 128 positions"),
     ({"prompt": ["a"] * 5}, "APIStatusError", "at most 4"),
     ({"temperature": 3}, "UnprocessableEntityError", "temperature"),
+    ({"stream_options": {"include_usage": True}}, "UnprocessableEntityError", "only with stream: true"),
+    ({"stream": True, "stream_options": {"include_usage": True, "x": 1}}, "UnprocessableEntityError", "x"),
 ])
 def test_refusals_reach_the_client_with_the_fix(client, kwargs, error, match):
     args = {"model": "alpha", "prompt": "hi", "max_tokens": 4, **kwargs}

@@ -250,7 +250,8 @@ class SkinBank:
     # --- forward -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def logits(self, names: list[str], batch: dict[str, torch.Tensor], repeat: int = 1) -> list[tuple[Skin, torch.Tensor]]:
+    def logits(self, names: list[str], batch: dict[str, torch.Tensor],
+               repeat: int = 1) -> list[tuple[Skin, torch.Tensor]]:
         """One forward pass; row i uses skin names[i]. Returns (skin, its logits) per row. `repeat`: model rows per
         input (a multiple-choice model reads each choice as a row)."""
         slots, skins = self._reserve(names)

@@ -6,7 +6,8 @@
 
 The official `openai` client works against them (base_url="http://HOST:PORT/v1"). Sampling: temperature
 (default 1, as OpenAI's; 0 is greedy), top_p, seed, max_tokens. With `stream: true` the answer comes as
-server-sent events, one per token, ending with `data: [DONE]`. Fields this server cannot honour (n > 1,
+server-sent events, one per token, ending with `data: [DONE]` (after a usage chunk when
+stream_options.include_usage asks for it). Fields this server cannot honour (n > 1,
 stop sequences, logprobs, tools, ...) are refused with a 422 that names them, never silently ignored.
 The server's key, host, body-size and input-count rules apply here as to /predict.
 """
@@ -35,7 +36,12 @@ NEUTRAL = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "top_logprobs"
            "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None, "tools": None,
            "tool_choice": None, "functions": None, "function_call": None, "response_format": None,
            "parallel_tool_calls": None}
-INFORMATIONAL = {"user", "metadata", "store", "service_tier", "stream_options"}  # accepted, change nothing here
+INFORMATIONAL = {"user", "metadata", "store", "service_tier"}  # accepted, change nothing here
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False  # a last chunk with no choices and the request's token usage
 
 
 class _Sampled(BaseModel):
@@ -46,6 +52,7 @@ class _Sampled(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
 
     def sampling(self, max_tokens: int | None = None) -> Sampling:
         return Sampling(max_tokens=self.max_tokens or max_tokens or DEFAULT_MAX_TOKENS, temperature=self.temperature,
@@ -67,7 +74,9 @@ class ChatBody(_Sampled):
     max_completion_tokens: int | None = Field(None, ge=1, le=100_000)
 
 
-def _refuse_unsupported(body: BaseModel) -> None:
+def _refuse_unsupported(body: _Sampled) -> None:
+    if body.stream_options is not None and not body.stream:
+        raise HTTPException(422, "stream_options: only with stream: true; remove it or stream")
     extra = body.model_extra or {}
     bad = sorted(k for k, v in extra.items()
                  if k not in INFORMATIONAL and (k not in NEUTRAL or v != NEUTRAL[k] and v not in (None, [])))
@@ -82,15 +91,23 @@ def _usage(gens: list[Generated]) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
 
 
+def _usage_chunk(body: _Sampled, head: dict):
+    """The last chunk's maker when the client asked for usage in the stream (OpenAI's shape: no choices)."""
+    if body.stream_options is None or not body.stream_options.include_usage:
+        return None
+    return lambda gens: {**head, "choices": [], "usage": _usage(gens)}
+
+
 def _event(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=True)}\n\n"
 
 
-async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk) -> AsyncIterator[str]:
+async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk, usage=None) -> AsyncIterator[str]:
     """Runs the generation in a thread and yields one event per token piece as rows produce them; `chunk(row,
-    piece, finish_reason)` shapes each event. When the client goes away the server cancels this generator at
-    its `await`, and its rows stop at their next token instead of running to max_tokens. (Async on purpose:
-    a plain generator is closed only when garbage collection gets to it, a second or more later.)"""
+    piece, finish_reason)` shapes each event, `usage(generated)` (stream_options.include_usage) a last one.
+    When the client goes away the server cancels this generator at its `await`, and its rows stop at their
+    next token instead of running to max_tokens. (Async on purpose: a plain generator is closed only when
+    garbage collection gets to it, a second or more later.)"""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
     streams = [TextStream(bank.lm.tokenizer) for _ in requests]
@@ -110,8 +127,11 @@ async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk) -> As
 
     def work() -> None:
         try:
-            for row, g in enumerate(batcher.generate(requests, on_token=on_token)):
+            gens = batcher.generate(requests, on_token=on_token)
+            for row, g in enumerate(gens):
                 put(chunk(row, None, g.finish_reason))
+            if usage is not None:
+                put(usage(gens))
         except LntuneError as e:  # a skin removed, or a NaN, after the stream began: say so in the stream
             put({"error": {"message": str(e), "type": "invalid_request_error"}})
         finally:
@@ -161,7 +181,8 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
                 return {**head, "choices": [{"index": row, "text": piece or "", "finish_reason": finish,
                                              "logprobs": None}]}
 
-            return StreamingResponse(_stream(bank, batcher, requests, chunk), media_type="text/event-stream")
+            return StreamingResponse(_stream(bank, batcher, requests, chunk, _usage_chunk(body, head)),
+                                     media_type="text/event-stream")
         gens = batcher.generate(requests)
         choices = [{"index": i, "text": bank.decode(g.tokens), "finish_reason": g.finish_reason, "logprobs": None}
                    for i, g in enumerate(gens)]
@@ -184,7 +205,9 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
                 return {**head, "object": "chat.completion.chunk",
                         "choices": [{"index": row, "delta": delta, "finish_reason": finish}]}
 
-            return StreamingResponse(_stream(bank, batcher, requests, chunk), media_type="text/event-stream")
+            return StreamingResponse(_stream(bank, batcher, requests, chunk,
+                                             _usage_chunk(body, {**head, "object": "chat.completion.chunk"})),
+                                     media_type="text/event-stream")
         (g,) = batcher.generate(requests)
         message = {"role": "assistant", "content": bank.decode(g.tokens)}
         return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
