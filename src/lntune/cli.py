@@ -272,6 +272,10 @@ from lntune.serve.cli import serve_cmd  # noqa: E402
 
 app.command("serve")(serve_cmd)
 
+from lntune.serve.ask import ask_cmd  # noqa: E402
+
+app.command("ask")(ask_cmd)
+
 from lntune.interop.cli import export_cmd, import_cmd, merge_cmd, push_cmd  # noqa: E402
 
 app.command("export")(export_cmd)
