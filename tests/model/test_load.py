@@ -64,3 +64,8 @@ def test_smollm2_alias_dequantises_once_and_caches(tmp_path, monkeypatch):
     again = load_model("smollm2", "causal-lm")
     assert time.perf_counter() - start < 15
     assert again.fingerprint == lm.fingerprint
+
+
+def test_a_head_transformers_lacks_for_the_model_is_one_clear_error(tiny_dir):
+    with pytest.raises(LntuneError, match=r"\(LlamaConfig\) has no multiple-choice head .* need an encoder"):
+        load_model(str(tiny_dir("llama")), "multiple-choice")

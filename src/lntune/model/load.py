@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import nullcontext
@@ -96,7 +97,8 @@ def _auto_class(head: str):
     }.get(head, transformers.AutoModelForSequenceClassification)
 
 
-def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype, seed: int | None = None):
+def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype, seed: int | None = None,
+                     name: str | None = None):
     kwargs = {"dtype": dtype, "output_loading_info": True}
     if head in ("classification", "token-classification"):
         kwargs["num_labels"] = num_labels
@@ -120,6 +122,15 @@ def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype
             f"could not load model {source!r}: {e}\nUse an alias (minilm, smollm2), a local directory "
             "with config.json and weights, or a Hugging Face id while online."
         ) from e
+    except ValueError as e:
+        if "Unrecognized configuration class" not in str(e):
+            raise
+        kind = re.search(r"class '([\w.]+)'", str(e))
+        hint = ("multiple-choice tasks need an encoder (minilm, bert-base-uncased, roberta-base, ...)"
+                if head == "multiple-choice" else "choose a model that transformers has this head for")
+        config = kind.group(1).rsplit(".", 1)[-1] if kind else "its config"
+        raise LntuneError(f"model {name or source!r} ({config}) has no {head} head in transformers; "
+                          f"{hint}") from None
 
 
 def load_model(
@@ -142,7 +153,7 @@ def load_model(
     if head not in HEADS:
         raise LntuneError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
     source = resolve(model_id)
-    model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype], seed)
+    model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype], seed, model_id)
     tokenizer = AutoTokenizer.from_pretrained(source)
     params = dict(model.named_parameters())
     head_names = tuple(sorted(n for n in info["missing_keys"] if n in params))
