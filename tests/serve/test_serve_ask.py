@@ -92,6 +92,9 @@ def test_a_causal_lm_skin_generates_what_the_bank_generates(chat_skin):
     r = ask(skin, "--chat", "--system", "be brief", "--max-tokens", "6", "the cat sat on")
     assert r.exit_code == 0, r.output
     assert r.output == want + "\n"  # streamed piece by piece, then a newline
+    free = bank.generate([("gen", "the cat", Sampling(max_tokens=8))])[0].text
+    r = ask(skin, "--max-tokens", "8", "--stop", free[3:5], "the cat")
+    assert r.exit_code == 0 and r.output == free[: free.find(free[3:5])] + "\n"
     seeded = ["--temperature", "1.2", "--seed", "3", "--max-tokens", "6", "--json", "the cat", "a dog"]
     first, again = ask(skin, *seeded), ask(skin, *seeded)
     assert first.exit_code == 0 and first.output == again.output

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lntune.serve import SkinBank
 from lntune.serve.bank import BASE
-from lntune.serve.generate import Sampling
+from lntune.serve.generate import MAX_STOPS, RowText, Sampling
 from lntune.skin import load_skin
 from tests.serve.conftest import make_skin
 
@@ -150,12 +152,71 @@ def test_a_row_whose_reader_leaves_stops_and_its_batch_mates_do_not(banks):
         [(g.tokens, g.finish_reason) for g in (want[0], want[2])]
 
 
+class _Pieces:
+    """A tokenizer whose tokens decode to fixed strings: RowText's pieces can be predicted exactly."""
+
+    def __init__(self, vocab: list[str]) -> None:
+        self.vocab = vocab
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(self.vocab[i] for i in ids)
+
+
+def _shown(vocab: list[str], tokens: list[int], stop: tuple[str, ...]) -> tuple[list[str], str, bool]:
+    text = RowText(_Pieces(vocab), stop)
+    pieces = []
+    for t in tokens:
+        pieces.append(text.push(t))
+        if text.stopped:
+            break
+    pieces.append(text.flush())
+    return pieces, text.text, text.stopped
+
+
+def test_row_text_holds_back_what_a_stop_string_may_claim():
+    vocab = ["Hel", "lo", " w", "or", "l", "d!", " wa", "ve"]
+    pieces, text, stopped = _shown(vocab, [0, 1, 2, 3, 4, 5], ("world",))
+    assert (pieces, text, stopped) == (["Hel", "lo", " ", "", "", "", ""], "Hello ", True)
+    pieces, text, stopped = _shown(vocab, [0, 1, 6, 7], ("world",))  # " w" was held, then released by "a"
+    assert (pieces, text, stopped) == (["Hel", "lo", " wa", "ve", ""], "Hello wave", False)
+    pieces, _, _ = _shown(["a", "\ufffd", "b"], [0, 1, 2], ())  # half a character waits for the rest
+    assert pieces == ["a", "", "\ufffdb", ""]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(tokens=st.lists(st.integers(0, 5), max_size=12),
+       stop=st.lists(st.text("abc", min_size=1, max_size=3), max_size=MAX_STOPS).map(tuple))
+def test_row_text_shows_exactly_the_text_before_the_first_stop(tokens, stop):
+    vocab = ["a", "b", "c", "ab", "ca", "bca"]
+    full = "".join(vocab[t] for t in tokens)
+    hits = [i for i in (full.find(s) for s in stop) if i >= 0]
+    pieces, text, stopped = _shown(vocab, tokens, stop)
+    assert "".join(pieces) == text == full[: min(hits, default=len(full))]
+    assert stopped == bool(hits)
+
+
+def test_stop_strings_end_rows_in_a_mixed_batch(banks):
+    bank, _, _ = banks["llama"]
+    rows = [("s0", PROMPTS[0], Sampling(max_tokens=10)), ("s1", PROMPTS[1], Sampling(max_tokens=10))]
+    free = bank.generate(rows)
+    stop = free[0].text[4:7]
+    assert len(stop) == 3 and free[0].text == bank.decode(free[0].tokens)
+    shown: dict[int, str] = {}
+    got = bank.generate([(rows[0][0], rows[0][1], Sampling(max_tokens=10, stop=(stop,))), rows[1]],
+                        on_text=lambda row, piece: shown.update({row: shown.get(row, "") + piece}))
+    assert (got[0].text, got[0].finish_reason) == (free[0].text[: free[0].text.find(stop)], "stop")
+    assert (got[1].tokens, got[1].text) == (free[1].tokens, free[1].text)  # its batch-mate runs on
+    assert shown == {0: got[0].text, 1: got[1].text}
+
+
 @pytest.mark.parametrize("request_, match", [
     (("nope", "hi", Sampling()), "unknown task/skin 'nope'"),
     (("s0", "", Sampling()), "the prompt is empty"),
     (("s0", "hi", Sampling(max_tokens=0)), "max_tokens 0"),
     (("s0", "hi", Sampling(temperature=-1.0)), "temperature"),
     (("s0", "hi", Sampling(top_p=0.0)), "top_p"),
+    (("s0", "hi", Sampling(stop=("",))), "non-empty strings"),
+    (("s0", "hi", Sampling(stop=tuple("abcde"))), "at most 4"),
     (("s0", "hi", Sampling(max_tokens=500)), "exceed the 128 positions"),
     (("s0", 5, Sampling()), "give a prompt"),
     (("s0", [{"role": "user"}], Sampling()), "string \"role\" and \"content\""),

@@ -95,6 +95,19 @@ def test_streams_add_up_to_the_whole_answer(client, gen_bank):
     assert "".join(p.choices[0].text for p in pieces) == direct(gen_bank, BASE, "the cat", 5)
 
 
+def test_stop_strings_end_the_answer_before_them(client, gen_bank):
+    free = direct(gen_bank, "alpha", "the cat", 12)
+    stop = free[len(free) // 2 : len(free) // 2 + 3]  # a string from the middle of the free answer
+    want = free[: free.find(stop)]
+    r = client.completions.create(model="alpha", prompt="the cat", max_tokens=12, temperature=0, stop=[stop, "zzzz"])
+    assert (r.choices[0].text, r.choices[0].finish_reason) == (want, "stop")
+    pieces = list(client.completions.create(model="alpha", prompt="the cat", max_tokens=12, temperature=0,
+                                            stop=stop, stream=True))
+    assert "".join(p.choices[0].text for p in pieces) == want and pieces[-1].choices[0].finish_reason == "stop"
+    chat = client.chat.completions.create(model="alpha", messages=CHAT, max_tokens=8, temperature=0, stop="zzzz")
+    assert chat.choices[0].message.content == direct(gen_bank, "alpha", CHAT, 8)  # a stop that never comes
+
+
 def test_streams_end_with_usage_when_asked(client, gen_bank):
     kw = {"model": "alpha", "max_tokens": 5, "temperature": 0, "stream": True,
           "stream_options": {"include_usage": True}}
@@ -154,7 +167,9 @@ def direct_gen(bank, prompt, n):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"model": "nope"}, "NotFoundError", "unknown task/skin 'nope'"),
     ({"n": 2}, "UnprocessableEntityError", "unsupported field"),
-    ({"stop": ["."]}, "UnprocessableEntityError", "unsupported field"),
+    ({"presence_penalty": 0.5}, "UnprocessableEntityError", "unsupported field"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "UnprocessableEntityError", "at most 4 non-empty stop strings"),
+    ({"stop": ""}, "UnprocessableEntityError", "non-empty stop strings"),
     ({"max_tokens": 1000}, "APIStatusError", "exceed the 128 positions"),
     ({"prompt": ["a"] * 5}, "APIStatusError", "at most 4"),
     ({"temperature": 3}, "UnprocessableEntityError", "temperature"),

@@ -58,6 +58,8 @@ def ask_cmd(
     temperature: float = typer.Option(0.0, help="causal-LM skins: 0 is greedy"),
     top_p: float = typer.Option(1.0, help="causal-LM skins: nucleus sampling"),
     seed: Optional[int] = typer.Option(None, help="causal-LM skins: seeded sampling repeats"),
+    stop: list[str] = typer.Option([], "--stop", help="causal-LM skins: the answer ends before this string "
+                                                      "(repeatable, at most 4)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per input, as the server answers"),
     model: Optional[str] = typer.Option(None, help="base model (default: the one the skin was trained on)"),
 ) -> None:
@@ -72,6 +74,8 @@ def ask_cmd(
         lines = [x for x in (sys.stdin.read().splitlines() if not inputs or inputs == ["-"] else inputs) if x]
         if not lines:
             raise LntuneError("no inputs: give them as arguments, or one per line on stdin")
+        from lntune.serve.generate import Sampling
+
         if chat and head != "causal-lm":
             raise LntuneError(f"--chat: this is a {head} skin; --chat is for causal-LM skins")
         from lntune.serve.bank import _NAME, BASE, SkinBank
@@ -80,7 +84,9 @@ def ask_cmd(
         name = path.name if _NAME.fullmatch(path.name) and path.name != BASE else "skin"  # "task" in --json
         bank.add_skin(name, path)
         if head == "causal-lm":
-            _generate(bank, name, lines, chat, system, max_tokens, temperature, top_p, seed, as_json)
+            sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                stop=tuple(stop)).check("options")
+            _generate(bank, name, lines, chat, system, sampling, as_json)
         else:
             answers = bank.predict([(name, parse_input(head, x, bank.skins()[0]["sentences"])) for x in lines])
             for line, answer in zip(lines, answers):
@@ -89,25 +95,18 @@ def ask_cmd(
         _fail(str(e))
 
 
-def _generate(bank, name: str, lines: list[str], chat: bool, system: str | None, max_tokens: int, temperature: float,
-              top_p: float, seed: int | None, as_json: bool) -> None:
-    from lntune.serve.generate import Sampling, TextStream
-
-    sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+def _generate(bank, name: str, lines: list[str], chat: bool, system: str | None, sampling, as_json: bool) -> None:
     turns = [{"role": "system", "content": system}] if system else []
     prompts = [turns + [{"role": "user", "content": x}] if chat else x for x in lines]
-    requests = [(name, p, sampling) for p in prompts]
     stream = len(lines) == 1 and not as_json  # one answer: show it as it comes
-    text = TextStream(bank.lm.tokenizer)
 
-    def on_token(row: int, token: int) -> None:
-        typer.echo(text.push(token), nl=False)
+    def on_text(row: int, piece: str) -> None:
+        typer.echo(piece, nl=False)
 
-    gens = bank.generate(requests, on_token=on_token if stream else None)
+    gens = bank.generate([(name, p, sampling) for p in prompts], on_text=on_text if stream else None)
     if stream:
         typer.echo()
         return
     for line, g in zip(lines, gens):
-        answer = bank.decode(g.tokens)
-        typer.echo(json.dumps({"prompt": line, "text": answer, "finish_reason": g.finish_reason,
-                               "tokens": len(g.tokens)}) if as_json else f"> {line}\n{answer}\n")
+        typer.echo(json.dumps({"prompt": line, "text": g.text, "finish_reason": g.finish_reason,
+                               "tokens": len(g.tokens)}) if as_json else f"> {line}\n{g.text}\n")

@@ -24,7 +24,7 @@ from lntune.errors import LntuneError, SkinError
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
-from lntune.serve.generate import Generated, Sampling
+from lntune.serve.generate import Generated, OnText, OnToken, RowText, Sampling
 from lntune.serve.skins import FAMILY, SERVED_HEADS, Skin, norm_bases, read_ln_skin
 from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
 
@@ -367,17 +367,27 @@ class SkinBank:
             raise BadInput(f"input {i}: the prompt is empty; give at least one token to continue")
         return ids
 
-    def generate(self, requests: list[tuple[str, object, Sampling]], on_token=None,
-                 keep_logits: bool = False) -> list[Generated]:
+    def generate(self, requests: list[tuple[str, object, Sampling]], on_token: OnToken | None = None,
+                 keep_logits: bool = False, on_text: OnText | None = None) -> list[Generated]:
         """`requests`: (skin name or "base", prompt text or chat messages, Sampling) per row; rows of different
-        skins share batches. `on_token(row, token_id)` is called as each row's tokens are chosen."""
+        skins share batches. `on_token(row, token_id)` is called as each row's tokens are chosen (return False
+        to stop that row), `on_text(row, piece)` with each piece of its text that is safe to show (see
+        RowText). A row ends at EOS, at its max_tokens, or where one of its stop strings first appears."""
         from lntune.serve.generate import generate_rows
 
         prompts = self.prepare(requests)
+        texts = [RowText(self.lm.tokenizer, s.stop) for _, _, s in requests]
+        follow = on_text is not None or any(s.stop for _, _, s in requests)  # else decode once, at the end
+
+        def hook(row: int, token: int) -> bool | None:
+            if follow and (piece := texts[row].push(token)) and on_text is not None:
+                on_text(row, piece)
+            go = None if on_token is None else on_token(row, token)
+            return False if texts[row].stopped else go
+
         out = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
-            hook = None if on_token is None else (lambda row, token, start=start: on_token(start + row, token))
             slots, _ = self._reserve([n for n, _, _ in chunk], allow_base=True)  # a skin may be gone since
             try:
                 with self._forward:
@@ -385,11 +395,17 @@ class SkinBank:
                     try:
                         out += generate_rows(self.lm.model, prompts[start : start + len(chunk)],
                                              [s for _, _, s in chunk], self.eos_ids, self.lm.tokenizer.pad_token_id,
-                                             hook, keep_logits)
+                                             lambda row, token, start=start: hook(start + row, token), keep_logits)
                     finally:
                         self.route.clear()
             finally:
                 self._release(slots)
+            for row in range(start, len(out)):  # this chunk's rows are done: their last text, their reason
+                g, text = out[row], texts[row]
+                g.finish_reason = "stop" if text.stopped else g.finish_reason
+                g.text = text.text if follow else self.decode(g.tokens)
+                if on_text is not None and (rest := text.flush()):
+                    on_text(row, rest)
         return out
 
     def prepare(self, requests: list[tuple[str, object, Sampling]]) -> list[list[int]]:

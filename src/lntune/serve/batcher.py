@@ -14,13 +14,14 @@ import threading
 from dataclasses import dataclass, field
 
 from lntune.serve.bank import SkinBank
-from lntune.serve.generate import Generated, OnToken
+from lntune.serve.generate import Generated, OnText, OnToken
 
 
 @dataclass
 class _Job:
     requests: list
     on_token: OnToken | None
+    on_text: OnText | None
     done: threading.Event = field(default_factory=threading.Event)
     result: list[Generated] | None = None
     error: BaseException | None = None
@@ -33,10 +34,11 @@ class Batcher:
         self._queue: queue.Queue[_Job] = queue.Queue()
         threading.Thread(target=self._loop, daemon=True, name="lntune-batcher").start()
 
-    def generate(self, requests: list, on_token: OnToken | None = None) -> list[Generated]:
+    def generate(self, requests: list, on_token: OnToken | None = None,
+                 on_text: OnText | None = None) -> list[Generated]:
         """As SkinBank.generate, sharing a batch with other requests that arrive meanwhile."""
         self.bank.prepare(requests)  # bad input fails here, in the caller's thread
-        job = _Job(requests, on_token)
+        job = _Job(requests, on_token, on_text)
         self._queue.put(job)
         job.done.wait()
         if job.error is not None:
@@ -74,9 +76,15 @@ class Batcher:
             job, local = owner[row]
             return None if job.on_token is None else job.on_token(local, token)
 
+        def on_text(row: int, piece: str) -> None:
+            job, local = owner[row]
+            if job.on_text is not None:
+                job.on_text(local, piece)
+
         try:
             self.batches += 1
-            out = self.bank.generate([r for j in jobs for r in j.requests], on_token=on_token)
+            out = self.bank.generate([r for j in jobs for r in j.requests], on_token=on_token,
+                                     on_text=on_text if any(j.on_text for j in jobs) else None)
         except BaseException as e:  # noqa: BLE001 - handed to the requests' threads
             if not (alone or emitted) and len(jobs) > 1:
                 return False

@@ -23,6 +23,8 @@ from lntune.errors import LntuneError
 # (row, token id), called as soon as a row's token is chosen; returning False stops that row (its reader went
 # away), so an abandoned stream does not hold its batch-mates to the end of its max_tokens
 OnToken = Callable[[int, int], "bool | None"]
+OnText = Callable[[int, str], None]  # (row, piece of its answer's text), as soon as the piece is safe to show
+MAX_STOPS = 4  # as OpenAI's API
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Sampling:
     top_p: float = 1.0  # nucleus: sample among the smallest set of tokens holding this much probability
     seed: int | None = None  # a seeded row samples the same tokens in any batch
     ignore_eos: bool = False  # generate max_tokens whatever comes (benchmarks: every row the same length)
+    stop: tuple[str, ...] = ()  # strings that end the answer where they first appear (left out of its text)
 
     def check(self, where: str) -> "Sampling":
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -42,6 +45,9 @@ class Sampling:
             raise LntuneError(f"{where}: temperature {self.temperature!r}; give a number from 0 (greedy) to 100")
         if not 0.0 < self.top_p <= 1.0:
             raise LntuneError(f"{where}: top_p {self.top_p!r}; give a number above 0 and at most 1")
+        if not isinstance(self.stop, tuple) or len(self.stop) > MAX_STOPS or \
+                not all(isinstance(x, str) and x for x in self.stop):
+            raise LntuneError(f"{where}: stop {self.stop!r}; give at most {MAX_STOPS} non-empty strings")
         return self
 
 
@@ -50,8 +56,9 @@ class Generated:
     """One row's result."""
 
     tokens: list[int] = field(default_factory=list)
-    finish_reason: str = "length"  # "stop": end-of-sequence token; "length": max_tokens; "cancelled": on_token said so
+    finish_reason: str = "length"  # "stop": EOS or a stop string; "length": max_tokens; "cancelled": on_token said so
     prompt_tokens: int = 0
+    text: str = ""  # the tokens as text, cut before a stop string (SkinBank.generate fills it)
     logits: torch.Tensor | None = None  # the prefill's next-token logits, when asked for (exactness checks)
 
 
@@ -118,17 +125,39 @@ def generate_rows(model, prompts: list[list[int]], sampling: list[Sampling], eos
     return out
 
 
-class TextStream:
-    """Turns one row's token ids into text pieces as they come; a piece that ends inside a multi-byte
-    character is held back until the character is complete."""
+class RowText:
+    """One row's answer as text while its tokens come. `push` returns the new piece that is safe to show: never
+    half of a multi-byte character, never text that a stop string might still claim (a tail that begins one
+    is held back until the next tokens settle it). When a stop string appears, the text ends before it and
+    `stopped` is set. Stop strings are matched on the decoded text, not on tokens, because a string may span
+    tokens or end inside one: the same reason OpenAI's API and vLLM match them on text."""
 
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.ids, self.sent = tokenizer, [], 0
+    def __init__(self, tokenizer, stop: tuple[str, ...] = ()) -> None:
+        self.tokenizer, self.stop = tokenizer, stop
+        self.ids: list[int] = []
+        self.text, self.sent, self.stopped = "", 0, False
 
     def push(self, token: int) -> str:
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return ""
-        piece, self.sent = text[self.sent:], len(text)
+        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        if hits:
+            self.text, self.stopped = text[: min(hits)], True
+            return self.flush()
+        self.text = text
+        safe = len(text.rstrip("\ufffd"))  # a character still missing its last bytes
+        safe = min(safe, len(text) - _held(text, self.stop))
+        piece = text[self.sent : max(safe, self.sent)]
+        self.sent = max(safe, self.sent)
         return piece
+
+    def flush(self) -> str:
+        """What is left to show once the row has ended."""
+        piece, self.sent = self.text[self.sent :], len(self.text)
+        return piece
+
+
+def _held(text: str, stops: tuple[str, ...]) -> int:
+    """The length of the longest tail of `text` that begins some stop string."""
+    return max((k for s in stops for k in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:k])),
+               default=0)

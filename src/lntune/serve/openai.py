@@ -5,10 +5,11 @@
     POST /v1/chat/completions    {"model": "my-skin", "messages": [{"role": "user", "content": "..."}], ...}
 
 The official `openai` client works against them (base_url="http://HOST:PORT/v1"). Sampling: temperature
-(default 1, as OpenAI's; 0 is greedy), top_p, seed, max_tokens. With `stream: true` the answer comes as
-server-sent events, one per token, ending with `data: [DONE]` (after a usage chunk when
-stream_options.include_usage asks for it). Fields this server cannot honour (n > 1,
-stop sequences, logprobs, tools, ...) are refused with a 422 that names them, never silently ignored.
+(default 1, as OpenAI's; 0 is greedy), top_p, seed, max_tokens, stop (up to 4 strings; the answer ends
+before the first that appears). With `stream: true` the answer comes as server-sent events, a piece of text
+per token (held back while a stop string may be starting), ending with `data: [DONE]` (after a usage chunk
+when stream_options.include_usage asks for it). Fields this server cannot honour (n > 1, logprobs, tools,
+penalties, ...) are refused with a 422 that names them, never silently ignored.
 The server's key, host, body-size and input-count rules apply here as to /predict.
 """
 from __future__ import annotations
@@ -23,16 +24,16 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lntune.errors import LntuneError
 from lntune.serve.bank import BASE, SkinBank
 from lntune.serve.batcher import Batcher
-from lntune.serve.generate import Generated, Sampling, TextStream
+from lntune.serve.generate import MAX_STOPS, Generated, Sampling
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 # Fields clients send with their neutral values; any other value is refused, not ignored.
-NEUTRAL = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "top_logprobs": None, "stop": None,
+NEUTRAL = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "top_logprobs": None,
            "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None, "tools": None,
            "tool_choice": None, "functions": None, "function_call": None, "response_format": None,
            "parallel_tool_calls": None}
@@ -53,10 +54,21 @@ class _Sampled(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(None, description=f"up to {MAX_STOPS} strings; the answer ends before "
+                                                           "the first one that appears")
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v: str | list[str] | None) -> str | list[str] | None:
+        stops = [v] if isinstance(v, str) else v or []
+        if len(stops) > MAX_STOPS or not all(stops):
+            raise ValueError(f"give at most {MAX_STOPS} non-empty stop strings")
+        return v
 
     def sampling(self, max_tokens: int | None = None) -> Sampling:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return Sampling(max_tokens=self.max_tokens or max_tokens or DEFAULT_MAX_TOKENS, temperature=self.temperature,
-                        top_p=self.top_p, seed=self.seed)
+                        top_p=self.top_p, seed=self.seed, stop=stop)
 
 
 class CompletionBody(_Sampled):
@@ -82,7 +94,7 @@ def _refuse_unsupported(body: _Sampled) -> None:
                  if k not in INFORMATIONAL and (k not in NEUTRAL or v != NEUTRAL[k] and v not in (None, [])))
     if bad:
         raise HTTPException(422, f"unsupported field(s) {', '.join(bad)}: this server generates one choice per "
-                                 "prompt with temperature, top_p, seed and max_tokens; remove them")
+                                 "prompt with temperature, top_p, seed, max_tokens and stop; remove them")
 
 
 def _usage(gens: list[Generated]) -> dict:
@@ -110,7 +122,6 @@ async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk, usage
     garbage collection gets to it, a second or more later.)"""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
-    streams = [TextStream(bank.lm.tokenizer) for _ in requests]
     gone = threading.Event()
 
     def put(item: dict | None) -> None:  # from the generation thread
@@ -120,14 +131,14 @@ async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk, usage
             gone.set()
 
     def on_token(row: int, token: int) -> bool:
-        piece = streams[row].push(token)
-        if piece:
-            put(chunk(row, piece, None))
         return not gone.is_set()
+
+    def on_text(row: int, piece: str) -> None:
+        put(chunk(row, piece, None))
 
     def work() -> None:
         try:
-            gens = batcher.generate(requests, on_token=on_token)
+            gens = batcher.generate(requests, on_token=on_token, on_text=on_text)
             for row, g in enumerate(gens):
                 put(chunk(row, None, g.finish_reason))
             if usage is not None:
@@ -184,7 +195,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
             return StreamingResponse(_stream(bank, batcher, requests, chunk, _usage_chunk(body, head)),
                                      media_type="text/event-stream")
         gens = batcher.generate(requests)
-        choices = [{"index": i, "text": bank.decode(g.tokens), "finish_reason": g.finish_reason, "logprobs": None}
+        choices = [{"index": i, "text": g.text, "finish_reason": g.finish_reason, "logprobs": None}
                    for i, g in enumerate(gens)]
         return {**head, "choices": choices, "usage": _usage(gens)}
 
@@ -209,7 +220,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
                                              _usage_chunk(body, {**head, "object": "chat.completion.chunk"})),
                                      media_type="text/event-stream")
         (g,) = batcher.generate(requests)
-        message = {"role": "assistant", "content": bank.decode(g.tokens)}
+        message = {"role": "assistant", "content": g.text}
         return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
                 "usage": _usage([g])}
 
