@@ -4,7 +4,8 @@ and PEFT's own mixed-adapter generation (LoRA, adapter_names) as a reference row
     python benchmarks/serve_generate.py                 # prints a table, writes benchmarks/results/serve_generate.json
 
 Throughput: 16 prompts over 8 LN skins (2 rows each), 32 new tokens, greedy, every row generating all 32
-(ignore_eos), median of 3 timed repeats after a warm-up:
+(ignore_eos), after a warm-up: mixed and one skin 9 times each, interleaved (their ratio is the median of
+the 9 back-to-back pairs), separate and PEFT 3 times; tokens/s from the median time:
   mixed      one batch of 16 rows, 8 skins
   one skin   the same 16 rows, all on one skin (the per-row gather is skipped: uniform route)
   separate   8 batches of 2 rows, one per skin (what serving without mixing does)
@@ -40,6 +41,7 @@ PROMPTS = [
     "The best way to learn a language is", "Dear hiring manager,", "Translate to French: good morning ->",
 ]
 NEW = 32
+REPEATS = 9  # mixed and one-skin pairs
 
 
 def rss() -> int:
@@ -63,25 +65,31 @@ def make_skins(n: int, out: Path) -> list[Path]:
     return paths
 
 
-def timed(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
-    times = []
+def timed(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each function per repeat; the repeats are interleaved (a, b, a, b, ...) so that the
+    machine's drift (a shared VM's speed moves by 20% within minutes here) hits every function alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return times
 
 
-def throughput(bank: SkinBank, names: list[str], new: int) -> dict:
+def throughput(bank: SkinBank, names: list[str], new: int) -> tuple[dict, float]:
+    """Tokens/s of each batch (median over repeats) and mixed / one skin as the median of the paired
+    per-repeat ratios (each pair ran back to back)."""
     s = Sampling(max_tokens=new, ignore_eos=True)
     rows = [(names[i // 2], p, s) for i, p in enumerate(PROMPTS)]
     tokens = len(rows) * new
-    out = {}
-    out["mixed"] = tokens / timed(lambda: bank.generate(rows))
-    out["one skin"] = tokens / timed(lambda: bank.generate([(names[0], p, s) for _, p, s in rows]))
-    out["separate"] = tokens / timed(lambda: [bank.generate(rows[i : i + 2]) for i in range(0, len(rows), 2)])
-    return out
+    pair = timed({"mixed": lambda: bank.generate(rows),
+                  "one skin": lambda: bank.generate([(names[0], p, s) for _, p, s in rows])}, REPEATS)
+    alone = timed({"separate": lambda: [bank.generate(rows[i : i + 2]) for i in range(0, len(rows), 2)]}, 3)
+    tps = {k: tokens / statistics.median(v) for k, v in {**pair, **alone}.items()}
+    return tps, statistics.median(o / m for m, o in zip(pair["mixed"], pair["one skin"]))
 
 
 def peft_lora(n_adapters: int, new: int) -> float:
@@ -103,7 +111,7 @@ def peft_lora(n_adapters: int, new: int) -> float:
             model.generate(**batch, adapter_names=names, max_new_tokens=new, min_new_tokens=new, do_sample=False,
                            pad_token_id=tok.pad_token_id)
 
-    return len(PROMPTS) * new / timed(run)
+    return len(PROMPTS) * new / statistics.median(timed({"peft": run}, 3)["peft"])
 
 
 def scale(bank: SkinBank, template: Path, n: int, tmp: Path) -> dict:
@@ -125,7 +133,7 @@ def scale(bank: SkinBank, template: Path, n: int, tmp: Path) -> dict:
     gc.collect()
     grown = rss() - before
 
-    def churn(k: int = 30) -> tuple[list[float], list[float]]:
+    def churn(k: int = 100) -> tuple[list[float], list[float]]:
         adds, removes = [], []
         for j in range(k):
             t = time.perf_counter()
@@ -150,7 +158,9 @@ def scale(bank: SkinBank, template: Path, n: int, tmp: Path) -> dict:
     busy = churn()
     stop.set()
     worker.join()
-    ms = lambda xs: {"median_ms": 1000 * statistics.median(xs), "max_ms": 1000 * max(xs)}  # noqa: E731
+    ms = lambda xs: {"median_ms": 1000 * statistics.median(xs),  # noqa: E731
+                     "p95_ms": 1000 * statistics.quantiles(xs, n=20)[-1], "max_ms": 1000 * max(xs), "n": len(xs),
+                     "over_10ms": sum(x > 0.010 for x in xs)}
     return {"skins": n, "tensor_bytes_per_skin": per_skin, "tensor_bytes": n * per_skin, "rss_growth_bytes": grown,
             "rss_growth_over_tensor_bytes": grown / (n * per_skin), "table_bytes": bank.table_bytes(),
             "load_seconds": load_s, "add_idle": ms(idle[0]), "remove_idle": ms(idle[1]),
@@ -174,10 +184,10 @@ def main() -> None:
         bank = SkinBank("smollm2", head="causal-lm")
         for i, p in enumerate(paths):
             bank.add_skin(f"s{i}", p)
-        tps = throughput(bank, [f"s{i}" for i in range(8)], args.new_tokens)
+        tps, paired = throughput(bank, [f"s{i}" for i in range(8)], args.new_tokens)
         tps["PEFT LoRA (adapter_names)"] = peft_lora(8, args.new_tokens)
         result["tokens_per_second"] = tps
-        result["mixed_over_one_skin"] = tps["mixed"] / tps["one skin"]
+        result["mixed_over_one_skin"] = paired
         result["mixed_over_separate"] = tps["mixed"] / tps["separate"]
         result["scale"] = scale(bank, paths[0], args.skins, tmp / "copies")
     print(f"{'batch':28} {'tokens/s':>9}")
@@ -189,7 +199,8 @@ def main() -> None:
     print(f"{s['skins']} skins: RSS +{s['rss_growth_bytes'] / 2**20:.1f} MiB for {s['tensor_bytes'] / 2**20:.1f} MiB "
           f"of tensors = {s['rss_growth_over_tensor_bytes']:.2f}x (target <= 1.5); loaded in {s['load_seconds']:.1f} s")
     for k in ("add_idle", "remove_idle", "add_while_generating", "remove_while_generating"):
-        print(f"{k:24} median {s[k]['median_ms']:.2f} ms, max {s[k]['max_ms']:.2f} ms (target < 10)")
+        print(f"{k:24} median {s[k]['median_ms']:.2f} ms, p95 {s[k]['p95_ms']:.2f} ms, max {s[k]['max_ms']:.2f} ms "
+              f"of {s[k]['n']}, {s[k]['over_10ms']} over 10 ms (target < 10)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
