@@ -130,14 +130,11 @@ def test_seeded_sampling_repeats(client):
     assert len({ask(s) for s in range(4)}) > 1
 
 
-def test_a_stream_whose_client_leaves_stops_generating(server, gen_bank, monkeypatch):
-    """Closing the connection mid-stream stops the row at its next token, not at max_tokens."""
+@pytest.fixture
+def slow_bank(gen_bank, monkeypatch):
+    """gen_bank with 20 ms per forward pass, and the results of every generate call in `done`."""
     import functools
 
-    import httpx
-
-    prompt, n = "the cat", 100
-    assert direct_gen(gen_bank, prompt, n).finish_reason == "length"  # left alone, it runs all 100 tokens
     forward = gen_bank.lm.model.forward
 
     @functools.wraps(forward)  # keeps the signature generate_rows inspects
@@ -148,16 +145,43 @@ def test_a_stream_whose_client_leaves_stops_generating(server, gen_bank, monkeyp
     monkeypatch.setattr(gen_bank.lm.model, "forward", slow)
     done, generate = [], gen_bank.generate
     monkeypatch.setattr(gen_bank, "generate", lambda *a, **k: done.append(generate(*a, **k)) or done[-1])
+    return gen_bank, done
+
+
+def _finished(done: list) -> list:
+    deadline = time.monotonic() + 20
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return done
+
+
+def test_a_stream_whose_client_leaves_stops_generating(server, slow_bank):
+    """Closing the connection mid-stream stops the row at its next token, not at max_tokens."""
+    import httpx
+
+    bank, done = slow_bank
+    prompt, n = "the cat", 100
+    assert direct_gen(bank, prompt, n).finish_reason == "length"  # left alone, it runs all 100 tokens
+    done.clear()
     body = {"model": "alpha", "prompt": prompt, "max_tokens": n, "temperature": 0, "stream": True}
     with httpx.stream("POST", f"{server}/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
         events = (line for line in r.iter_lines() if line.startswith("data: {"))
         for _ in range(3):
             next(events)
-    deadline = time.monotonic() + 20
-    while not done and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [(row,)] = done
+    [(row,)] = _finished(done)
     assert row.finish_reason == "cancelled" and 3 <= len(row.tokens) < 20  # measured: 4
+
+
+def test_a_request_whose_client_times_out_stops_generating(server, slow_bank):
+    """Without streaming too: the waiting request notices the closed connection and its row stops."""
+    import httpx
+
+    bank, done = slow_bank
+    body = {"model": "alpha", "prompt": "the cat", "max_tokens": 100, "temperature": 0}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server}/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.5)
+    [(row,)] = _finished(done)
+    assert row.finish_reason == "cancelled" and 5 <= len(row.tokens) < 50  # 20 ms a token: about 25 in 0.5 s
 
 
 def direct_gen(bank, prompt, n):

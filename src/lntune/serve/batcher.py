@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lntune.serve.bank import SkinBank
 from lntune.serve.generate import Generated, OnText, OnToken
+
+POLL = 0.1  # seconds between checks that a waiting request's client is still there
 
 
 @dataclass
@@ -22,6 +25,7 @@ class _Job:
     requests: list
     on_token: OnToken | None
     on_text: OnText | None
+    abandoned: bool = False  # its client went away: its rows stop at their next token
     done: threading.Event = field(default_factory=threading.Event)
     result: list[Generated] | None = None
     error: BaseException | None = None
@@ -34,13 +38,16 @@ class Batcher:
         self._queue: queue.Queue[_Job] = queue.Queue()
         threading.Thread(target=self._loop, daemon=True, name="lntune-batcher").start()
 
-    def generate(self, requests: list, on_token: OnToken | None = None,
-                 on_text: OnText | None = None) -> list[Generated]:
-        """As SkinBank.generate, sharing a batch with other requests that arrive meanwhile."""
+    def generate(self, requests: list, on_token: OnToken | None = None, on_text: OnText | None = None,
+                 gone: Callable[[], bool] | None = None) -> list[Generated]:
+        """As SkinBank.generate, sharing a batch with other requests that arrive meanwhile. `gone()`, polled
+        while the request waits, says its client went away: its rows then stop, freeing the batch sooner."""
         self.bank.prepare(requests)  # bad input fails here, in the caller's thread
         job = _Job(requests, on_token, on_text)
         self._queue.put(job)
-        job.done.wait()
+        while not job.done.wait(POLL):
+            if gone is not None and not job.abandoned and gone():
+                job.abandoned = True
         if job.error is not None:
             raise job.error
         return job.result
@@ -74,6 +81,8 @@ class Batcher:
             nonlocal emitted
             emitted = True
             job, local = owner[row]
+            if job.abandoned:
+                return False
             return None if job.on_token is None else job.on_token(local, token)
 
         def on_text(row: int, piece: str) -> None:

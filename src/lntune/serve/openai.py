@@ -19,10 +19,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException
+import anyio
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -110,6 +111,19 @@ def _usage_chunk(body: _Sampled, head: dict):
     return lambda gens: {**head, "choices": [], "usage": _usage(gens)}
 
 
+def _gone(request: Request) -> Callable[[], bool]:
+    """Whether the client of a non-streaming request went away (a timeout, a closed tab); polled from the
+    endpoint's worker thread, which anyio runs, while the request waits for its batch."""
+
+    def gone() -> bool:
+        try:
+            return anyio.from_thread.run(request.is_disconnected)
+        except RuntimeError:  # not on an anyio worker thread: cannot ask, so keep generating
+            return False
+
+    return gone
+
+
 def _event(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=True)}\n\n"
 
@@ -177,7 +191,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
                                            for n in names]}
 
     @api.post("/completions")
-    def completions(body: CompletionBody):
+    def completions(body: CompletionBody, request: Request):
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         check(body, len(prompts))
         if not prompts:
@@ -194,13 +208,13 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
 
             return StreamingResponse(_stream(bank, batcher, requests, chunk, _usage_chunk(body, head)),
                                      media_type="text/event-stream")
-        gens = batcher.generate(requests)
+        gens = batcher.generate(requests, gone=_gone(request))
         choices = [{"index": i, "text": g.text, "finish_reason": g.finish_reason, "logprobs": None}
                    for i, g in enumerate(gens)]
         return {**head, "choices": choices, "usage": _usage(gens)}
 
     @api.post("/chat/completions")
-    def chat(body: ChatBody):
+    def chat(body: ChatBody, request: Request):
         check(body, 1)
         # "developer" is OpenAI's newer name for the system turn; chat templates know "system"
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.content}
@@ -219,7 +233,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
             return StreamingResponse(_stream(bank, batcher, requests, chunk,
                                              _usage_chunk(body, {**head, "object": "chat.completion.chunk"})),
                                      media_type="text/event-stream")
-        (g,) = batcher.generate(requests)
+        (g,) = batcher.generate(requests, gone=_gone(request))
         message = {"role": "assistant", "content": g.text}
         return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
                 "usage": _usage([g])}
