@@ -108,6 +108,24 @@ def test_stop_strings_end_the_answer_before_them(client, gen_bank):
     assert chat.choices[0].message.content == direct(gen_bank, "alpha", CHAT, 8)  # a stop that never comes
 
 
+def test_n_choices_per_prompt(client, gen_bank):
+    hot = {"max_tokens": 6, "temperature": 1.3, "seed": 5}
+    r = client.completions.create(model="alpha", prompt=["the cat", "a dog"], n=2, **hot)
+    want = [gen_bank.generate([("alpha", p, Sampling(max_tokens=6, temperature=1.3, seed=5 + j))])[0].text
+            for p in ("the cat", "a dog") for j in range(2)]
+    assert [c.index for c in r.choices] == [0, 1, 2, 3] and [c.text for c in r.choices] == want
+    assert want[0] != want[1] and r.usage.completion_tokens == 4 * 6
+    chat = client.chat.completions.create(model="beta", messages=CHAT, n=3, max_tokens=5, temperature=0)
+    assert [c.index for c in chat.choices] == [0, 1, 2]
+    assert {c.message.content for c in chat.choices} == {direct(gen_bank, "beta", CHAT, 5)}  # greedy: all alike
+    chunks = list(client.chat.completions.create(model="beta", messages=CHAT, n=2, max_tokens=5, temperature=1.3,
+                                                 seed=5, stream=True))
+    streamed = ["".join(c.choices[0].delta.content or "" for c in chunks if c.choices[0].index == j) for j in (0, 1)]
+    alone = [gen_bank.generate([("beta", CHAT, Sampling(max_tokens=5, temperature=1.3, seed=5 + j))])[0].text
+             for j in (0, 1)]
+    assert streamed == alone
+
+
 def test_streams_end_with_usage_when_asked(client, gen_bank):
     kw = {"model": "alpha", "max_tokens": 5, "temperature": 0, "stream": True,
           "stream_options": {"include_usage": True}}
@@ -190,7 +208,8 @@ def direct_gen(bank, prompt, n):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"model": "nope"}, "NotFoundError", "unknown task/skin 'nope'"),
-    ({"n": 2}, "UnprocessableEntityError", "unsupported field"),
+    ({"best_of": 3}, "UnprocessableEntityError", "unsupported field"),
+    ({"prompt": ["a", "b"], "n": 3}, "APIStatusError", "at most 4 choices"),
     ({"presence_penalty": 0.5}, "UnprocessableEntityError", "unsupported field"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "UnprocessableEntityError", "at most 4 non-empty stop strings"),
     ({"stop": ""}, "UnprocessableEntityError", "non-empty stop strings"),

@@ -8,8 +8,9 @@ The official `openai` client works against them (base_url="http://HOST:PORT/v1")
 (default 1, as OpenAI's; 0 is greedy), top_p, seed, max_tokens, stop (up to 4 strings; the answer ends
 before the first that appears). With `stream: true` the answer comes as server-sent events, a piece of text
 per token (held back while a stop string may be starting), ending with `data: [DONE]` (after a usage chunk
-when stream_options.include_usage asks for it). Fields this server cannot honour (n > 1, logprobs, tools,
-penalties, ...) are refused with a 422 that names them, never silently ignored.
+when stream_options.include_usage asks for it); n choices per prompt (index prompt * n + choice). Fields
+this server cannot honour (logprobs, tools, penalties, ...) are refused with a 422 that names them, never
+silently ignored.
 The server's key, host, body-size and input-count rules apply here as to /predict.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ from lntune.serve.generate import MAX_STOPS, Generated, Sampling
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 # Fields clients send with their neutral values; any other value is refused, not ignored.
-NEUTRAL = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "top_logprobs": None,
+NEUTRAL = {"best_of": 1, "echo": False, "logprobs": None, "top_logprobs": None,
            "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": None, "suffix": None, "tools": None,
            "tool_choice": None, "functions": None, "function_call": None, "response_format": None,
            "parallel_tool_calls": None}
@@ -53,6 +54,7 @@ class _Sampled(BaseModel):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    n: int = Field(1, ge=1, le=128, description="choices per prompt")
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = Field(None, description=f"up to {MAX_STOPS} strings; the answer ends before "
@@ -66,14 +68,17 @@ class _Sampled(BaseModel):
             raise ValueError(f"give at most {MAX_STOPS} non-empty stop strings")
         return v
 
-    def sampling(self, max_tokens: int | None = None) -> Sampling:
+    def sampling(self, max_tokens: int | None = None, choice: int = 0) -> Sampling:
+        """Choice `choice` of n: a seeded request gives its choices seeds seed, seed + 1, ..., so they differ
+        from one another and repeat from call to call."""
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        seed = None if self.seed is None else (self.seed + choice) % 2**63
         return Sampling(max_tokens=self.max_tokens or max_tokens or DEFAULT_MAX_TOKENS, temperature=self.temperature,
-                        top_p=self.top_p, seed=self.seed, stop=stop)
+                        top_p=self.top_p, seed=seed, stop=stop)
 
 
 class CompletionBody(_Sampled):
-    prompt: str | list[str] = Field(description="one prompt, or a list: one choice per prompt")
+    prompt: str | list[str] = Field(description="one prompt, or a list: n choices per prompt")
 
 
 class Message(BaseModel):
@@ -94,7 +99,7 @@ def _refuse_unsupported(body: _Sampled) -> None:
     bad = sorted(k for k, v in extra.items()
                  if k not in INFORMATIONAL and (k not in NEUTRAL or v != NEUTRAL[k] and v not in (None, [])))
     if bad:
-        raise HTTPException(422, f"unsupported field(s) {', '.join(bad)}: this server generates one choice per "
+        raise HTTPException(422, f"unsupported field(s) {', '.join(bad)}: this server generates n choices per "
                                  "prompt with temperature, top_p, seed, max_tokens and stop; remove them")
 
 
@@ -181,8 +186,9 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
         if not bank.generates:
             raise HTTPException(422, "this server serves classification/regression skins, which do not generate: "
                                      "use POST /predict")
-        if rows > max_inputs:
-            raise HTTPException(413, f"{rows} prompts; this server takes at most {max_inputs} per request")
+        if rows * body.n > max_inputs:
+            raise HTTPException(413, f"{rows} prompt(s) x n={body.n}; this server generates at most {max_inputs} "
+                                     "choices per request")
 
     @api.get("/models")
     def models() -> dict:
@@ -196,7 +202,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
         check(body, len(prompts))
         if not prompts:
             raise HTTPException(422, "prompt: give a prompt or a non-empty list of prompts")
-        requests = [(body.model, p, body.sampling()) for p in prompts]
+        requests = [(body.model, p, body.sampling(choice=j)) for p in prompts for j in range(body.n)]
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": body.model}
         if body.stream:
@@ -219,7 +225,7 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
         # "developer" is OpenAI's newer name for the system turn; chat templates know "system"
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.content}
                     for m in body.messages]
-        requests = [(body.model, messages, body.sampling(body.max_completion_tokens))]
+        requests = [(body.model, messages, body.sampling(body.max_completion_tokens, j)) for j in range(body.n)]
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.model}
         if body.stream:
@@ -233,9 +239,9 @@ def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
             return StreamingResponse(_stream(bank, batcher, requests, chunk,
                                              _usage_chunk(body, {**head, "object": "chat.completion.chunk"})),
                                      media_type="text/event-stream")
-        (g,) = batcher.generate(requests, gone=_gone(request))
-        message = {"role": "assistant", "content": g.text}
-        return {**head, "choices": [{"index": 0, "message": message, "finish_reason": g.finish_reason}],
-                "usage": _usage([g])}
+        gens = batcher.generate(requests, gone=_gone(request))
+        choices = [{"index": j, "message": {"role": "assistant", "content": g.text}, "finish_reason": g.finish_reason}
+                   for j, g in enumerate(gens)]
+        return {**head, "choices": choices, "usage": _usage(gens)}
 
     return api
