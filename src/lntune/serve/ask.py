@@ -88,7 +88,8 @@ def ask_cmd(
                                 stop=tuple(stop)).check("options")
             _generate(bank, name, lines, chat, system, sampling, as_json)
         else:
-            answers = bank.predict([(name, parse_input(head, x, bank.skins()[0]["sentences"])) for x in lines])
+            sentences = bank.skins()[0]["sentences"]
+            answers = bank.predict([(name, parse_input(head, x, sentences)) for x in lines])
             for line, answer in zip(lines, answers):
                 typer.echo(json.dumps(answer) if as_json else f"{describe(answer)}\t{line}")
     except LntuneError as e:
