@@ -27,6 +27,11 @@ OnText = Callable[[int, str], None]  # (row, piece of its answer's text), as soo
 MAX_STOPS = 4  # as OpenAI's API
 
 
+def stops_ok(stops: tuple | list) -> bool:
+    """The one rule for stop strings (Sampling.check, the /v1 schema): at most MAX_STOPS, each non-empty."""
+    return len(stops) <= MAX_STOPS and all(isinstance(x, str) and x for x in stops)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How one row picks its tokens."""
@@ -45,8 +50,7 @@ class Sampling:
             raise LntuneError(f"{where}: temperature {self.temperature!r}; give a number from 0 (greedy) to 100")
         if not 0.0 < self.top_p <= 1.0:
             raise LntuneError(f"{where}: top_p {self.top_p!r}; give a number above 0 and at most 1")
-        if not isinstance(self.stop, tuple) or len(self.stop) > MAX_STOPS or \
-                not all(isinstance(x, str) and x for x in self.stop):
+        if not isinstance(self.stop, tuple) or not stops_ok(self.stop):
             raise LntuneError(f"{where}: stop {self.stop!r}; give at most {MAX_STOPS} non-empty strings")
         return self
 

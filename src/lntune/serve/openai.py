@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lntune.errors import LntuneError
 from lntune.serve.bank import BASE, SkinBank
 from lntune.serve.batcher import Batcher
-from lntune.serve.generate import MAX_STOPS, Generated, Sampling
+from lntune.serve.generate import MAX_STOPS, Generated, Sampling, stops_ok
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 # Fields clients send with their neutral values; any other value is refused, not ignored.
@@ -64,7 +64,7 @@ class _Sampled(BaseModel):
     @classmethod
     def _stops(cls, v: str | list[str] | None) -> str | list[str] | None:
         stops = [v] if isinstance(v, str) else v or []
-        if len(stops) > MAX_STOPS or not all(stops):
+        if not stops_ok(stops):
             raise ValueError(f"give at most {MAX_STOPS} non-empty stop strings")
         return v
 
