@@ -23,7 +23,7 @@ from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
 from lntune.train.seed import seed_everything
 from lntune.train.validate import check_run
-from lntune.train.loop import make_accelerator
+from lntune.train.loop import Curve, Score, make_accelerator
 from lntune.train.step import is_main_process
 
 
@@ -94,6 +94,7 @@ def train_task(
     overwrite: bool = False,
     checkpoint: bool = False,
     resume: bool = False,
+    curve_epochs: tuple[int, ...] = (),
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
@@ -112,6 +113,7 @@ def train_task(
     `out=None` saves no skin; a skin already at `out` is refused, before training, unless `overwrite`.
     `checkpoint` writes out/checkpoint/ at each evaluation (removed once the skin is saved); `resume`
     continues from it, given the same arguments (lntune.train.checkpoint.run_args(out) reads them back).
+    `curve_epochs` (with `val_limit`) also scores the `test_split` after each listed epoch, into "curve".
     """
     run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume")}
     config = config or TrainConfig()
@@ -137,7 +139,13 @@ def train_task(
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out)
+    scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
+    test_ex = load_split(task, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
+    if curve_epochs and not scored:
+        raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
+    curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
+    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out,
+                   score=Score(t.metric, t.greater_is_better), curve=curve)
     record = {
         "command": invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
                               f"config=TrainConfig(**{asdict(config)!r}))"),
@@ -151,8 +159,9 @@ def train_task(
     }
     if t.head in ("classification", "multiple-choice"):
         record["data"]["majority"] = {"dev": majority_share(dev_ex)}  # what always guessing one class scores
-    if val_limit is not None or test_split != "dev":
-        test_ex = load_split(task, test_split, data_dir, eval_limit, VAL_SEED)  # the same rows for every seed
+    if curve is not None:
+        record["curve"] = result.curve
+    if scored:
         record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
         if "majority" in record["data"]:
             record["data"]["majority"]["test"] = majority_share(test_ex)

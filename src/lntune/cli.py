@@ -41,7 +41,10 @@ def train_cmd(
     weight_decay: float = typer.Option(0.0, help="on head matrices only"),
     max_grad_norm: float = typer.Option(1.0),
     eval_every: Optional[int] = typer.Option(None, help="evaluate every N steps (default: each epoch)"),
-    patience: Optional[int] = typer.Option(None, help="early stopping: evaluations without a lower dev loss"),
+    patience: Optional[int] = typer.Option(None, help="early stopping: evaluations in a row that are not better"),
+    select: str = typer.Option("loss", help="loss | score: keep (and be patient for) the lowest dev loss or the "
+                                            "best dev score (the task's metric)"),
+    min_delta: float = typer.Option(0.0, help="an evaluation is better only by more than this (metric units)"),
     seed: int = typer.Option(42),
     mixed_precision: str = typer.Option("no", help="no | bf16 | fp16 autocast"),
     frozen_bottom: str = typer.Option(
@@ -108,6 +111,7 @@ def train_cmd(
             lr=lr, head_lr=head_lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
             eval_batch_size=eval_batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm, eval_every=eval_every, patience=patience,
+            select=select, min_delta=min_delta,
             seed=seed, mixed_precision=mixed_precision, progress=progress, frozen_bottom=frozen_bottom,
             cache_bottom=cache_bottom, report_to=report_to,
         )
@@ -135,7 +139,7 @@ def _echo_result(rec: dict, method: str, model: str, progress: bool, main: bool)
     if not progress:
         typer.echo(describe_counts(method, model, rec["counts"]))
     best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
-    typer.echo(f"dev (best by loss, step {rec['metrics']['step']}): {best}")
+    typer.echo(f"dev (best by {rec['train'].get('select', 'loss')}, step {rec['metrics']['step']}): {best}")
     if "generation" in rec:
         _echo_generation(rec["generation"])
     typer.echo(f"skin: {rec['out']}")

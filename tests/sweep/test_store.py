@@ -51,3 +51,27 @@ def test_one_driver_per_results_folder(tmp_path):
             Store(tmp_path).__enter__()
     with Store(tmp_path):  # released when the holder ends
         pass
+
+
+def test_the_commit_is_read_from_a_clone_and_from_a_worktree(tmp_path):
+    import subprocess
+
+    from lntune.sweep.driver import git_commit
+
+    def git(*args, cwd=tmp_path / "repo"):
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "repo").mkdir()
+    git("init", "-q", "-b", "main")
+    (tmp_path / "repo" / "f").write_text("x")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = git("rev-parse", "HEAD")
+    assert git_commit(tmp_path / "repo") == head
+    git("worktree", "add", "-q", "--detach", str(tmp_path / "wt"))
+    assert git_commit(tmp_path / "wt") == head  # detached: HEAD holds the sha
+    git("worktree", "add", "-q", "-b", "side", str(tmp_path / "wt2"))
+    assert git_commit(tmp_path / "wt2") == head  # a branch: its ref lives in the shared folder
+    git("pack-refs", "--all")
+    assert git_commit(tmp_path / "wt2") == head and git_commit(tmp_path / "repo") == head
+    assert git_commit(tmp_path / "nothing") is None

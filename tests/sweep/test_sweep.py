@@ -1,6 +1,8 @@
 import json
 import shutil
 
+import pytest
+
 from typer.testing import CliRunner
 
 from lntune.cli import app
@@ -126,3 +128,29 @@ def test_lr_seed_sweep_runs_in_rounds_and_writes_its_design(tiny_model, data_dir
     moved = {c for c, _, d in ln_later["change"]["cells"] if d > 0}
     assert moved and all("LayerNorm" in c for c in moved) and ln_later["change"]["ln"]  # LN moves the norms only
     assert full["majority"]["test"] > 0.4 and 0 < full["best_seconds"] <= full["train_seconds"]
+
+
+def test_a_converged_sweep_grows_stops_on_the_score_and_records_a_curve(tiny_model, data_dir, tmp_path):
+    """The issue-23 profile in miniature: select on the score, a grid that may grow, a budget-curve run."""
+    cfg = tiny_sweep(tiny_model, data_dir, seeds=[0, 1], lr_seed=0, tasks=["sst2"], efficiency=None,
+                     lr_budget=None, lr_growth={"steps": 1},
+                     train={"epochs": 2, "batch_size": 16, "eval_batch_size": 32, "max_length": 32, "patience": 2,
+                            "select": "score", "min_delta": 0.001},
+                     runs=[{"method": "ln", "row": "LN", "lrs": [1e-2, 3e-3]},
+                           {"method": "ln", "row": "LN (budget)", "group": "curve", "lr_from": "LN", "seeds": [1],
+                            "epochs": 2, "patience": None, "curve": [1, 2]}])
+    path = write_yaml(tmp_path / "s.yaml", cfg)
+    report = run_sweep(load_config(path), tmp_path / "r", progress=False)
+    recs = read_records(tmp_path / "r")
+    picks = sorted((r for r in recs if r.get("picks_lr")), key=lambda r: r["lr_rank"])
+    # two lrs: the winner always sits at an end, so the grid grows once that way (steps: 1), then stops
+    first = max(picks[:2], key=lambda r: (r["val_score"], -r["lr_rank"]))
+    assert report.ok and len(picks) == 3
+    assert picks[2]["lr"] == pytest.approx(3e-2 if first["lr"] == 1e-2 else 1e-3)
+    best = max(picks, key=lambda r: (r["val_score"], -r["lr_rank"]))
+    ln = next(r for r in recs if r["row"] == "LN" and not r.get("picks_lr"))
+    curve = next(r for r in recs if r["row"] == "LN (budget)")
+    assert ln["lr"] == best["lr"] == curve["lr"] and ln["spec"]["train"]["select"] == "score"
+    assert [c["epoch"] for c in curve["curve"]] == [1, 2] and all("accuracy" in c for c in curve["curve"])
+    kept = curve["curve"][curve["val"]["epoch"] - 1]  # the kept state was scored on the same split
+    assert kept["accuracy"] == pytest.approx(curve["test"]["accuracy"])

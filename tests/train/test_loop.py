@@ -99,3 +99,50 @@ def test_bf16_autocast_keeps_tuned_tensors_float32(make_lm):
     assert result.steps == 2
     assert all(t.param.dtype == torch.float32 for t in tuning.all)
     assert any(not torch.equal(t.param, b) for t, b in zip(tuning.tuned, before))
+
+
+def test_select_score_keeps_the_best_score_and_min_delta_sets_what_counts(make_lm):
+    from lntune.train.loop import Score
+
+    lm = make_lm("bert")
+    train_f, dev_f = feats(lm, 64, 1), feats(lm, 64, 2)
+    result = train(prepare(lm, build_method("ln")), train_f, dev_f, config(epochs=4, select="score"),
+                   score=Score("accuracy"))
+    accs = [h["accuracy"] for h in result.history]
+    assert result.best["accuracy"] == max(accs) and result.best["step"] == result.history[accs.index(max(accs))]["step"]
+    # nothing beats the first evaluation by more than 2 (a share cannot): patience 1 stops at the second
+    lm = make_lm("bert")
+    result = train(prepare(lm, build_method("ln")), train_f, dev_f,
+                   config(epochs=4, select="score", min_delta=2.0, patience=1), score=Score("accuracy"))
+    assert len(result.history) == 2 and result.best["step"] == result.history[0]["step"]
+    lm = make_lm("bert")
+    lower = train(prepare(lm, build_method("ln")), train_f, dev_f, config(epochs=3, select="score"),
+                  score=Score("loss", greater_is_better=False))
+    assert lower.best["loss"] == min(h["loss"] for h in lower.history)
+
+
+def test_select_score_without_the_metric_is_one_clear_error(make_lm):
+    from lntune.train.loop import Score
+
+    lm = make_lm("bert")
+    with pytest.raises(TrainingError, match="no pearson"):
+        train(prepare(lm, build_method("ln")), feats(lm, 32, 1), feats(lm, 32, 2), config(epochs=1, select="score"),
+              score=Score("pearson"))
+    with pytest.raises(TrainingError, match="--select score"):
+        train(prepare(lm, build_method("ln")), feats(lm, 32, 1), feats(lm, 32, 2), config(epochs=1, select="score"))
+    with pytest.raises(TrainingError, match="--select"):
+        config(select="accuracy")
+
+
+def test_a_curve_scores_other_examples_after_the_listed_epochs(make_lm):
+    from lntune.evaluate import evaluate
+    from lntune.train.loop import Curve, loaders
+
+    lm = make_lm("bert")
+    tuning = prepare(lm, build_method("ln"))
+    held = feats(lm, 48, 3)
+    result = train(tuning, feats(lm, 64, 1), feats(lm, 64, 2), config(epochs=3), curve=Curve(held, frozenset({1, 3})))
+    assert [c["epoch"] for c in result.curve] == [1, 3] and result.curve[1]["step"] == result.steps
+    if result.best["step"] == result.steps:  # the kept state is the last: the epoch-3 point is its score
+        _, dev = loaders(tuning, [], held, config())
+        assert evaluate(lm.model, dev, "classification")["loss"] == pytest.approx(result.curve[1]["loss"])

@@ -197,6 +197,27 @@ def paired(diffs: dict[str, list[float]], margin: float | None = None, level: fl
         per_task=tuple(per_task))
 
 
+def stratified_t(diffs: dict[str, list[float]], level: float = 0.95) -> tuple[float, float, float]:
+    """(pooled_mean, t-interval half-width, degrees of freedom) of the task-stratified mean paired difference.
+
+    The mean weighs tasks equally, so its variance is sum_t s_t**2 / n_t over tasks squared; the tasks' variances
+    differ (SICK's seeds spread far more than SST-2's), so the degrees of freedom are Welch-Satterthwaite's,
+    not a pooled sum(n_t - 1). Each task needs 2 or more pairs. A sweep's sequential seed rule reads the
+    half-width (cheap and deterministic, unlike the bootstrap the report also gives).
+    """
+    _check_level(level)
+    strata = _strata(diffs)
+    if any(arr.size < 2 for _, arr in strata):
+        raise ValueError("every task needs 2 or more paired differences for a t-interval")
+    v = np.array([arr.var(ddof=1) / arr.size for _, arr in strata])
+    k = len(strata)
+    mean = pooled_mean(diffs)
+    if not v.sum() > 0:
+        return mean, 0.0, float(sum(arr.size - 1 for _, arr in strata))
+    df = float(v.sum() ** 2 / sum(vi**2 / (arr.size - 1) for vi, (_, arr) in zip(v, strata)))
+    return mean, float(stats.t.ppf(0.5 + level / 2, df) * math.sqrt(v.sum()) / k), df
+
+
 def _half_width(n: int, sd: float, level: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
 

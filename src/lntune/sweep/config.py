@@ -17,7 +17,7 @@ NOT_IN_SWEEPS = ("report_to",)  # a sweep's runs train in temporary folders, and
 MACHINE_FIELDS = ("cache_dir", "cache_max_bytes", "report_to")
 # TrainConfig fields added after stores had recorded runs: in the spec only when set to something
 # other than their default, so a store written before them resumes under newer code with its keys.
-LATE_FIELDS = ("grad_accum",)
+LATE_FIELDS = ("grad_accum", "select", "min_delta")
 MASK_KINDS = ("individual", "global", "cv", "random")
 
 
@@ -48,8 +48,10 @@ class RunEntry:
     row: str | None = None  # table row label ({kind} and {fraction} fill in for masks)
     group: str = "main"  # which table it feeds
     mask: dict | None = None  # {kinds: [...], fractions: [...], seed} for Fisher/random LN masks
-    lrs: list[float] | None = None
+    lrs: list[float] | dict[str, list[float]] | None = None  # one list, or a list per task
     lr_budget: int | None = None
+    lr_from: str | None = None  # run at the lr the sweep chose for this row on the same task (budget curves)
+    curve: list[int] | None = None  # also score the reported split after these epochs (lntune.train.loop.Curve)
     tasks: list[str] | None = None  # subset of the sweep's tasks
     models: list[str] | None = None  # subset of the sweep's models
     seeds: list[int] | None = None
@@ -95,6 +97,33 @@ class AnalysisPlan:
     majority_margin: float = 2.0  # a classification run failed: validation within this many points of the majority rate
     min_r: float = 0.2  # a correlation run failed: validation r below this
     level: float = 0.95  # confidence level of the intervals
+    # family name -> contrast names (lntune.report.claims): Holm runs within each family; None: over all contrasts
+    families: dict[str, list[str]] | None = None
+    gate: float | None = None  # a row breaks the convergence gate on a task when more than this share of its
+    #                            reported runs kept their last evaluation; its verdicts are withheld
+    gate_rows: list[str] | None = None  # the rows the gate applies to (None: every row)
+
+
+@dataclass(frozen=True)
+class LrGrowth:
+    """Grow an lr grid whose winner sits at an end by one step of the 1-3-10 ladder in that direction, then
+    choose again, until the winner is inside (or `steps` growths in one direction were made)."""
+
+    steps: int = 3
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """How many reported seeds the rows of the listed contrasts get: `start` first; then, after each block of
+    `block`, more only while a contrast's CI half-width (t-interval of the task-stratified mean paired difference,
+    lntune.report.paired.stratified_t) exceeds `half_width` points, at most `max` seeds."""
+
+    contrasts: list[tuple[str, str]]  # (row A, row B)
+    start: int = 9
+    block: int = 3
+    max: int = 16
+    half_width: float = 1.5
+    level: float = 0.95
 
 
 @dataclass
@@ -119,6 +148,9 @@ class SweepConfig:
     resources: dict = field(default_factory=dict)  # Ray: num_cpus / num_gpus per run
     lr_seed: int | None = None  # this seed tries each method's lr list; the others run at its best lr only
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
+    lr_growth: LrGrowth | None = None  # with lr_seed: grids grow until their winner is inside
+    sequential: Sequential | None = None  # with lr_seed: seeds added in blocks while CIs are too wide
+    registered: dict = field(default_factory=dict)  # free-form design notes (stopping rule, head lr, ...) for design.json
 
     def task(self, name: str) -> TaskEntry:
         return next(t for t in self.tasks if t.name == name)
@@ -242,10 +274,12 @@ def _kind(value) -> str:
 
 TOP = {"name", "model", "models", "seeds", "tasks", "runs", "lrs", "lr_budget", "train", "batch_sizes",
        "train_limit", "val_limit", "eval_limit", "efficiency", "fisher", "workers", "threads", "data_dir",
-       "results", "resources", "devices", "lr_seed", "analysis"}
+       "results", "resources", "devices", "lr_seed", "analysis", "lr_growth", "sequential",
+       "registered"}
 TASK_KEYS = {"name", "train_limit", "val_limit", "eval_limit", "test_split", "lrs", "batch_sizes", "generate",
              "num_beams", "metric"}
-RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "tasks", "models", "seeds", "preset"}
+RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "tasks", "models", "seeds", "preset",
+            "lr_from", "curve"}
 
 
 def load_config(path: str | Path) -> SweepConfig:
@@ -306,15 +340,76 @@ def parse_config(raw, path: Path) -> SweepConfig:
         if cfg.lr_seed not in seeds or len(seeds) < 2:
             raise r.error("lr_seed", f"{cfg.lr_seed} must be one of seeds ({seeds}), with at least one seed besides it")
     cfg.analysis = _analysis(r, raw.get("analysis") or {})
+    cfg.registered = r.mapping(raw.get("registered") or {}, "registered", _any())
+    if raw.get("lr_growth") is not None:
+        value = r.mapping(raw["lr_growth"], "lr_growth", {"steps"})
+        cfg.lr_growth = LrGrowth(r.number(value.get("steps", 3), "lr_growth.steps", int, lo=1))
+    if raw.get("sequential") is not None:
+        cfg.sequential = _sequential(r, raw["sequential"], {e.row or e.method for e in runs})
+    if (cfg.lr_growth or cfg.sequential) and cfg.lr_seed is None:
+        raise r.error("lr_growth" if cfg.lr_growth else "sequential", "needs lr_seed: the lr_seed's runs choose the lr")
     _check_masks(r, cfg)
+    _check_lr_from(r, cfg)
     return cfg
+
+
+def _sequential(r: _Reader, value, rows: set[str]) -> Sequential:
+    value = r.mapping(value, "sequential", {f.name for f in fields(Sequential)}, required=("contrasts",))
+    pairs = []
+    for i, pair in enumerate(_nonempty(r, value["contrasts"], "sequential.contrasts")):
+        at = f"sequential.contrasts[{i}]"
+        pair = r.listed(pair, at, r.string)
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise r.error(at, "give two different rows, [A, B]")
+        for name in pair:
+            if name not in rows:
+                raise r.error(at, f"{name!r} is not a row of runs: ({', '.join(sorted(rows))})")
+        pairs.append((pair[0], pair[1]))
+    out = Sequential(pairs, **{k: r.number(value[k], f"sequential.{k}", int, lo=1)
+                               for k in ("start", "block", "max") if k in value})
+    got = {k: float(r.number(value[k], f"sequential.{k}", lo=0)) for k in ("half_width", "level") if k in value}
+    out = Sequential(out.contrasts, out.start, out.block, out.max, **got)
+    if out.max < out.start:
+        raise r.error("sequential.max", f"{out.max} is below start ({out.start})")
+    if not 0 < out.level < 1:
+        raise r.error("sequential.level", "a confidence level between 0 and 1, e.g. 0.95")
+    return out
+
+
+def _check_lr_from(r: _Reader, cfg: SweepConfig) -> None:
+    """lr_from names a row whose lr the lr_seed chooses on each of the entry's tasks."""
+    rows = {e.row or e.method: e for e in cfg.runs if not e.lr_from}
+    for e in cfg.runs:
+        if not e.lr_from:
+            continue
+        at = f"runs[{e.index}].lr_from"
+        if cfg.lr_seed is None:
+            raise r.error(at, "needs lr_seed: the lr_seed's runs of that row choose the lr")
+        if e.lr_from not in rows:
+            raise r.error(at, f"{e.lr_from!r} is not the row of another entry ({', '.join(sorted(rows))})")
+        if e.lrs is not None or e.mask:
+            raise r.error(at, "an entry with lr_from takes that row's lr: drop lrs and mask")
+        source = rows[e.lr_from]
+        for m in cfg.models:
+            missing = set(run_tasks(cfg, m, e)) - set(run_tasks(cfg, m, source))
+            if missing:
+                raise r.error(at, f"row {e.lr_from!r} does not run on {', '.join(sorted(missing))}")
 
 
 def _analysis(r: _Reader, value) -> AnalysisPlan:
     value = r.mapping(value, "analysis", {f.name for f in fields(AnalysisPlan)})
-    got = {k: float(r.number(v, f"analysis.{k}", lo=0)) for k, v in value.items()}
+    got = {k: float(r.number(v, f"analysis.{k}", lo=0)) for k, v in value.items()
+           if k not in ("families", "gate_rows")}
     if not 0 < got.get("level", 0.95) < 1:
         raise r.error("analysis.level", "a confidence level between 0 and 1, e.g. 0.95")
+    if "gate" in got and not 0 <= got["gate"] < 1:
+        raise r.error("analysis.gate", "a share of runs in [0, 1), e.g. 0.2")
+    if "families" in value:
+        fams = r.mapping(value["families"], "analysis.families", _any())
+        got["families"] = {r.string(k, "analysis.families"): r.listed(v, f"analysis.families.{k}", r.string)
+                           for k, v in fams.items()}
+    if "gate_rows" in value:
+        got["gate_rows"] = r.listed(value["gate_rows"], "analysis.gate_rows", r.string)
     return AnalysisPlan(**got)
 
 
@@ -446,8 +541,10 @@ def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: li
         row=r.string(item.get("row"), f"{at}.row", none=True),
         group=r.string(item.get("group", "fraction" if item.get("mask") else "main"), f"{at}.group"),
         mask=_mask(r, item["mask"], f"{at}.mask", method) if item.get("mask") is not None else None,
-        lrs=r.lrs(item["lrs"], f"{at}.lrs") if "lrs" in item else None,
+        lrs=_entry_lrs(r, item["lrs"], f"{at}.lrs", task_names) if "lrs" in item else None,
         lr_budget=r.number(item.get("lr_budget"), f"{at}.lr_budget", int, lo=1, none=True),
+        lr_from=r.string(item.get("lr_from"), f"{at}.lr_from", none=True),
+        curve=_curve(r, item.get("curve"), f"{at}.curve"),
         tasks=_subset(r, item.get("tasks"), f"{at}.tasks", task_names),
         models=_subset(r, item.get("models"), f"{at}.models", model_names,
                        unknown="model {!r} is not one of the sweep's models ({})"),
@@ -459,6 +556,22 @@ def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: li
         raise r.error(f"{at}.preset", f"{entry.preset!r}: the only preset is paper")
     _check_heads(r, entry, at, [t for t in tasks if entry.tasks is None or t.name in entry.tasks])
     return entry
+
+
+def _entry_lrs(r: _Reader, value, at: str, task_names: list[str]) -> list[float] | dict[str, list[float]]:
+    if not isinstance(value, dict):
+        return r.lrs(value, at)
+    value = r.mapping(value, at, set(task_names))
+    return {task: r.lrs(v, f"{at}.{task}") for task, v in value.items()}
+
+
+def _curve(r: _Reader, value, at: str) -> list[int] | None:
+    if value is None:
+        return None
+    epochs = r.listed(value, at, lambda v, a: r.number(v, a, int, lo=1))
+    if not epochs or epochs != sorted(set(epochs)):
+        raise r.error(at, "list epochs (1-based) in increasing order, e.g. [1, 2, 4, 8, 16]")
+    return epochs
 
 
 def _any():

@@ -88,7 +88,16 @@ def write_design(store: Store, cfg: SweepConfig) -> None:
 
     from lntune.sweep.store import write_atomic
 
-    design = {"sweep": cfg.name, "lr_seed": cfg.lr_seed, "seeds": cfg.seeds, "analysis": asdict(cfg.analysis)}
+    # Settings left at None are left out, so a design written before they existed reads the same.
+    design = {"sweep": cfg.name, "lr_seed": cfg.lr_seed, "seeds": cfg.seeds,
+              "analysis": {k: v for k, v in asdict(cfg.analysis).items() if v is not None}}
+    if cfg.lr_growth is not None:
+        design["lr_growth"] = {**asdict(cfg.lr_growth), "ladder": "1-3-10 (1e-3, 3e-3, 1e-2, ...)"}
+    if cfg.sequential is not None:
+        design["sequential"] = {**asdict(cfg.sequential), "interval": "t, task-stratified, Welch-Satterthwaite df"}
+        design["sequential"]["contrasts"] = [list(c) for c in cfg.sequential.contrasts]
+    if cfg.registered:
+        design["registered"] = cfg.registered
     write_atomic(store.dir / "design.json", (json.dumps(design, indent=1) + "\n").encode())
 
 
@@ -265,7 +274,7 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> d
     }
     if run.picks_lr:
         rec["picks_lr"] = True
-    for k in ("majority", "change", "best_seconds"):
+    for k in ("majority", "change", "best_seconds", "curve"):
         if k in result:
             rec[k] = result[k]
     if "sizes" in result:
@@ -278,15 +287,28 @@ def commit() -> str | None:
     """The git commit of the lntune checkout, read from .git (no git binary needed); None if not one."""
     import lntune
 
-    git = Path(lntune.__file__).resolve().parents[2] / ".git"
+    return git_commit(Path(lntune.__file__).resolve().parents[2])
+
+
+def git_commit(checkout: Path) -> str | None:
+    """HEAD's commit of the checkout at `checkout`: a clone (.git a folder) or a `git worktree` (.git a file
+    naming the worktree's folder, whose `commondir` leads to the shared refs)."""
+    git = checkout / ".git"
     try:
+        if git.is_file():
+            line = git.read_text().strip()
+            if not line.startswith("gitdir: "):
+                return None
+            git = (checkout / line[8:]).resolve()
+        common = (git / (git / "commondir").read_text().strip()).resolve() if (git / "commondir").is_file() else git
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
+        for folder in (git, common):
+            if (folder / ref).exists():
+                return (folder / ref).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]
     except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -228,9 +229,10 @@ def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | 
     waiting = 0
     for mi, model in enumerate(cfg.models):
         runs += [((0, mi, i), r) for i, r in enumerate(_efficiency_runs(cfg, model, data))]
+        allowed = _allowed(cfg, model, done or {})
         for entry in cfg.runs:
             for task in run_tasks(cfg, model, entry):
-                named, w = _train_runs(cfg, model, entry, task, data, done or {})
+                named, w = _train_runs(cfg, model, entry, task, data, done or {}, allowed)
                 waiting += w
                 for (rank, si, n), run in named:
                     runs.append(((1, rank, si, mi, entry.index, order[task], n), run))
@@ -240,6 +242,53 @@ def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | 
             seen.add(run.key)
             out.append(run)
     return Plan(out, waiting)
+
+
+def _allowed(cfg: SweepConfig, model: ModelEntry, done: dict[str, dict]) -> dict[str, int]:
+    """row -> reported seeds the sequential rule lets run now (rows outside the rule: absent, all of them)."""
+    if cfg.sequential is None:
+        return {}
+    from lntune.sweep.sequential import allowed_seeds
+
+    tasks, seeds = row_tasks_seeds(cfg, model)
+    records = [r for r in done.values() if r.get("model") == model.name]
+    return allowed_seeds(cfg.sequential, tasks, seeds, records)
+
+
+def row_tasks_seeds(cfg: SweepConfig, model: ModelEntry) -> tuple[dict[str, list[str]], dict[str, list[int]]]:
+    """Each row's tasks and reported seeds (in order, the lr_seed left out) for `model`."""
+    tasks: dict[str, list[str]] = {}
+    seeds: dict[str, list[int]] = {}
+    for e in cfg.runs:
+        if e.mask or e.lr_from:
+            continue
+        row = e.row or e.method
+        tasks.setdefault(row, []).extend(t for t in run_tasks(cfg, model, e) if t not in tasks[row])
+        seeds.setdefault(row, [s for s in (e.seeds or cfg.seeds) if s != cfg.lr_seed])
+    return tasks, seeds
+
+
+def ladder(lr: float, up: bool) -> float:
+    """The next lr on the 1-3-10 ladder (1e-3, 3e-3, 1e-2, ...): factors of 3 and 10/3 in turn; off the ladder, 3."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    m = round(lr / 10**e, 6)
+    if m not in (1.0, 3.0):
+        return float(f"{lr * 3 if up else lr / 3:.6g}")
+    if up:
+        return float(f"3e{e}") if m == 1.0 else float(f"1e{e + 1}")
+    return float(f"1e{e}") if m == 3.0 else float(f"3e{e - 1}")
+
+
+def grown(picks: list[Run], best: Run, base: int, steps: int) -> float | None:
+    """The lr to try next when `best` sits at an end of the grid `picks` tried (the first `base` of them the
+    configured list, the rest grown), or None when it is inside, or the grid grew `steps` times that way."""
+    lrs = sorted(r.lr for r in picks)
+    listed = [r.lr for r in picks[:base]]
+    if best.lr == lrs[-1] and sum(lr > max(listed) for lr in lrs) < steps:
+        return ladder(best.lr, up=True)
+    if best.lr == lrs[0] and sum(lr < min(listed) for lr in lrs) < steps:
+        return ladder(best.lr, up=False)
+    return None
 
 
 def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
@@ -258,16 +307,75 @@ def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
     return min(picks, key=rank)
 
 
-def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
-                done: dict[str, dict]) -> tuple[list[tuple[tuple, Run]], int]:
+def entry_lrs(cfg: SweepConfig, entry: RunEntry, task: str) -> list[float]:
+    """The lrs an entry tries on `task`, in priority order."""
     te = cfg.task(task)
-    metric, task_kind = task_info(te)
-    budget = entry.lr_budget or cfg.lr_budget
-    lrs = (entry.lrs or te.lrs or lr_list(cfg, entry.method))[:budget]
+    own = entry.lrs.get(task) if isinstance(entry.lrs, dict) else entry.lrs
+    return (own or te.lrs or lr_list(cfg, entry.method))[:entry.lr_budget or cfg.lr_budget]
+
+
+def _source_entry(cfg: SweepConfig, entry: RunEntry) -> RunEntry:
+    return next(e for e in cfg.runs if not e.lr_from and (e.row or e.method) == entry.lr_from)
+
+
+def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
+                done: dict[str, dict], allowed: dict[str, int] | None = None) -> tuple[list[tuple[tuple, Run]], int]:
+    if entry.lr_from:
+        source, _ = _train_runs(cfg, model, _source_entry(cfg, entry), task, data, done)
+        best = chosen_lr([r for _, r in source if r.picks_lr and r.spec["mask"] is None], done)
+        if best is None:
+            return [], len(entry.seeds or cfg.seeds)
+        return _named(cfg, model, entry, task, data, [best.lr]), 0
+    lrs = entry_lrs(cfg, entry, task)
     seeds = entry.seeds or cfg.seeds
     picker = cfg.lr_seed if cfg.lr_seed in seeds and len(seeds) > 1 else None
-    preset = _preset(model.name, entry.method) if entry.preset else None
     out, waiting = [], 0
+    make = _maker(cfg, model, entry, task, data, out, picker)
+    row = entry.row or entry.method
+    reported = [s for s in seeds if s != picker]
+    if allowed and row in allowed and not entry.mask:
+        reported = reported[:allowed[row]]
+
+    for mask in _masks(entry):
+        if picker is None:
+            for si, seed in enumerate(seeds):
+                for rank, lr in enumerate(lrs):
+                    make(mask, si, seed, rank, lr)
+            continue
+        picks = [make(mask, seeds.index(picker), picker, rank, lr) for rank, lr in enumerate(lrs)]
+        best = chosen_lr(picks, done)
+        while best is not None and cfg.lr_growth is not None:
+            lr = grown(picks, best, len(lrs), cfg.lr_growth.steps)
+            if lr is None:
+                break
+            picks.append(make(mask, seeds.index(picker), picker, len(picks), lr))
+            best = chosen_lr(picks, done)
+        for seed in reported:
+            if best is None:
+                waiting += 1
+            else:
+                make(mask, seeds.index(seed), seed, best.lr_rank, best.lr)
+    return out, waiting
+
+
+def _named(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
+           lrs: list[float]) -> list[tuple[tuple, Run]]:
+    """Every seed at each of `lrs`, nothing chosen (an entry without lr_seed, or one with lr_from)."""
+    out: list[tuple[tuple, Run]] = []
+    make = _maker(cfg, model, entry, task, data, out, None)
+    seeds = entry.seeds or cfg.seeds
+    for mask in _masks(entry):
+        for si, seed in enumerate(seeds):
+            for rank, lr in enumerate(lrs):
+                make(mask, si, seed, rank, lr)
+    return out
+
+
+def _maker(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict, out: list,
+           picker: int | None):
+    te = cfg.task(task)
+    metric, task_kind = task_info(te)
+    preset = _preset(model.name, entry.method) if entry.preset else None
 
     def make(mask, si: int, seed: int, rank: int, lr: float) -> Run:
         options = effective_options(entry.method, entry.options, seed, preset)
@@ -282,28 +390,15 @@ def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str,
             "generation": {"limit": te.generate, "num_beams": te.num_beams} if te.generate else None,
             "data": data[task],
         }
+        if entry.curve:  # only curve runs carry it: every other key stays as it was
+            spec["curve"] = entry.curve
         spec = json.loads(canonical(spec))
         run = Run(spec_key(spec), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
                   f"runs[{entry.index}]", machine, picks_lr=seed == picker)
         out.append(((rank, si, len(out)), run))
         return run
 
-    for mask in _masks(entry):
-        if picker is None:
-            for si, seed in enumerate(seeds):
-                for rank, lr in enumerate(lrs):
-                    make(mask, si, seed, rank, lr)
-            continue
-        picks = [make(mask, seeds.index(picker), picker, rank, lr) for rank, lr in enumerate(lrs)]
-        best = chosen_lr(picks, done)
-        for si, seed in enumerate(seeds):
-            if seed == picker:
-                continue
-            if best is None:
-                waiting += 1
-            else:
-                make(mask, si, seed, best.lr_rank, best.lr)
-    return out, waiting
+    return make
 
 
 def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) -> list[Run]:

@@ -64,6 +64,7 @@ def _train(job: dict) -> dict:
             spec["task"], spec["model"], spec["method"], options, config, out=skin, data_dir=data_dir,
             train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
             num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
+            curve_epochs=tuple(spec.get("curve") or ()),
         )
         change = _change(skin) if analysed else None
     test = dict(rec.get("test", rec["metrics"]))
@@ -75,6 +76,8 @@ def _train(job: dict) -> dict:
         out["majority"] = rec["data"]["majority"]
     if change is not None:
         out["change"] = change
+    if "curve" in rec:
+        out["curve"] = rec["curve"]
     return out
 
 

@@ -30,7 +30,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # head matrices only; never norms, biases or masked tensors
     max_grad_norm: float = 1.0  # gradient clipping
     eval_every: int | None = None  # evaluate every N steps; None: after each epoch
-    patience: int | None = None  # stop after N evaluations without a lower validation loss
+    patience: int | None = None  # stop after N evaluations in a row that are not better (see select, min_delta)
     seed: int = 42
     mixed_precision: str = "no"  # no | bf16 | fp16 autocast (accelerate); tuned tensors stay float32
     progress: bool = True  # progress bar on stderr
@@ -45,6 +45,10 @@ class TrainConfig:
     cache_bottom: str = "auto"  # auto | on | off: reuse the frozen bottom's output every epoch (auto: with eval, when it saves work)
     cache_max_bytes: int = 1 << 30  # caches beyond this go to a memory-mapped file, deleted after training
     cache_dir: str | None = None  # where that file goes (default: the system temp dir)
+    # What "better" means on validation, for the kept state and for patience alike: the lowest loss, or the
+    # best task score (accuracy, Pearson r, ...: the task's main metric, in its own direction).
+    select: str = "loss"  # loss | score
+    min_delta: float = 0.0  # an evaluation is better only when it beats the best by more than this (metric units)
 
     @classmethod
     def from_file(cls, path, **overrides) -> "TrainConfig":

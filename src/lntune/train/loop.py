@@ -28,7 +28,7 @@ from lntune.train.step import Step, check_batches, make_accelerator, micro_batch
 
 @dataclass
 class TrainResult:
-    best: dict  # dev metrics of the kept state (lowest validation loss), with its step and epoch
+    best: dict  # dev metrics of the kept state (config.select: lowest validation loss or best score), with step and epoch
     history: list[dict] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
@@ -37,6 +37,43 @@ class TrainResult:
     epoch_seconds: list[float] = field(default_factory=list)  # training time of each epoch, evaluations excluded
     best_seconds: float = 0.0  # training time (evaluations excluded) until the kept state was reached
     evaluated: int = 0  # dev examples the last evaluation covered (over all processes, repeats dropped)
+    curve: list[dict] = field(default_factory=list)  # Curve's metrics after each listed epoch, with epoch and step
+
+
+@dataclass(frozen=True)
+class Score:
+    """The task's main metric and its direction: what select="score" keeps the best state by."""
+
+    metric: str
+    greater_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Examples scored after each of `epochs` (1-based), beside the validation that selects the kept state."""
+
+    feats: list[dict]
+    epochs: frozenset[int]
+
+    def loader(self, tuning: Tuning, config: TrainConfig) -> DataLoader:
+        col = partial(collate, pad_id=tuning.lm.tokenizer.pad_token_id)
+        return DataLoader(self.feats, config.eval_batch_size, shuffle=False, collate_fn=col)
+
+
+def _selector(config: TrainConfig, score: Score | None):
+    """metrics -> the selected quantity, signed so that lower is better."""
+    if config.select == "loss":
+        return lambda m: m["loss"]
+    if score is None:
+        raise TrainingError("--select score needs the task's metric; this caller passed none (use --select loss)")
+
+    def value(m: dict) -> float:
+        if score.metric not in m:
+            raise TrainingError(f"--select score: the validation metrics have no {score.metric} (they have "
+                                f"{', '.join(k for k in m if k not in ('step', 'epoch'))}); use --select loss")
+        return -m[score.metric] if score.greater_is_better else m[score.metric]
+
+    return value
 
 
 def loaders(tuning: Tuning, train_feats, dev_feats, config: TrainConfig, indexed: bool = False):
@@ -102,7 +139,8 @@ class _Micro:
 
 def train(
     tuning: Tuning, train_feats: list[dict], dev_feats: list[dict], config: TrainConfig, label_names: tuple[str, ...] = (),
-    checkpoint: Checkpointer | None = None, log_dir: str | Path | None = None,
+    checkpoint: Checkpointer | None = None, log_dir: str | Path | None = None, score: Score | None = None,
+    curve: Curve | None = None,
 ) -> TrainResult:
     """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state.
 
@@ -119,6 +157,8 @@ def train(
     epochs=0 the untrained model is evaluated once, a baseline run. `checkpoint` saves the run's
     state at each evaluation and, when it holds a loaded checkpoint (`resumed`), continues from it.
     `log_dir` gets metrics.jsonl (every step and evaluation; lntune.train.log) and the trackers' files.
+    `score` names the task's main metric, which `config.select="score"` keeps the best state by; `curve`
+    scores other examples (a sweep's reported split) after the listed epochs, a budget curve on one schedule.
     Under a multi-process launch the processes train one model together (DDP), each on its share
     of every batch, and evaluate on shares of the dev set whose metrics are gathered."""
     from accelerate.utils import set_seed
@@ -131,12 +171,14 @@ def train(
     batches = probes(train_feats, partial(collate, pad_id=pad), pad) if train_feats else []
     bottom = setup(tuning, {"train": train_feats, "dev": dev_feats}, batches, config)
     try:
-        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint, log_dir)
+        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint, log_dir,
+                      _selector(config, score), curve)
     finally:
         bottom.close()  # also when setting up failed: the disk-backed cache goes
 
 
-def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir) -> TrainResult:
+def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir, selector,
+           curve) -> TrainResult:
     train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
     order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
     total = config.max_steps or config.epochs * len(train_dl)
@@ -148,7 +190,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
     train_dl = _Selecting(step.loaders[0], bottom, "train", parts=config.grad_accum, head=tuning.lm.head)
     dev_dl = _Selecting(step.loaders[1], bottom, "dev", acc)
     head = tuning.lm.head
-    state = _State(best_loss=math.inf)
+    state = _State(best_value=math.inf)
     data = saver.data_digest(train_feats, dev_feats) if saver is not None else None
     resumed = saver.resumed if saver is not None else None
     if resumed is not None:
@@ -172,8 +214,9 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
         log.evaluation(m)
         if not bar.disable:
             bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
-        if m["loss"] < state.best_loss:
-            state.best_loss, state.best, state.snapshot, state.bad = m["loss"], m, tuning.state(), 0
+        value = selector(m)
+        if value < state.best_value - config.min_delta:
+            state.best_value, state.best, state.snapshot, state.bad = value, m, tuning.state(), 0
             state.best_seconds = trained
         else:
             state.bad += 1
@@ -265,6 +308,12 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
                 if not stop and not evaluated and (not config.eval_every or state.step >= total):
                     stop = checkpoint(epoch)
                     save(epoch + 1, 0, stop or state.step >= total, 0.0, order.get_state())
+                if curve is not None and epoch in curve.epochs:
+                    t = time.perf_counter()
+                    state.curve.append({**evaluate(model, curve.loader(tuning, config), head, acc, label_names),
+                                        "epoch": epoch, "step": state.step})
+                    bottom.set_eval(inner)
+                    state.eval_seconds += time.perf_counter() - t
                 if stop or state.step >= total:
                     break
     finally:
@@ -278,7 +327,7 @@ def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_f
                  "granularity": bottom.split.granularity if bottom.site else None,
                  "served": bottom.served, "recorded": bottom.captured}
     return TrainResult(state.best, state.history, state.step, time.perf_counter() - start, state.losses, cache,
-                       state.epoch_seconds, state.best_seconds, state.evaluated)
+                       state.epoch_seconds, state.best_seconds, state.evaluated, state.curve)
 
 
 def _restore(saved: dict, tuning: Tuning, step: Step, acc) -> _State:
@@ -291,12 +340,15 @@ def _restore(saved: dict, tuning: Tuning, step: Step, acc) -> _State:
     step.sched.load_state_dict(saved["schedule"])
     if acc.scaler is not None and saved["scaler"] is not None:
         acc.scaler.load_state_dict(saved["scaler"])
-    return _State(**json.loads(saved["progress"]), snapshot=saved["snapshot"])
+    values = json.loads(saved["progress"])
+    if "best_loss" in values:  # a checkpoint written before select: the loss was the only selected quantity
+        values["best_value"] = values.pop("best_loss")
+    return _State(**values, snapshot=saved["snapshot"])
 
 
 @dataclass
 class _State:
-    best_loss: float
+    best_value: float  # the best selected quantity so far, signed so that lower is better
     best: dict = field(default_factory=dict)
     snapshot: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -308,3 +360,4 @@ class _State:
     best_seconds: float = 0.0
     seconds: float = 0.0  # time since training began, at the last checkpoint
     evaluated: int = 0  # examples in the last evaluation, over all processes
+    curve: list[dict] = field(default_factory=list)

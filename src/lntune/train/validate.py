@@ -104,6 +104,8 @@ RULES: dict[str, Rule] = {
     "cache_bottom": Rule(str, choices=("auto", "on", "off")),
     "cache_max_bytes": Rule(int, 0),
     "cache_dir": Rule(str, unset="the system temp dir"),
+    "select": Rule(str, choices=("loss", "score")),
+    "min_delta": Rule(float, 0, note="in the selected quantity's units, e.g. 0.001 = 0.1 accuracy points"),
 }
 
 
