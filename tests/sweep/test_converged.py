@@ -10,9 +10,10 @@ import pytest
 from scipy import stats
 
 from lntune.report.paired import stratified_t
-from lntune.sweep.config import ConfigError, Sequential, load_config, parse_config
+from lntune.report.sequential import Sequential
+from lntune.sweep.config import ConfigError, load_config, parse_config
 from lntune.sweep.grid import ladder, plan
-from lntune.sweep.sequential import contrast_stop
+from lntune.report.sequential import contrast_stop
 
 from .conftest import tiny_sweep
 

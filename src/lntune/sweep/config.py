@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
+from lntune.report.sequential import Sequential  # noqa: F401 - the sweep's `sequential:` section, defined once
 
 # Paper 000 sec. 4.1: LN-tuning tries 1e-2, 1e-3, 2e-4 in this order, other methods 1e-3, 2e-4.
 DEFAULT_LRS = {"ln": [1e-2, 1e-3, 2e-4], "other": [1e-3, 2e-4], "full": [1e-4, 5e-5, 2e-5]}
@@ -110,20 +111,6 @@ class LrGrowth:
     choose again, until the winner is inside (or `steps` growths in one direction were made)."""
 
     steps: int = 3
-
-
-@dataclass(frozen=True)
-class Sequential:
-    """How many reported seeds the rows of the listed contrasts get: `start` first; then, after each block of
-    `block`, more only while a contrast's CI half-width (t-interval of the task-stratified mean paired difference,
-    lntune.report.paired.stratified_t) exceeds `half_width` points, at most `max` seeds."""
-
-    contrasts: list[tuple[str, str]]  # (row A, row B)
-    start: int = 9
-    block: int = 3
-    max: int = 16
-    half_width: float = 1.5
-    level: float = 0.95
 
 
 @dataclass

@@ -248,7 +248,7 @@ def _allowed(cfg: SweepConfig, model: ModelEntry, done: dict[str, dict]) -> dict
     """row -> reported seeds the sequential rule lets run now (rows outside the rule: absent, all of them)."""
     if cfg.sequential is None:
         return {}
-    from lntune.sweep.sequential import allowed_seeds
+    from lntune.report.sequential import allowed_seeds
 
     tasks, seeds = row_tasks_seeds(cfg, model)
     records = [r for r in done.values() if r.get("model") == model.name]

@@ -10,7 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lntune.sweep.config import Sequential
+from lntune.report.aggregate import higher_is_better, percent_scale
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """How many reported seeds the rows of the listed contrasts get: `start` first; then, after each block of
+    `block`, more only while a contrast's CI half-width (t-interval of the task-stratified mean paired difference,
+    lntune.report.paired.stratified_t) exceeds `half_width` points, at most `max` seeds. A sweep config's
+    `sequential:` section; the report reads it back from design.json."""
+
+    contrasts: list[tuple[str, str]]  # (row A, row B)
+    start: int = 9
+    block: int = 3
+    max: int = 16
+    half_width: float = 1.5
+    level: float = 0.95
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "Sequential | None":
+        if not data:
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "contrasts": [tuple(c) for c in data["contrasts"]]})
 
 
 @dataclass(frozen=True)
@@ -23,8 +45,6 @@ class Stop:
 
 
 def _points(record: dict) -> float:
-    from lntune.report.aggregate import higher_is_better, percent_scale
-
     score = float(record["score"]) * percent_scale(record["metric"])
     return score if higher_is_better(record["metric"]) else -score
 
@@ -42,7 +62,7 @@ def reported(records: list[dict]) -> dict[tuple[str, str, int], dict]:
 def contrast_stop(rule: Sequential, a: str, b: str, tasks: list[str], seeds: list[int],
                   runs: dict[tuple[str, str, int], dict]) -> Stop:
     """Walk the rule for A - B over `tasks`, `seeds` being the reported seeds in order (lr_seed excluded)."""
-    from lntune.report.paired import stratified_t
+    from lntune.report.paired import stratified_t  # scipy: only when a rule is walked, not when a config is read
 
     n = min(rule.start, rule.max, len(seeds))
     while True:
