@@ -9,8 +9,9 @@ task, the true mean is v1's task mean and new seeds draw v1's centred difference
 (rescaled by sqrt(n / (n - 1)) so their variance is the sample variance), or from a normal with v1's
 task SD. Each simulated contrast starts with 9 seeds per task, adds blocks of 3 while the t half-width
 exceeds 1.5, stops at 16, and is scored by whether its final interval holds the true stratified mean. The
-t-interval is what the rule reads; the report's bootstrap CI is checked on fewer simulations (it costs
-~50 ms each). Prints a table and writes benchmarks/results/sequential_coverage.json.
+t-interval is what the rule reads; the same draws analysed at a fixed 9 and 16 seeds (no rule) tell the
+rule's effect apart from that of the differences' shape; the report's bootstrap CI is checked on fewer
+simulations (it costs ~50 ms each). Prints a table and writes benchmarks/results/sequential_coverage.json.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def simulate(diffs: dict[str, list[float]], rule, sims: int, boot_sims: int, dra
     sd = {t: float(np.std(diffs[t], ddof=1)) for t in tasks}
     seeds = list(range(1, rule.max + 1))
     covered, boot_covered, stops, halves = 0, 0, [], []
+    fixed = {rule.start: 0, rule.max: 0}  # the same draws analysed at a fixed seed count: no stopping rule
     for i in range(sims):
         runs = {}
         for t in tasks:
@@ -63,13 +65,19 @@ def simulate(diffs: dict[str, list[float]], rule, sims: int, boot_sims: int, dra
         final = {t: [(runs[("A", t, s)]["score"] - 0.5) * 100 for s in seeds[:stop.seeds]] for t in tasks}
         mean, half, _ = stratified_t(final, rule.level)
         covered += abs(mean - truth) <= half
+        for n in fixed:
+            m, h, _ = stratified_t({t: v[:n] for t, v in
+                                    ((t, [(runs[("A", t, s)]["score"] - 0.5) * 100 for s in seeds]) for t in tasks)},
+                                   rule.level)
+            fixed[n] += abs(m - truth) <= h
         stops.append(stop.seeds)
         halves.append(half)
         if i < boot_sims:
             low, high = bootstrap_ci(final, rule.level, n_resamples=2000, seed=i)
             boot_covered += low <= truth <= high
     counts = {n: stops.count(n) for n in sorted(set(stops))}
-    return {"truth": truth, "coverage_t": covered / sims, "coverage_bootstrap": boot_covered / max(boot_sims, 1),
+    return {"truth": truth, "coverage_t": covered / sims,
+            "coverage_t_fixed": {str(n): c / sims for n, c in fixed.items()}, "coverage_bootstrap": boot_covered / max(boot_sims, 1),
             "sims": sims, "boot_sims": boot_sims, "stopped_at": counts, "mean_half_width": float(np.mean(halves)),
             "v1_pairs": {t: len(diffs[t]) for t in tasks}}
 
@@ -83,12 +91,14 @@ def main() -> None:
     rule = load_config(ROOT / "benchmarks/paper_cpu_converged.yaml").sequential
     rng = np.random.default_rng(0)
     rows = []
-    print(f"{'contrast':28} {'draw':9} {'truth':>6} {'t cover':>8} {'boot cover':>10} {'half':>5}  stopped at (seeds: sims)")
+    print(f"{'contrast':28} {'draw':9} {'truth':>6} {'t cover':>8} {'fixed 9/16':>11} {'boot cover':>10} {'half':>5}  "
+          "stopped at (seeds: sims)")
     for (a, b), diffs in v1_differences().items():
         for draw in ("resample", "normal"):
             r = simulate(diffs, rule, args.sims, args.boot_sims, draw, rng)
             rows.append({"contrast": f"{a} - {b}", "draw": draw, **r})
-            print(f"{a + ' - ' + b:28} {draw:9} {r['truth']:+6.2f} {r['coverage_t']:8.3f} "
+            fx = "/".join(f"{v:.3f}" for v in r["coverage_t_fixed"].values())
+            print(f"{a + ' - ' + b:28} {draw:9} {r['truth']:+6.2f} {r['coverage_t']:8.3f} {fx:>11} "
                   f"{r['coverage_bootstrap']:10.3f} {r['mean_half_width']:5.2f}  {r['stopped_at']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rule": {"start": rule.start, "block": rule.block, "max": rule.max,

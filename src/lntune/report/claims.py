@@ -18,13 +18,16 @@ import math
 from dataclasses import dataclass, field
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
-from lntune.report.paired import PairedResult, holm, min_p, paired
+from lntune.report.paired import PairedResult, holm, min_p, paired, stratified_t
+from lntune.report.sequential import Sequential, Stop, contrast_stop
 
 ALPHA = 0.05
 SCORE, TIME_TO_BEST, STEP_TIME = "score", "time_to_best", "step_time"
 GREATER, LESS, EQUIVALENT = "greater", "less", "equivalent"
 HOLDS, CONTRADICTED, EQUIV, UNDECIDED, NOT_DECIDABLE = (
     "holds", "contradicted", "equivalent", "undecided", "not decidable")
+DESCRIPTIVE = "descriptive"  # a family whose contrasts get a mean and CI, no test and no verdict
+WITHHELD = "withheld"  # a side broke the convergence gate: no verdict until it is extended and rerun
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,24 @@ class Design:
     majority_margin: float = 2.0
     min_r: float = 0.2
     level: float = 0.95
+    families: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (family, contrast names); none: Holm over all
+    gate: float | None = None  # the largest share of a row's runs on a task that may keep their last evaluation
+    gate_rows: tuple[str, ...] | None = None  # rows the gate applies to (None: all)
+    sequential: Sequential | None = None  # the seed rule: each contrast is analysed where it stopped
 
     @classmethod
     def from_json(cls, design: dict | None) -> Design:
         plan = (design or {}).get("analysis") or {}
-        return cls(**{k: float(v) for k, v in plan.items() if k in cls.__dataclass_fields__})
+        numbers = {k: float(v) for k, v in plan.items() if k in ("margin", "majority_margin", "min_r", "level", "gate")}
+        return cls(**numbers, families=tuple((k, tuple(v)) for k, v in (plan.get("families") or {}).items()),
+                   gate_rows=tuple(plan["gate_rows"]) if plan.get("gate_rows") else None,
+                   sequential=Sequential.from_json((design or {}).get("sequential")))
+
+    def family(self, contrast: str) -> str:
+        return next((name for name, members in self.families if contrast in members), "")
+
+    def gated(self, row: str) -> bool:
+        return self.gate is not None and (self.gate_rows is None or row in self.gate_rows)
 
 
 @dataclass
@@ -123,6 +139,10 @@ class Outcome:
     verdict: str = UNDECIDED
     reason: str = ""
     flags: list[str] = field(default_factory=list)
+    family: str = ""  # the design's family (Holm runs within it); "" without families
+    stop: Stop | None = None  # where the sequential seed rule stopped this contrast
+    t_half: float | None = None  # half-width of the t-interval of the stratified mean (every task 2+ pairs)
+    gate: list[str] = field(default_factory=list)  # "row on task: k of n kept their last evaluation" breaking it
 
 
 def failed_run(record: dict, design: Design) -> bool:
@@ -181,17 +201,55 @@ def _paired(diffs: dict[str, list[float]], design: Design, margin: bool = True) 
     return paired(diffs, margin=design.margin if margin else None, level=design.level)
 
 
+def restrict(s: Side, keep: set[int]) -> Side:
+    """The side on the seeds in `keep` only."""
+    runs = {k: r for k, r in s.runs.items() if k[1] in keep}
+    return Side(s.row, runs, {k for k in s.failed if k in runs}, sum(kept_last(r) for r in runs.values()))
+
+
+def sequential_stop(a: Side, b: Side, rule: Sequential) -> Stop:
+    """Where the sweep's seed rule stopped A - B, walked again on the recorded runs."""
+    seeds = sorted({s for _, s in a.runs} | {s for _, s in b.runs})
+    tasks = sorted({t for t, _ in a.runs} & {t for t, _ in b.runs})
+    runs = {(x.row, t, s): r for x in (a, b) for (t, s), r in x.runs.items()}
+    return contrast_stop(rule, a.row, b.row, tasks, seeds, runs)
+
+
+def gate_breaks(s: Side, design: Design, tasks: tuple[str, ...]) -> list[str]:
+    """The tasks on which more than the gate's share of the side's runs kept their last evaluation."""
+    if not design.gated(s.row):
+        return []
+    out = []
+    for task in tasks:
+        runs = [r for (t, _), r in s.runs.items() if t == task]
+        last = sum(kept_last(r) for r in runs)
+        if runs and last > design.gate * len(runs):
+            out.append(f"{s.row} on {task}: {last} of {len(runs)} runs kept their last evaluation")
+    return out
+
+
 def evaluate(contrast: Contrast, cells: list[Cell], records: list[dict], design: Design) -> Outcome:
     a, b = (side(row, cells, records, design) for row in (contrast.a, contrast.b))
+    family = design.family(contrast.name)
     if contrast.measure != SCORE:  # times: relative differences, no equivalence margin on that scale
         timing = time_to_best if contrast.measure == TIME_TO_BEST else step_time
         diffs = timing(records, contrast.a, contrast.b)
         return Outcome(contrast, tuple(diffs), _paired(diffs, design, margin=False), None, 0, (a, b),
-                       pairs=_count(diffs))
+                       pairs=_count(diffs), family=family)
+    stop = None
+    if design.sequential is not None and (contrast.a, contrast.b) in design.sequential.contrasts:
+        stop = sequential_stop(a, b, design.sequential)
+        seeds = sorted({s for _, s in a.runs} | {s for _, s in b.runs})[:stop.seeds]
+        a, b = restrict(a, set(seeds)), restrict(b, set(seeds))
     diffs = differences(a, b)
     bad = {k for k in a.failed | b.failed if k in a.runs and k in b.runs}
     clean = _paired(differences(a, b, bad), design) if bad else None
-    return Outcome(contrast, tuple(diffs), _paired(diffs, design), clean, len(bad), (a, b), pairs=_count(diffs))
+    out = Outcome(contrast, tuple(diffs), _paired(diffs, design), clean, len(bad), (a, b), pairs=_count(diffs),
+                  family=family, stop=stop)
+    if diffs and all(len(v) > 1 for v in diffs.values()):
+        out.t_half = stratified_t(diffs, design.level)[1]
+    out.gate = gate_breaks(a, design, out.tasks) + gate_breaks(b, design, out.tasks)
+    return out
 
 
 def _count(diffs: dict[str, list[float]]) -> int:
@@ -199,15 +257,30 @@ def _count(diffs: dict[str, list[float]]) -> int:
 
 
 def adjust(outcomes: list[Outcome]) -> None:
-    """Holm over the contrasts that have a test, separately for the difference and the equivalence p-values."""
-    ps = holm([o.result.p if o.result else None for o in outcomes])
-    eq = holm([o.result.p_equiv if o.result else None for o in outcomes])
-    for o, p, e in zip(outcomes, ps, eq):
-        o.p_holm, o.p_equiv_holm = p, e
+    """Holm over the contrasts that have a test, separately for the difference and the equivalence p-values:
+    within each family of the design (the descriptive family gets none), else over all of them."""
+    for family in dict.fromkeys(o.family for o in outcomes):
+        if family == DESCRIPTIVE:
+            continue
+        members = [o for o in outcomes if o.family == family]
+        ps = holm([o.result.p if o.result else None for o in members])
+        eq = holm([o.result.p_equiv if o.result else None for o in members])
+        for o, p, e in zip(members, ps, eq):
+            o.p_holm, o.p_equiv_holm = p, e
 
 
 def decide(o: Outcome) -> None:
     """The verdict and its reason; flags that qualify it (failed runs, under-training) go beside it."""
+    if o.family == DESCRIPTIVE:
+        r = o.result
+        o.verdict = DESCRIPTIVE
+        o.reason = "fewer than 2 pairs" if r is None else f"{r.mean:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+        return
+    if o.stop is not None and not o.stop.stopped:
+        o.flags.append(f"the seed rule has not stopped: it waits for {o.stop.seeds} seeds per task")
+    if o.gate:
+        o.verdict, o.reason = WITHHELD, "convergence gate broken: " + "; ".join(o.gate) + " (extend and rerun)"
+        return
     if o.contrast.measure == SCORE:
         for s in o.sides:
             if s.runs and len(s.failed) * 2 > len(s.runs):
@@ -281,6 +354,10 @@ def claims_rows(outs: list[Outcome], design: Design) -> list[dict]:
             "per_task": "; ".join(f"{t} n={n} {m:+.2f} [{lo:+.2f}, {hi:+.2f}]" for t, n, m, lo, hi in r.per_task)
             if r else "",
         })
+        if design.families:  # columns of a design with families (v1's claims.csv keeps its own columns)
+            rows[-1].update(family=o.family, t_half_width=_num(o.t_half),
+                            seeds_per_task=o.stop.seeds if o.stop else None,
+                            rule_stopped=o.stop.stopped if o.stop else None, gate="; ".join(o.gate))
     return rows
 
 

@@ -18,13 +18,16 @@ def report_cmd(
     figures: list[Path] = typer.Option(
         [], "--figures", metavar="DIR", help="folder of analysis PNGs to embed (e.g. docs/analysis/change); repeatable"
     ),
+    baseline: Optional[Path] = typer.Option(
+        None, metavar="RESULTS", help="an earlier results store of the same contrasts (e.g. docs/results/paper_cpu): "
+                                      "a table of its verdicts, re-analysed with this design's families, beside these"),
 ) -> None:
     """Markdown and self-contained HTML tables (main, unified, ablation, subset + Kruskal-Wallis, fraction
     curves, efficiency) with their CSV/JSON and figures."""
     from lntune.report.report import write_report
 
     try:
-        written = write_report(results, out, figures)
+        written = write_report(results, out, figures, baseline)
     except LntuneError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)

@@ -5,6 +5,7 @@ design's rules flag, and the parameter-change figures drawn from the sweep's own
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from lntune.analyse.files import write_csv, write_json
@@ -28,13 +29,17 @@ def _p(x: float | None) -> str:
 
 def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
     unit = lambda o: "%" if o.contrast.measure != C.SCORE else ""  # noqa: E731 - time contrasts are relative
+    staged = bool(design.families)  # a design with families also shows each family, the t-interval and the seeds
+    extra = ["Family", "t ± (seeds/task)"] if staged else []
     t = Table("claims_table", "The registered contrasts: paired differences A - B and verdicts",
-              ["Claim (source)", "Tasks", "Pairs", f"Mean [{design.level:.0%} CI]", "p (Holm)", "TOST p (Holm)",
-               "Verdict", "Qualifiers"], label_header="Contrast A - B")
+              extra + ["Claim (source)", "Tasks", "Pairs", f"Mean [{design.level:.0%} CI]", "p (Holm)", "TOST p (Holm)",
+                       "Verdict", "Qualifiers"], label_header="Contrast A - B")
     for o in outs:
         r = o.result
         ci = "-" if r is None else f"{r.mean:+.2f}{unit(o)} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-        t.rows.append(Row(o.contrast.name, [
+        seeds = "" if o.stop is None else f" ({o.stop.seeds}{'' if o.stop.stopped else ', rule running'})"
+        t_col = [Value(o.family or "-"), Value(("-" if o.t_half is None else f"±{o.t_half:.2f}") + seeds, o.t_half)]
+        t.rows.append(Row(o.contrast.name, (t_col if staged else []) + [
             Value(f"{o.contrast.claim.statement} ({o.contrast.claim.source})"),
             Value(", ".join(o.tasks) or "-"), Value(str(o.pairs), float(o.pairs)),
             Value(ci, r.mean if r else None),
@@ -43,6 +48,15 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
             Value(f"{o.verdict}: {o.reason}" if o.reason else o.verdict),
             Value("; ".join(o.flags + ([o.contrast.note] if o.contrast.note else [])) or "-"),
         ]))
+    if staged:
+        t.notes.append(
+            "Families: Holm runs within each family (" + "; ".join(f"{name}: {len(m)}" for name, m in design.families)
+            + "); the descriptive family gets a mean and CI, no test. t ±: half-width of the t-interval of the "
+            "task-stratified mean (Welch-Satterthwaite df), the quantity the sequential seed rule reads; the "
+            "seeds per task are where that rule stopped the contrast.")
+        if design.gate is not None:
+            t.notes.append(f"Convergence gate: a verdict is withheld while a side keeps its last evaluation in more "
+                           f"than {design.gate:.0%} of its runs on a task (see the health table).")
     t.notes += [
         "Differences are A - B per (task, seed) on the table scale (x100 for 0-1 metrics); time contrasts are the "
         "relative difference in % of B's time. The mean weighs tasks equally; the CI is a bootstrap stratified by task.",
@@ -56,16 +70,110 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
     return t
 
 
-def lr_table(records: list[dict]) -> Table | None:
+def lr_table(records: list[dict], edges: bool = False) -> Table | None:
+    """Every lr the lr seed tried with its validation score; with `edges`, whether the choice is inside the grid."""
     rows = C.lr_choices(records)
     if not rows:
         return None
     t = Table("lr_choice", "Learning rate chosen by the lr seed (validation score per lr tried)",
-              ["Task", "Validation score by lr", "Used by the reported seeds"], label_header="Row")
+              ["Task", "Validation score by lr", "Used by the reported seeds"] + (["Inside the grid"] if edges else []),
+              label_header="Row")
     for r in rows:
         tried = ", ".join(f"{lr}: {'-' if v is None else f'{v:.4f}'}" for lr, v in r["tried"].items())
-        t.rows.append(Row(r["row"], [Value(r["task"]), Value(tried), Value(r["chosen"])]))
+        cells = [Value(r["task"]), Value(tried), Value(r["chosen"])]
+        if edges:
+            cells.append(Value(_inside(r)))
+        t.rows.append(Row(r["row"], cells))
     return t
+
+
+def _inside(choice: dict) -> str:
+    tried = sorted(float(lr) for lr in choice["tried"])
+    try:
+        chosen = float(choice["chosen"])
+    except ValueError:
+        return "-"
+    if len(tried) < 3:
+        return f"no: {len(tried)} lr(s) tried"
+    if chosen == tried[0] or chosen == tried[-1]:
+        return f"no: the {'lowest' if chosen == tried[0] else 'highest'} tried"
+    return "yes"
+
+
+def health_table(outs: list[C.Outcome], records: list[dict], design: C.Design) -> Table | None:
+    """The convergence gate per row and task: reported runs (on the seeds each row's contrasts use), and how many
+    kept their last evaluation, i.e. were still improving when the epoch cap stopped them."""
+    if design.gate is None:
+        return None
+    sides: dict[str, C.Side] = {}
+    for o in outs:
+        for s in o.sides:
+            if s.row not in sides or len(s.runs) > len(sides[s.row].runs):
+                sides[s.row] = s  # the widest seed set any contrast analyses for this row
+    t = Table("health", f"Run health: the convergence gate (at most {design.gate:.0%} of a row's runs on a task "
+              "may keep their last evaluation)", ["Task", "Runs", "Kept the last evaluation", "Failed", "Gate"],
+              label_header="Row")
+    for row, s in sides.items():
+        for task in sorted({k[0] for k in s.runs}):
+            runs = {k: r for k, r in s.runs.items() if k[0] == task}
+            last = sum(C.kept_last(r) for r in runs.values())
+            failed = sum(k in s.failed for k in runs)
+            gate = "-" if not design.gated(row) else "broken" if last > design.gate * len(runs) else "passes"
+            t.rows.append(Row(row, [Value(task), Value(str(len(runs)), float(len(runs))),
+                                    Value(f"{last} ({last / len(runs):.0%})", float(last)),
+                                    Value(str(failed), float(failed)), Value(gate)]))
+    return t
+
+
+def budget_section(records: list[dict], out: Path) -> Section | None:
+    """The budget curve: runs with a `curve` (no early stopping, one long schedule), their score after each listed
+    epoch, beside the early-stopped runs of the same row and seeds (the gate's cross-check)."""
+    from lntune.report import plots
+
+    curves: dict[str, dict[int, dict[int, float]]] = {}  # row -> epoch -> seed -> score (points)
+    task = metric = None
+    for r in records:
+        if not r.get("curve") or r.get("picks_lr"):
+            continue
+        task, metric = r["task"], r["metric"]
+        for point in r["curve"]:
+            curves.setdefault(r["row"], {}).setdefault(point["epoch"], {})[r["seed"]] = \
+                point[metric] * C.percent_scale(metric)
+    if not curves:
+        return None
+    scale = C.percent_scale(metric)
+    lines, rows = {}, []
+    t = Table("budget_curve", f"Budget curve on {task}: {metric} on the reported split after each epoch of one "
+              "long schedule (mean over seeds, min-max), and the early-stopped run of the same seeds",
+              ["Seeds", "Score by epoch", "Early-stopped (same seeds)", "Last - early-stopped", "Seed SD (last)"],
+              label_header="Row")
+    for row, by_epoch in curves.items():
+        epochs = sorted(by_epoch)
+        vals = [list(by_epoch[e].values()) for e in epochs]
+        lines[row] = (epochs, [statistics.fmean(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals])
+        seeds = sorted(by_epoch[epochs[-1]])
+        base = row.replace(" (budget)", "")
+        early = {r["seed"]: float(r["score"]) * scale for r in records
+                 if r.get("row") == base and r.get("task") == task and not r.get("picks_lr") and r["seed"] in seeds
+                 and r.get("score") is not None}
+        last = by_epoch[epochs[-1]]
+        gap = [last[s] - early[s] for s in seeds if s in early]
+        sd = statistics.stdev(last.values()) if len(last) > 1 else float("nan")
+        rows.append(Row(row, [
+            Value(", ".join(map(str, seeds))),
+            Value("; ".join(f"{e}: {statistics.fmean(by_epoch[e].values()):.1f}" for e in epochs)),
+            Value(f"{statistics.fmean(early.values()):.1f}" if early else "-"),
+            Value(f"{statistics.fmean(gap):+.2f}" if gap else "-", statistics.fmean(gap) if gap else None),
+            Value(f"{sd:.2f}", sd),
+        ]))
+    t.rows = rows
+    t.notes.append("Every point of a line comes from the same runs: one schedule over all the epochs (warm-up, then "
+                   "linear decay to 0 at the last epoch), scored after the listed epochs; early stopping off. The "
+                   "cross-check: training on must not beat the early-stopped score by more than the seeds' SD.")
+    plots.budget_curve(out / "budget_curve.png", lines, f"{metric} on {task} (x{scale:g})",
+                       f"{task}: score by training budget, one schedule per run (mean, seed min-max)")
+    return Section("Budget curve", [t], [Figure("budget_curve.png", "Score after epochs 1-16 of one 16-epoch "
+                                                "schedule per method (not separate runs per budget); band: seeds")])
 
 
 def runs_table(records: list[dict], design: C.Design) -> Table | None:
@@ -146,7 +254,8 @@ def change_figures(records: list[dict], out: Path) -> list[Figure]:
                    "this sweep's LN runs, mean over seeds")]
 
 
-def evidence_sections(records: list[dict], cells: list[Cell], out: Path, design_json: dict) -> tuple[list[Section], dict]:
+def evidence_sections(records: list[dict], cells: list[Cell], out: Path, design_json: dict,
+                      baseline: Path | None = None) -> tuple[list[Section], dict]:
     """The sections, and claims rows for claims.csv / claims.json."""
     design = C.Design.from_json(design_json)
     outs = C.outcomes(cells, records, design)
@@ -155,9 +264,65 @@ def evidence_sections(records: list[dict], cells: list[Cell], out: Path, design_
     write_json(out / "claims.json", {"design": design_json, "claims": rows})
     sections = [Section("The papers' claims, decided on paired runs", [claims_table(outs, design)],
                         forest_figures(outs, out, design))]
-    tables = [t for t in (lr_table(records), runs_table(records, design)) if t]
+    if baseline is not None:
+        sections.append(Section("What changed from the baseline", [baseline_table(baseline, outs, design)]))
+    tables = [t for t in (lr_table(records, edges="lr_growth" in design_json), runs_table(records, design),
+                          health_table(outs, records, design)) if t]
     if tables:
         sections.append(Section("Learning rates and run health", tables))
+    if budget := budget_section(records, out):
+        sections.append(budget)
     if figs := change_figures(records, out):
         sections.append(Section("What moves in fine-tuning (from this sweep's converged runs)", figures=figs))
     return sections, {"claims.csv": out / "claims.csv", "claims.json": out / "claims.json"}
+
+
+def _brief(o: C.Outcome | None) -> str:
+    if o is None:
+        return "not run"
+    r = o.result
+    mean = "-" if r is None else f"{r.mean:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+    p = "" if o.p_holm is None else f", Holm p {_p(o.p_holm)}"
+    return f"{mean}{p}: {o.verdict}"
+
+
+def baseline_table(baseline: Path, outs: list[C.Outcome], design: C.Design) -> Table:
+    """Each contrast in the baseline as it was, the baseline re-analysed with this design's families (Holm within
+    them), and here: so the effect of the families is told apart from the effect of everything else."""
+    from lntune.report.aggregate import aggregate, load_records
+
+    base_records = load_records(baseline)
+    base_cells = aggregate(base_records)
+    base_design = C.Design.from_json(read_design(baseline))
+    as_was = {o.contrast.name: o for o in C.outcomes(base_cells, base_records, base_design)}
+    refamilied = C.Design(base_design.margin, base_design.majority_margin, base_design.min_r, base_design.level,
+                          families=design.families)
+    regrouped = {o.contrast.name: o for o in C.outcomes(base_cells, base_records, refamilied)}
+    here = {o.contrast.name: o for o in outs}
+    t = Table("baseline", f"The baseline ({baseline.name}) as it was, re-analysed with this design's families, "
+              "and here", ["Family", f"{baseline.name}", f"{baseline.name}, this design's families", "Here",
+                           "What changed"], label_header="Contrast A - B")
+    for name in dict.fromkeys([*here, *as_was]):
+        a, b, c = as_was.get(name), regrouped.get(name), here.get(name)
+        t.rows.append(Row(name, [Value(design.family(name) or "-"), Value(_brief(a)), Value(_brief(b)),
+                                 Value(_brief(c)), Value(_change(a, b, c))]))
+    t.notes.append("Mean paired difference [CI] in points (% for times), Holm p and verdict. 'Families' changes only "
+                   "which p-values Holm adjusts together; 'the runs' covers everything else the two designs differ "
+                   "in (convergence, lr grids, seeds, validation size).")
+    return t
+
+
+def _change(was: C.Outcome | None, regrouped: C.Outcome | None, here: C.Outcome | None) -> str:
+    if here is None:
+        return "not run here: the baseline's runs stand"
+    if was is None:
+        return "new here"
+    parts = []
+    if regrouped is not None and regrouped.verdict != was.verdict:
+        parts.append(f"families: {was.verdict} -> {regrouped.verdict}")
+    before = regrouped.verdict if regrouped is not None else was.verdict
+    if here.verdict != before:
+        parts.append(f"the runs: {before} -> {here.verdict}")
+    if was.result and here.result:
+        parts.append(f"mean {here.result.mean - was.result.mean:+.1f} points")
+    return "; ".join(parts) or "same verdict"

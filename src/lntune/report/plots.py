@@ -93,3 +93,21 @@ def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float,
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def budget_curve(path: str | Path, lines: dict[str, tuple[list[int], list[float], list[float], list[float]]],
+                 ylabel: str, title: str) -> Path:
+    """One line per method: the mean score over seeds after each listed epoch, with the seeds' min-max band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    for label, (epochs, means, lows, highs) in lines.items():
+        line, = ax.plot(epochs, means, marker="o", label=label)
+        ax.fill_between(epochs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({e for epochs, *_ in lines.values() for e in epochs}))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("epoch (points of one 16-epoch schedule, not separate runs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

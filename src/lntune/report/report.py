@@ -52,7 +52,7 @@ def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
 
 
 def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dirs: list[Path] = (),
-                   design: dict | None = None) -> tuple[Document, list[Table]]:
+                   design: dict | None = None, baseline: Path | None = None) -> tuple[Document, list[Table]]:
     """Tables and figures of every group present (figures are written into `out` as they are made).
 
     A sweep with an analysis plan (`design`, RESULTS/design.json) gets the registered contrasts decided on
@@ -62,7 +62,9 @@ def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dir
     doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.get('sweep'))) or 'results'}",
                    header(records, cells))
     if design is not None:
-        doc.sections += evidence_sections(records, cells, out, design)[0]
+        doc.sections += evidence_sections(records, cells, out, design, baseline)[0]
+    elif baseline is not None:
+        raise LntuneError("--baseline compares registered contrasts: these results have no design.json")
     elif t := findings_table(cells, records):
         doc.sections.append(Section("The papers' findings, checked", [t]))
     if main := build.main_tables(cells):
@@ -99,7 +101,8 @@ def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dir
     return doc, tables
 
 
-def write_report(results: str | Path, out: str | Path | None = None, figures: list[Path] = ()) -> dict[str, Path]:
+def write_report(results: str | Path, out: str | Path | None = None, figures: list[Path] = (),
+                 baseline: str | Path | None = None) -> dict[str, Path]:
     """RESULTS/report/: report.md, report.html, PNG figures, one CSV and JSON per table and cells.csv."""
     results = Path(results)
     records = load_records(results)
@@ -107,7 +110,7 @@ def write_report(results: str | Path, out: str | Path | None = None, figures: li
     out.mkdir(parents=True, exist_ok=True)
     cells = aggregate(records)
     design = read_design(results)
-    doc, tables = build_document(records, cells, out, figures, design)
+    doc, tables = build_document(records, cells, out, figures, design, Path(baseline) if baseline else None)
     written = {}
     if design is not None:
         written.update({k: out / k for k in ("claims.csv", "claims.json")})
