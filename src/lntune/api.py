@@ -18,6 +18,7 @@ from lntune.errors import LntuneError, MethodError
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
+from lntune.spec.metrics import greater_is_better
 from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
 from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
@@ -53,6 +54,13 @@ def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: in
     return subset(get_task(task_name).load(split, resolve_data_dir(data_dir)), limit, seed)
 
 
+DEFAULT_OUT = "runs/{task}-{method}"  # where a run saves its skin unless told: the CLI's and the API's default
+
+
+def default_out(task: str, method: str) -> Path:
+    return Path(DEFAULT_OUT.format(task=task, method=method))
+
+
 VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs and seeds are judged on the same rows
 
 
@@ -80,7 +88,7 @@ def train_task(
     method: str = "ln",
     options: dict | None = None,
     config: TrainConfig | None = None,
-    out: str | Path | None = "runs/sst2-ln",
+    out: str | Path | None = DEFAULT_OUT,
     data_dir: str | Path | None = None,
     train_limit: int | None = 3000,
     eval_limit: int | None = None,
@@ -92,7 +100,7 @@ def train_task(
     val_limit: int | float | None = None,
     test_split: str = "dev",
     overwrite: bool = False,
-    checkpoint: bool = False,
+    checkpoint: bool = True,
     resume: bool = False,
     curve_epochs: tuple[int, ...] = (),
 ) -> dict:
@@ -110,11 +118,15 @@ def train_task(
     `val_limit` (sweeps) holds a fixed seeded validation slice out of train for early stopping, and the
     kept state is scored on `test_split` (`eval_limit` of it) as "test"; with None, early stopping uses
     dev as before (and "test" is only scored for a test_split other than dev).
-    `out=None` saves no skin; a skin already at `out` is refused, before training, unless `overwrite`.
+    `out` defaults to runs/TASK-METHOD, as on the command line; `out=None` saves no skin (and no checkpoint);
+    a skin already at `out` is refused, before training, unless `overwrite`.
     `checkpoint` writes out/checkpoint/ at each evaluation (removed once the skin is saved); `resume`
     continues from it, given the same arguments (lntune.train.checkpoint.run_args(out) reads them back).
     `curve_epochs` (with `val_limit`) also scores the `test_split` after each listed epoch, into "curve".
     """
+    if out is DEFAULT_OUT:
+        out = default_out(task, method)
+    checkpoint = checkpoint and out is not None  # nowhere to write one
     run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume")}
     config = config or TrainConfig()
     run["config"] = asdict(config)
@@ -145,7 +157,7 @@ def train_task(
         raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
     curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
     result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out,
-                   score=Score(t.metric, t.greater_is_better), curve=curve)
+                   score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
     record = {
         "command": invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
                               f"config=TrainConfig(**{asdict(config)!r}))"),

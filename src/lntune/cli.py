@@ -74,7 +74,7 @@ def train_cmd(
         True, help="write OUT/checkpoint/ at each evaluation, for --resume (removed when the skin is saved)"),
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
-    from lntune.api import train_task
+    from lntune.api import default_out, train_task
     from lntune.method.options import for_build, merge, parse_assignments
     from lntune.train import TrainConfig
     from lntune.train.checkpoint import run_args
@@ -122,7 +122,7 @@ def train_cmd(
         config = TrainConfig(**values)
         rec = train_task(
             task, model, method, options, config,
-            out or Path("runs") / f"{task}-{method}", data_dir, train_limit or None, eval_limit or None, dtype,
+            out or default_out(task, method), data_dir, train_limit or None, eval_limit or None, dtype,
             parse_norm_map(norm_map), preset, generate, num_beams, overwrite=overwrite, checkpoint=checkpoint,
         )
     except LntuneError as e:

@@ -133,3 +133,20 @@ def test_paper_cpu_parses_and_pairs_its_runs():
     assert ln002.spec["options"]["modules"] == "ffn"
     sick = {r.spec["eval_limit"] for r in train if r.spec["task"] == "sick"}
     assert sick == {1500} and cfg.analysis.margin == 1.5
+
+
+def test_train_limit_0_is_the_whole_split_as_on_the_command_line(data_dir):
+    import copy
+
+    from lntune.sweep.config import parse_config
+    from lntune.sweep.grid import expand
+
+    from .conftest import tiny_sweep
+
+    base = tiny_sweep("minilm", data_dir, efficiency=None, runs=[{"method": "ln", "tasks": ["sst2"]}])
+    keys = []
+    for limits in ({"train_limit": None, "eval_limit": None}, {"train_limit": 0, "eval_limit": 0}):
+        cfg = parse_config(copy.deepcopy({**base, **limits}), "s.yaml")
+        assert cfg.tasks[0].train_limit is None and cfg.tasks[0].eval_limit is None
+        keys.append([r.key for r in expand(cfg, str(data_dir))])
+    assert keys[0] == keys[1]

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from lntune.errors import LntuneError
+from lntune.spec.masks import MASK_KINDS
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="The papers' analyses: change, Fisher, masks, curves."
@@ -107,7 +108,7 @@ def fisher_cmd(
 @app.command("mask")
 def mask_cmd(
     fisher: Path = typer.Option(..., help="folder with fisher-TASK.safetensors (lntune analyse fisher --out)"),
-    kind: str = typer.Option("individual", help="individual | global | cv | random"),
+    kind: str = typer.Option("individual", help=" | ".join(MASK_KINDS)),
     fraction: list[float] = typer.Option([0.2], help="share of LN elements that train; repeatable"),
     task: list[str] = typer.Option([], help="target task for individual/cv (default: every task in --fisher)"),
     seed: int = typer.Option(42, help="random masks"),
@@ -139,7 +140,7 @@ def curve_cmd(
         None, help="folder with fisher-TASK.safetensors (default: compute into OUT/fisher)"
     ),
     fraction: list[float] = typer.Option([], help="fractions (default 0.1, 0.2, ..., 1.0); repeatable"),
-    kind: list[str] = typer.Option([], help="mask kinds (default individual, global, cv, random); repeatable"),
+    kind: list[str] = typer.Option([], help=f"mask kinds (default {', '.join(MASK_KINDS)}); repeatable"),
     examples: int = typer.Option(64, help="Fisher examples per task, when computed here"),
     lr: float = typer.Option(1e-2),
     epochs: int = typer.Option(2),

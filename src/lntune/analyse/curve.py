@@ -73,6 +73,7 @@ def run_curve(
                         config.eval_limit,
                         norm_map=norm_map,
                         overwrite=True,  # the curve's own run folders: a rerun redoes them
+                        checkpoint=False,
                     )
                     done[key] = {
                         "selected": rec["counts"]["tuned"],

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from lntune.errors import LntuneError
+from lntune.spec.masks import MASK_KINDS as KINDS  # noqa: F401 - also imported from here
 
-KINDS = ("individual", "global", "cv", "random")
 
 
 @dataclass

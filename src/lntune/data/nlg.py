@@ -34,7 +34,6 @@ class NLGTask(Task):
 
     head: str = "causal-lm"
     metric: str = "loss"  # cheap, and what checkpoints are chosen by
-    greater_is_better: bool = False
     max_new_tokens: int = 35  # generation budget, from paper 000 sec. 4.1
     gen_metrics: tuple[str, ...] = E2E_METRICS
 

@@ -15,8 +15,7 @@ class Task:
     name: str
     head: str  # classification | regression | causal-lm
     labels: tuple[str, ...] = ()  # class names; the index is the label id
-    metric: str = "accuracy"  # main metric on the dev split
-    greater_is_better: bool = True
+    metric: str = "accuracy"  # main metric on the dev split (its direction: lntune.spec.metrics)
     splits: tuple[str, ...] = ("train", "dev")
 
     def local_path(self, data_dir: Path, split: str) -> Path:

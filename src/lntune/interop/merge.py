@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from lntune.errors import SkinError
+from lntune.method import METHODS, parts
 
-MERGEABLE = ("ln", "bitfit", "full", "head", "random", "lora")
 
 
 def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
@@ -27,17 +27,19 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
     out = Path(out)
     _check_out(out, overwrite)
     meta = read_skin(skin)
-    parts = meta["method"].split("+")
-    if any(p not in MERGEABLE for p in parts):
+    methods = parts(meta["method"])
+    if any(m.merge is None for m in methods):
+        mergeable = ", ".join(name for name, m in METHODS.items() if m.merge is not None)
         raise SkinError(f"{skin}: a {meta['method']} skin adds modules the base model does not have, so it cannot "
-                        f"be merged into plain transformers weights (mergeable: {', '.join(MERGEABLE)}); serve it with "
+                        f"be merged into plain transformers weights (mergeable: {mergeable}); serve it with "
                         "lntune serve, or load it with lntune.load_skin")
     tuning, meta = load_skin(skin, model)
     lm = _fresh(meta, model)
     state = {k: v for k, v in tuning.lm.model.state_dict().items() if ".lora." not in k}
     lm.model.load_state_dict(state, strict=True)
-    if "lora" in parts:
-        _fold_lora(lm.model, tuning.lm.model, meta["rebuild"] if meta["method"] == "lora" else meta["rebuild"]["lora"])
+    for m in methods:
+        if m.merge == "lora":  # its own options: the whole rebuild for a lone method, its part's for a composite
+            _fold_lora(lm.model, tuning.lm.model, meta["rebuild"] if len(methods) == 1 else meta["rebuild"][m.name])
     labels = (meta.get("task") or {}).get("labels") or []
     if labels and lm.head in ("classification", "token-classification"):
         lm.model.config.id2label = dict(enumerate(labels))

@@ -13,12 +13,18 @@ import torch
 
 from lntune.errors import LntuneError, SkinError
 from lntune.model.embedded import ORIGIN, hub_id
+from lntune.method import METHODS, parts
 
 ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
 _TASK_TYPES = {"classification": "SEQ_CLS", "regression": "SEQ_CLS", "causal-lm": "CAUSAL_LM",
                "token-classification": "TOKEN_CLS"}  # multiple-choice: PEFT has no task type; none is given
-EXPORTABLE = ("ln", "lora")
 NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
+
+
+def _peft_type(method: str) -> str | None:
+    """The PEFT adapter type a skin of `method` exports as: a lone method's (Method.peft_type), else None."""
+    methods = parts(method)
+    return methods[0].peft_type if len(methods) == 1 else None
 
 
 def _modules(names: list[str]) -> list[str]:
@@ -57,15 +63,18 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     _check_out(out, overwrite)
     meta = read_skin(skin)
     method = meta["method"]
-    if method not in EXPORTABLE:
-        raise SkinError(f"{skin}: a {method} skin has no PEFT format (PEFT has LN_TUNING for ln and LoRA for lora); "
-                        "lntune merge writes a plain transformers folder for ln, bitfit, full and lora skins")
+    kind = _peft_type(method)
+    if kind is None:
+        formats = ", ".join(f"{m.peft_type} for {name}" for name, m in METHODS.items() if m.peft_type)
+        mergeable = ", ".join(name for name, m in METHODS.items() if m.merge is not None)
+        raise SkinError(f"{skin}: a {method} skin has no PEFT format (PEFT has {formats}); "
+                        f"lntune merge writes a plain transformers folder for {mergeable} skins")
     tuning, meta = load_skin(skin, model)
     skinned = tuning.lm.model
     lm = _fresh(meta, model)
     head = _modules(meta["head"])
     task_type = _TASK_TYPES.get(lm.head)
-    if method == "ln":
+    if kind == "LN_TUNING":
         targets = _modules(meta["tuned"])
         config = LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
     else:
@@ -81,7 +90,7 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     with torch.no_grad():
         for name in targets:
             layer, source = inner.get_submodule(name), skinned.get_submodule(name)
-            if method == "ln":
+            if kind == "LN_TUNING":
                 layer.ln_tuning_layers[ADAPTER].load_state_dict(source.state_dict())
             else:
                 layer.lora_A[ADAPTER].weight.copy_(source.lora.A)

@@ -27,20 +27,41 @@ class MethodRegistry(dict):
     """
 
 
+# One line per method, in the order the report's tables list them (paper 000's: full FT, adapters, ..., LN).
 METHODS: dict[str, type[Method]] = MethodRegistry({
-    LNTuning.name: LNTuning,
     FullFineTuning.name: FullFineTuning,
-    BitFit.name: BitFit,
+    ParAdapterFFN.name: ParAdapterFFN,
     SeqAdapterFFN.name: SeqAdapterFFN,
     SeqAdapterMHA.name: SeqAdapterMHA,
-    ParAdapterFFN.name: ParAdapterFFN,
     LoRA.name: LoRA,
     PrefixTuning.name: PrefixTuning,
     MAM.name: MAM,
-    RandomSubset.name: RandomSubset,
     ThreeV.name: ThreeV,
+    BitFit.name: BitFit,
+    LNTuning.name: LNTuning,
+    RandomSubset.name: RandomSubset,
     HeadOnly.name: HeadOnly,
 })
+
+
+def parts(method: str) -> list[type[Method]]:
+    """The registered classes of a method name or a composite ("prefix+ln"), in order.
+
+    >>> [m.name for m in parts("prefix+ln")]
+    ['prefix', 'ln']
+    """
+    out = []
+    for p in method.split("+"):
+        if p not in METHODS:
+            raise MethodError(f"unknown method {p!r}: choose one of {', '.join(sorted(METHODS))}, or join them with +")
+        out.append(METHODS[p])
+    return out
+
+
+def order(method: str) -> int:
+    """The position of a method's first part in the registry: the report's row order."""
+    first = method.split("+")[0]
+    return list(METHODS).index(first) if first in METHODS else len(METHODS)
 
 
 def build_method(name: str, **options) -> Method:
@@ -67,4 +88,4 @@ def build_method(name: str, **options) -> Method:
         raise MethodError(f"method {name}: {e}; its options are: {fields}") from e
 
 
-__all__ = ["METHODS", "Method", "Tuned", "Tuning", "build_method", "prepare"]
+__all__ = ["METHODS", "Method", "Tuned", "Tuning", "build_method", "order", "parts", "prepare"]

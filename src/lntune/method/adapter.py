@@ -80,17 +80,29 @@ def _hook_parallel(ffn: nn.Module, out_proj: nn.Module, adapter: Bottleneck) -> 
 
 class SeqAdapterFFN(_Adapter):
     name = "seq_adapter_ffn"
+    preset_key = "adapter"
+    adds_modules = True
+    block = "ffn"
+    adapter = True
     Config = AdapterConfig
     attr, site = "adapter_ffn", FFN_OUT
 
 
 class SeqAdapterMHA(_Adapter):
     name = "seq_adapter_mha"
+    preset_key = "adapter"
+    adds_modules = True
+    block = "mha"
+    adapter = True
     Config = AdapterConfig
     attr, site = "adapter_mha", MHA_OUT
 
 
 class ParAdapterFFN(_Adapter):
     name = "par_adapter_ffn"
+    preset_key = "adapter"
+    adds_modules = True
+    block = "ffn"
+    adapter = True
     Config = ParallelAdapterConfig
     attr, site, parallel_input = "par_adapter_ffn", FFN_OUT, FFN_IN

@@ -32,6 +32,16 @@ class Method:
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    # Traits the other layers read, so that no module outside method/ lists method names:
+    lr_family: ClassVar[str] = "other"  # the default lr list a sweep tries (sweep.config.DEFAULT_LRS): ln | full | other
+    preset_key: ClassVar[str | None] = None  # its row of the papers' size presets (options.PAPER_PRESETS)
+    adds_modules: ClassVar[bool] = False  # adds modules the base lacks (adapters, prefix, LoRA): inference pays for them
+    block: ClassVar[str | None] = None  # the sub-block it tunes beside LN in paper 000 sec. 4.4: mha | ffn
+    adapter: ClassVar[bool] = False  # an adapter module (paper 000's adapter baselines)
+    merge: ClassVar[str | None] = None  # how lntune merge folds it into plain weights: copy | lora; None: it cannot
+    peft_type: ClassVar[str | None] = None  # the PEFT adapter type it exports as (lntune export --format peft)
+    records_change: ClassVar[bool] = False  # sweeps record its parameter change (002 fig. 1, 000 fig. 3)
+    heads: ClassVar[tuple[str, ...] | None] = None  # the task heads it can tune; None: every head
 
     def __init__(self, config: object | None = None, **options) -> None:
         self.config = config if config is not None else self.Config(**options)

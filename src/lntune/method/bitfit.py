@@ -14,6 +14,7 @@ class BitFitConfig:
 
 class BitFit(Method):
     name = "bitfit"
+    merge = "copy"
     Config = BitFitConfig
 
     def apply(self, lm) -> list[Tuned]:

@@ -13,6 +13,9 @@ class FullConfig:
 
 class FullFineTuning(Method):
     name = "full"
+    lr_family = "full"
+    merge = "copy"
+    records_change = True
     Config = FullConfig
 
     def apply(self, lm) -> list[Tuned]:

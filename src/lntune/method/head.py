@@ -13,6 +13,7 @@ class HeadConfig:
 
 class HeadOnly(Method):
     name = "head"
+    merge = "copy"
     Config = HeadConfig
 
     def apply(self, lm) -> list[Tuned]:

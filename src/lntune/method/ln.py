@@ -108,6 +108,10 @@ def apply_masks(chosen, masks: dict[str, torch.Tensor], source: str) -> list[Tun
 
 class LNTuning(Method):
     name = "ln"
+    lr_family = "ln"
+    merge = "copy"
+    peft_type = "LN_TUNING"
+    records_change = True
     Config = LNConfig
 
     def apply(self, lm) -> list[Tuned]:

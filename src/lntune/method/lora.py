@@ -48,6 +48,9 @@ def _targets(block: nn.Module, spec: str) -> list[tuple[str, nn.Module]]:
 
 class LoRA(Method):
     name = "lora"
+    adds_modules = True
+    merge = "lora"
+    peft_type = "LORA"
     Config = LoRAConfig
 
     def apply(self, lm) -> list[Tuned]:

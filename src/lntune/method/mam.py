@@ -20,6 +20,8 @@ class MAMConfig:
 
 class MAM(Method):
     name = "mam"
+    preset_key = "mam"
+    adds_modules = True
     Config = MAMConfig
 
     def _parts(self) -> Composite:

@@ -11,8 +11,6 @@ PAPER_PRESETS = {
     "bert-large": {"prefix": {"length": 24}, "adapter": {"size": 24}, "mam": {"length": 8, "size": 16}},
     "gpt2-medium": {"prefix": {"length": 16}, "adapter": {"size": 16}, "mam": {"length": 8, "size": 8}},
 }
-_PRESET_KEY = {"prefix": "prefix", "seq_adapter_ffn": "adapter", "seq_adapter_mha": "adapter",
-               "par_adapter_ffn": "adapter", "mam": "mam"}
 
 
 def _value(raw: str):
@@ -56,8 +54,10 @@ def paper_preset(method: str, config) -> dict[str, dict]:
             f"{getattr(config, 'model_type', '?')} with hidden size {getattr(config, 'hidden_size', '?')}; "
             "set sizes with -o (e.g. -o prefix.length=16)"
         )
+    from lntune.method import parts  # the registry imports every method module; options is imported by them
+
     table = PAPER_PRESETS[family]
-    return {p: dict(table[_PRESET_KEY[p]]) for p in method.split("+") if p in _PRESET_KEY}
+    return {m.name: dict(table[m.preset_key]) for m in parts(method) if m.preset_key}
 
 
 def merge(*layers: dict[str, dict]) -> dict[str, dict]:

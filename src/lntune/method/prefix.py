@@ -203,6 +203,9 @@ def _prefixes(model: nn.Module) -> list[tuple[str, Prefix]]:
 
 class PrefixTuning(Method):
     name = "prefix"
+    preset_key = "prefix"
+    adds_modules = True
+    block = "mha"
     Config = PrefixConfig
 
     def apply(self, lm) -> list[Tuned]:

@@ -28,6 +28,7 @@ SCOPES = ("all", "blocks")
 
 class RandomSubset(Method):
     name = "random"
+    merge = "copy"
     Config = RandomConfig
 
     def apply(self, lm) -> list[Tuned]:

@@ -146,6 +146,8 @@ def attach(model: nn.Module, config: ThreeVConfig) -> ThreeVPooler:
 
 class ThreeV(Method):
     name = "3v"
+    adds_modules = True
+    heads = HEADS
     Config = ThreeVConfig
 
     def apply(self, lm) -> list[Tuned]:

@@ -15,30 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.spec.metrics import greater_is_better as higher_is_better  # noqa: F401 - the report's name for it
+from lntune.spec.metrics import percent_scale  # noqa: F401 - also imported from here
 
-LOWER_IS_BETTER = {"loss", "perplexity", "ppl", "ter"}
-# 0-1 metrics shown x100 as in the papers' tables; BLEU/ROUGE/METEOR/TER are percentages already.
-FRACTION_METRICS = {"accuracy", "acc", "f1", "mcc", "pearson", "spearman", "precision", "recall", "em",
-                    "exact_match", "matthews", "auc"}
 RECORDS = "records.jsonl"
 
 
 class ReportError(LntuneError):
     """The results store is missing, empty or holds records the report cannot read."""
-
-
-def _tokens(metric: str) -> set[str]:
-    return set(re.split(r"[^a-z0-9]+", metric.lower())) - {""}
-
-
-def higher_is_better(metric: str) -> bool:
-    """From the metric name: loss, perplexity and TER go down; everything else goes up."""
-    return not (_tokens(metric) & LOWER_IS_BETTER)
-
-
-def percent_scale(metric: str) -> float:
-    """x100 for 0-1 metrics (accuracy, F1, correlations), x1 for the rest."""
-    return 100.0 if _tokens(metric) & FRACTION_METRICS else 1.0
 
 
 @dataclass

@@ -10,19 +10,19 @@ from dataclasses import fields, replace
 from scipy.stats import rankdata
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
+from lntune.method import order
+from lntune.spec.masks import MASK_KINDS
 from lntune.report.stats import format_p, kruskal_wallis
 from lntune.report.tables import (
     BEST, Row, Table, Value, fmt_number, fmt_pct, mark, mark_column, score_value, with_delta,
 )
 
 # Paper 000's row order (FT, adapters, prefix, MAM, 3V, BitFit, LN); unknown methods follow in store order.
-METHOD_ORDER = ("full", "par_adapter_ffn", "seq_adapter_ffn", "seq_adapter_mha", "lora", "prefix", "mam", "3v",
-                "bitfit", "ln", "random")
 NLG_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")  # paper 000 table 2
 METRIC_LABELS = {"bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "R-L", "cider": "CIDEr", "ter": "TER",
                  "rouge1": "R-1", "rouge2": "R-2"}
 ABLATION_KINDS = {"terms": "Term", "modules": "Module", "layers": "Layer", "mask": "Mask"}
-MASK_ORDER = ("individual", "global", "cv", "random")
+MASK_ORDER = MASK_KINDS  # the report lists mask kinds in their defining order
 AVG_DECIMALS = 1
 
 
@@ -70,7 +70,7 @@ def _ordered(cells: list[Cell], key) -> list:
 
 def _row_key(c: Cell) -> tuple:
     parts = c.method.split("+")
-    rank = METHOD_ORDER.index(parts[0]) if parts[0] in METHOD_ORDER else len(METHOD_ORDER)
+    rank = order(parts[0])
     return (rank, len(parts), c.order)
 
 

@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from lntune.report.aggregate import is_efficiency
-from lntune.report.build import METHOD_ORDER
+from lntune.method import order
 from lntune.report.tables import Row, Table, Value, fmt_number, fmt_score
 
 FIELDS = (("train_step_seconds", "Train step (s)", "Train (FT = 100)", 3),
@@ -67,9 +67,7 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
                     stds.append(statistics.stdev(runs))
             if den and stds:
                 e.spread[f] = 100.0 * statistics.fmean(stds) / den
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(out, key=lambda e: (e.model, rank.get(e.method.split("+")[0], len(rank)),
-                                      len(e.method.split("+"))))
+    return sorted(out, key=lambda e: (e.model, order(e.method), len(e.method.split("+"))))
 
 
 def efficiency_table(records: list[dict]) -> Table | None:

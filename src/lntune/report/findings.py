@@ -11,14 +11,18 @@ import statistics
 from dataclasses import dataclass
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
+from lntune.method import METHODS
+from lntune.spec.masks import FISHER_KINDS
 from lntune.report.build import ablation_kind, base_method, is_ln_combo, ln_defaults
 from lntune.report.efficiency import EffRow, efficiency_rows
 from lntune.report.tables import Row, Table, Value
 
-MHA_METHODS = ("prefix", "seq_adapter_mha")  # paper 000 sec. 4.4: X tunes the attention block
-FFN_METHODS = ("par_adapter_ffn", "seq_adapter_ffn")  # X tunes the feed-forward block
-ADDED_MODULES = ("par_adapter_ffn", "seq_adapter_ffn", "seq_adapter_mha", "prefix", "mam", "3v", "lora")
-ADAPTERS = ("par_adapter_ffn", "seq_adapter_ffn", "seq_adapter_mha")
+
+
+def having(trait: str, value=True) -> tuple[str, ...]:
+    """Registered methods whose trait (lntune.method.base.Method) has `value`, in registry order: e.g.
+    having("block", "mha") are paper 000 sec. 4.4's methods that tune attention."""
+    return tuple(n for n, m in METHODS.items() if getattr(m, trait) == value)
 TRAIN, INFER = "train_step_seconds", "infer_batch_seconds"
 
 
@@ -130,9 +134,9 @@ def score_findings(cells: list[Cell], model: str) -> list[Finding]:
 
     out.append(_pairs("Prefix+LN ≥ Prefix", "000 table 3", pairs(("prefix",), True)))
     out.append(_pairs("X+LN ≥ X when X tunes attention (prefix, sequential adapter on MHA)", "000 table 3, sec. 4.4",
-                      pairs(MHA_METHODS, True)))
+                      pairs(having("block", "mha"), True)))
     out.append(_pairs("X+LN ≤ X when X tunes the FFN (parallel / sequential adapter on FFN)", "000 table 3, sec. 4.4",
-                      pairs(FFN_METHODS, False)))
+                      pairs(having("block", "ffn"), False)))
 
     abl = [c for c in cells if c.group == "ablation"]
     pick = lambda k, v: [c for c in abl if _option(c, k, v)]  # noqa: E731
@@ -151,7 +155,7 @@ def _mask_findings(cells: list[Cell]) -> list[Finding]:
     masked = [c for c in cells if c.mask_kind and c.fraction is not None]
     random = {(c.task, c.fraction): c for c in masked if c.mask_kind == "random"}
     out = []
-    for kind in ("individual", "global", "cv"):
+    for kind in FISHER_KINDS:
         pairs = [(c, random[(c.task, c.fraction)]) for c in masked if c.mask_kind == kind
                  and (c.task, c.fraction) in random and higher_is_better(c.metric)]
         out.append(_pairs(f"A Fisher-selected LN mask ({kind}) ≥ a random LN mask of the same size",
@@ -183,7 +187,7 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
                           f"LN {rel['ln'][TRAIN]:.1f}; fastest {name[fastest]} {peft[fastest][TRAIN]:.1f} (FT = 100)",
                           rel["ln"][TRAIN] <= peft[rival][TRAIN], peft[rival][TRAIN] - rel["ln"][TRAIN],
                           [sd["ln"].get(TRAIN), sd[rival].get(TRAIN)]))
-    added = {m: r[INFER] for m, r in rel.items() if m in ADDED_MODULES and r.get(INFER) is not None}
+    added = {m: r[INFER] for m, r in rel.items() if m in having("adds_modules") and r.get(INFER) is not None}
     if added and rel["ln"].get(INFER) is not None:
         low = min(added, key=added.get)
         out.append(_timed("LN-tuning infers no slower than methods that add modules", "000 fig. 2, sec. 4.3",
@@ -200,7 +204,7 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
                           f"{name['mam']} {peft['mam'][TRAIN]:.1f}; slowest {name[slow]} {peft[slow][TRAIN]:.1f}",
                           slow == "mam", peft["mam"][TRAIN] - peft[runner_up][TRAIN],
                           [sd["mam"].get(TRAIN), sd[runner_up].get(TRAIN)]))
-    adapter = next((m for m in ADAPTERS if m in peft), None)
+    adapter = next((m for m in having("adapter") if m in peft), None)
     if adapter and "prefix" in peft and peft["prefix"].get(INFER) is not None:
         a, p = peft[adapter], peft["prefix"]
         gaps = {TRAIN: p[TRAIN] - a[TRAIN], INFER: p[INFER] - a[INFER]}

@@ -33,8 +33,30 @@ def stops_ok(stops: tuple | list) -> bool:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """The range one sampling field accepts: Sampling.check and the /v1 schema (serve/openai.py) both read it."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False  # lo itself is refused
+
+    def ok(self, v) -> bool:
+        return (v > self.lo if self.lo_open else v >= self.lo) and v <= self.hi
+
+    def text(self) -> str:
+        lo, hi = (f"{x:,}" if isinstance(x, int) else f"{x:g}" for x in (self.lo, self.hi))
+        return f"{'above' if self.lo_open else 'from'} {lo} {'and at most' if self.lo_open else 'to'} {hi}"
+
+
+# One range per field, as in OpenAI's API (temperature 0-2). Each entry point keeps its own default:
+# Sampling and `lntune ask` are greedy (temperature 0), /v1 samples at 1.0 as OpenAI's API does.
+LIMITS = {"max_tokens": Limit(1, 100_000), "temperature": Limit(0.0, 2.0), "top_p": Limit(0.0, 1.0, lo_open=True),
+          "seed": Limit(0, 2**63 - 1)}
+
+
+@dataclass(frozen=True)
 class Sampling:
-    """How one row picks its tokens."""
+    """How one row picks its tokens (ranges: LIMITS)."""
 
     max_tokens: int = 16  # new tokens at most
     temperature: float = 0.0  # 0: greedy (argmax)
@@ -44,12 +66,16 @@ class Sampling:
     stop: tuple[str, ...] = ()  # strings that end the answer where they first appear (left out of its text)
 
     def check(self, where: str) -> "Sampling":
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise LntuneError(f"{where}: max_tokens {self.max_tokens!r}; give a whole number of at least 1")
-        if not 0.0 <= self.temperature <= 100.0:
-            raise LntuneError(f"{where}: temperature {self.temperature!r}; give a number from 0 (greedy) to 100")
-        if not 0.0 < self.top_p <= 1.0:
-            raise LntuneError(f"{where}: top_p {self.top_p!r}; give a number above 0 and at most 1")
+        if not isinstance(self.max_tokens, int) or not LIMITS["max_tokens"].ok(self.max_tokens):
+            raise LntuneError(f"{where}: max_tokens {self.max_tokens!r}; give a whole number "
+                              f"{LIMITS['max_tokens'].text()}")
+        if not isinstance(self.temperature, (int, float)) or not LIMITS["temperature"].ok(self.temperature):
+            raise LntuneError(f"{where}: temperature {self.temperature!r}; give a number "
+                              f"{LIMITS['temperature'].text()} (0: greedy)")
+        if not isinstance(self.top_p, (int, float)) or not LIMITS["top_p"].ok(self.top_p):
+            raise LntuneError(f"{where}: top_p {self.top_p!r}; give a number {LIMITS['top_p'].text()}")
+        if self.seed is not None and (not isinstance(self.seed, int) or not LIMITS["seed"].ok(self.seed)):
+            raise LntuneError(f"{where}: seed {self.seed!r}; give a whole number {LIMITS['seed'].text()}")
         if not isinstance(self.stop, tuple) or not stops_ok(self.stop):
             raise LntuneError(f"{where}: stop {self.stop!r}; give at most {MAX_STOPS} non-empty strings")
         return self

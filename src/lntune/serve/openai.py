@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lntune.errors import LntuneError
 from lntune.serve.bank import BASE, SkinBank
 from lntune.serve.batcher import Batcher
-from lntune.serve.generate import MAX_STOPS, Generated, Sampling, stops_ok
+from lntune.serve.generate import LIMITS, MAX_STOPS, Generated, Sampling, stops_ok
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 # Fields clients send with their neutral values; any other value is refused, not ignored.
@@ -50,10 +50,11 @@ class StreamOptions(BaseModel):
 class _Sampled(BaseModel):
     model_config = ConfigDict(extra="allow")  # checked against NEUTRAL in _refuse_unsupported
     model: str = Field(min_length=1, description="a loaded skin's name (GET /v1/models), or 'base'")
-    max_tokens: int | None = Field(None, ge=1, le=100_000)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    # ranges from generate.LIMITS (one per field); defaults are OpenAI's (temperature 1: sampling)
+    max_tokens: int | None = Field(None, ge=LIMITS["max_tokens"].lo, le=LIMITS["max_tokens"].hi)
+    temperature: float = Field(1.0, ge=LIMITS["temperature"].lo, le=LIMITS["temperature"].hi)
+    top_p: float = Field(1.0, gt=LIMITS["top_p"].lo, le=LIMITS["top_p"].hi)
+    seed: int | None = Field(None, ge=LIMITS["seed"].lo, le=LIMITS["seed"].hi)
     n: int = Field(1, ge=1, le=128, description="choices per prompt")
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -89,7 +90,7 @@ class Message(BaseModel):
 
 class ChatBody(_Sampled):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1, le=100_000)
+    max_completion_tokens: int | None = Field(None, ge=LIMITS["max_tokens"].lo, le=LIMITS["max_tokens"].hi)
 
 
 def _refuse_unsupported(body: _Sampled) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
+from lntune.spec.masks import MASK_KINDS
 from lntune.report.sequential import Sequential  # noqa: F401 - the sweep's `sequential:` section, defined once
 
 # Paper 000 sec. 4.1: LN-tuning tries 1e-2, 1e-3, 2e-4 in this order, other methods 1e-3, 2e-4.
@@ -19,7 +20,6 @@ MACHINE_FIELDS = ("cache_dir", "cache_max_bytes", "report_to")
 # TrainConfig fields added after stores had recorded runs: in the spec only when set to something
 # other than their default, so a store written before them resumes under newer code with its keys.
 LATE_FIELDS = ("grad_accum", "select", "min_delta")
-MASK_KINDS = ("individual", "global", "cv", "random")
 
 
 class ConfigError(LntuneError):
@@ -461,7 +461,9 @@ def _tasks(r: _Reader, value, raw: dict, known: dict) -> list[TaskEntry]:
         for k in ("train_limit", "val_limit", "eval_limit"):
             v = item.get(k, raw.get(k))
             where = f"{at}.{k}" if k in item else k
-            limits[k] = r.number(v, where, int, lo=1, none=True, below_one=(k == "val_limit"))
+            limits[k] = r.number(v, where, int, lo=0 if k != "val_limit" else 1, none=True, below_one=(k == "val_limit"))
+            if limits[k] == 0:  # 0 is the whole split, as on the command line and in the Python API
+                limits[k] = None
         out.append(TaskEntry(
             name=name, **limits, test_split=split,
             train=r.train(item, at, known),
@@ -570,15 +572,18 @@ def _any():
 
 
 def _check_heads(r: _Reader, entry: RunEntry, at: str, tasks: list[TaskEntry]) -> None:
-    """3V reads sentence classifiers only: say so here rather than fail every run of it."""
+    """A method that tunes some heads only (Method.heads, e.g. 3V's sentence classifiers): say so here rather
+    than fail every run of it."""
     from lntune.data import get_task
-    from lntune.method.threev import HEADS
+    from lntune.method import parts
 
-    if "3v" in entry.method.split("+"):
-        bad = [t.name for t in tasks if get_task(t.name).head not in HEADS]
+    for m in parts(entry.method):
+        if m.heads is None:
+            continue
+        bad = [t.name for t in tasks if get_task(t.name).head not in m.heads]
         if bad:
-            raise r.error(f"{at}.tasks", f"3v cannot run on {', '.join(bad)} (heads other than "
-                          f"{' or '.join(HEADS)}); list the tasks it runs on under tasks:")
+            raise r.error(f"{at}.tasks", f"{m.name} cannot run on {', '.join(bad)} (heads other than "
+                          f"{' or '.join(m.heads)}); list the tasks it runs on under tasks:")
 
 
 def _mask(r: _Reader, value, at: str, method: str) -> dict:

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lntune.sweep.config import SweepConfig
-from lntune.sweep.grid import LOWER_IS_BETTER, Run, canonical, plan
+from lntune.spec.metrics import greater_is_better
+from lntune.sweep.grid import Run, canonical, plan
 from lntune.sweep.store import Store
 
 
@@ -253,7 +254,7 @@ def val_score(val: dict | None, metric: str) -> tuple[float | None, str | None]:
         return None, None
     if metric in val:
         return val[metric], metric
-    if metric in LOWER_IS_BETTER:
+    if not greater_is_better(metric):
         return val["loss"], "loss"
     return -val["loss"], "-loss"  # higher is better, like the metric it stands in for
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.spec.metrics import greater_is_better
 from lntune.sweep.config import (
     LATE_FIELDS,
     MACHINE_FIELDS,
@@ -26,9 +27,6 @@ from lntune.sweep.config import (
     model_tasks,
     run_tasks,
 )
-
-LOWER_IS_BETTER = ("loss", "perplexity", "ter")
-
 
 @dataclass
 class Run:
@@ -65,12 +63,15 @@ def spec_key(spec: dict) -> str:
 
 
 def lr_list(cfg: SweepConfig, method: str) -> list[float]:
-    """A method's own list, else its family's: anything with LN, full fine-tuning, the others."""
+    """A method's own list, else its family's (Method.lr_family): anything with LN, full fine-tuning, the others."""
+    from lntune.method import parts
+
     if method in cfg.lrs:
         return cfg.lrs[method]
-    if "ln" in method.split("+"):
+    families = [m.lr_family for m in parts(method)]
+    if "ln" in families:
         return cfg.lrs["ln"]
-    return cfg.lrs["other"]
+    return cfg.lrs[families[0] if len(families) == 1 else "other"]
 
 
 def effective_options(method: str, options: dict, seed: int, preset: dict | None = None) -> dict:
@@ -296,7 +297,7 @@ def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
     or None while any of `picks` has no record."""
     if not picks or any(r.key not in done for r in picks):
         return None
-    lower = picks[0].metric in LOWER_IS_BETTER
+    lower = not greater_is_better(picks[0].metric)
     worst = float("inf") if lower else float("-inf")
 
     def rank(r: Run) -> tuple:

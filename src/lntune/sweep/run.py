@@ -49,13 +49,14 @@ def execute(job: dict) -> dict:
 
 def _train(job: dict) -> dict:
     from lntune.api import train_task
+    from lntune.method import parts
     from lntune.train import TrainConfig
 
     spec, data_dir = job["spec"], job.get("data_dir")
     config = TrainConfig(**{**spec["train"], **job.get("train", {}), "progress": False})
     options = dict(spec["options"])
     gen = spec.get("generation") or {}
-    analysed = spec["method"] in CHANGE_METHODS and not spec.get("mask")
+    analysed = all(m.records_change for m in parts(spec["method"])) and not spec.get("mask")
     with tempfile.TemporaryDirectory(prefix="lntune-run-") as tmp:
         if spec.get("mask"):
             options["mask"] = str(_mask_file(spec, job.get("mask"), Path(tmp), data_dir))
@@ -64,7 +65,7 @@ def _train(job: dict) -> dict:
             spec["task"], spec["model"], spec["method"], options, config, out=skin, data_dir=data_dir,
             train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
             num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
-            curve_epochs=tuple(spec.get("curve") or ()),
+            curve_epochs=tuple(spec.get("curve") or ()), checkpoint=False,  # a sweep resumes by whole runs
         )
         change = _change(skin) if analysed else None
     test = dict(rec.get("test", rec["metrics"]))
@@ -79,10 +80,6 @@ def _train(job: dict) -> dict:
     if "curve" in rec:
         out["curve"] = rec["curve"]
     return out
-
-
-# Runs whose parameter change the report draws: full FT (002 fig. 1, every component) and LN (000 fig. 3).
-CHANGE_METHODS = ("full", "ln")
 
 
 def _change(skin: Path) -> dict:
