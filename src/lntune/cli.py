@@ -116,9 +116,12 @@ def train_cmd(
             cache_bottom=cache_bottom, report_to=report_to,
         )
         if config_file is not None:
-            from lntune.sweep.config import read_train_file
+            from dataclasses import fields
 
-            values.update({k: v for k, v in read_train_file(config_file).items() if k not in values or not given(k)})
+            from lntune.train.config_file import read_train_file
+
+            known = read_train_file(config_file, fields(TrainConfig))
+            values.update({k: v for k, v in known.items() if k not in values or not given(k)})
         config = TrainConfig(**values)
         rec = train_task(
             task, model, method, options, config,

@@ -24,9 +24,9 @@ from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
 from lntune.durable import fsync_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
+from lntune.spec.files import HUB_FILES, SKIN_JSON, TENSORS
+from lntune.train.validate import check_out  # noqa: F401 - also imported from here
 
-SKIN_JSON = "skin.json"
-TENSORS = "tuned.safetensors"
 __all__ = ["EVAL_NEEDS", "FORMAT", "SKIN_JSON", "TENSORS", "check_out", "load_skin", "read_skin", "save_skin",
            "skin_task"]
 
@@ -35,21 +35,28 @@ def _sha256(data: bytes | Path) -> str:
     return "sha256:" + hashlib.sha256(data if isinstance(data, bytes) else data.read_bytes()).hexdigest()
 
 
-def check_out(out_dir: str | Path, overwrite: bool = False) -> None:
-    """Refuse, before any training, a skin folder that saving would fail on or a finished skin in the way."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SkinError(f"--out {out}: a file is there, and a skin is a folder; choose another --out")
-    if (out / SKIN_JSON).exists() and not overwrite:
-        raise SkinError(
-            f"--out {out}: a finished skin is already there ({SKIN_JSON}); pass --overwrite to replace it, "
-            "or choose another --out"
-        )
-    existing = next(p for p in (out, *out.parents) if p.exists())  # the folder the first new one goes into
-    if not existing.is_dir():
-        raise SkinError(f"--out {out}: {existing} is a file, so no folder can be made under it; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SkinError(f"--out {out}: cannot write in {existing} (permission denied); choose another --out")
+REPO = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?")  # user/name[@rev]
+
+
+def resolve_skin(skin: str | Path) -> Path:
+    """A local folder as it is; else a Hub repo id, downloaded (huggingface_hub's cache) to a local folder.
+
+    >>> from lntune.skin import resolve_skin
+    >>> resolve_skin("runs/sst2-ln")  # a folder that exists, or a repo id when none does  # doctest: +SKIP
+    """
+    path = Path(skin)
+    m = REPO.fullmatch(str(skin))
+    if path.exists() or m is None:
+        return path
+    import huggingface_hub
+
+    try:
+        return Path(huggingface_hub.snapshot_download(m["repo"], revision=m["rev"], allow_patterns=HUB_FILES))
+    except Exception as e:  # noqa: BLE001 - offline, unknown repo or revision, no access: one line either way
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise SkinError(f"{skin}: no such local folder, and the Hub repo {m['repo']}"
+                        f"{'@' + m['rev'] if m['rev'] else ''} could not be fetched ({type(e).__name__}: {first})"
+                        ) from None
 
 
 def check_finite(tensors: dict, where: str) -> None:
@@ -175,8 +182,6 @@ def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | N
     >>> meta["method"], tuning.lm.head  # doctest: +SKIP
     ('ln', 'classification')
     """
-    from lntune.interop.hub import resolve_skin
-
     skin_dir = resolve_skin(skin_dir)  # a folder, or a Hub repo id (user/name@revision)
     meta = read_skin(skin_dir, require)
     tensors = _read_tensors(skin_dir, meta)

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from lntune.cli import app
 from lntune.errors import SkinError
-from lntune.interop.hub import FILES, resolve_skin
+from lntune.interop.hub import resolve_skin
+from lntune.spec.files import HUB_FILES as FILES
 from lntune.skin import load_skin
 
 from .test_peft import _batch, _logits, _skin

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from lntune.train.validate import check_config
 
@@ -55,9 +55,9 @@ class TrainConfig:
         """The options of a YAML file (as `lntune train --config FILE` reads it), then `overrides`.
 
             TrainConfig.from_file("run.yaml", seed=1)"""
-        from lntune.sweep.config import read_train_file  # the sweep's reader: one schema for both
+        from lntune.train.config_file import read_train_file  # the reader sweep configs use too: one schema
 
-        return cls(**{**read_train_file(path), **overrides})
+        return cls(**{**read_train_file(path, fields(cls)), **overrides})
 
     def __post_init__(self) -> None:
         # One schema (lntune.train.validate) for the CLI, the Python API and sweep YAMLs.

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from lntune.errors import LntuneError, TrainingError
+from lntune.errors import LntuneError, SkinError, TrainingError
+from lntune.spec.files import SKIN_JSON
 
 ALIASES = ("minilm", "smollm2")  # lntune.model.load.resolve maps these to embedded models
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -163,8 +164,6 @@ def check_run(model: str, config, dtype: str = "float32", norm_map: dict | None 
     check_norm_map(norm_map)
     check_model(model)
     if out is not None:
-        from lntune.skin import check_out
-
         check_out(out, overwrite)
     check_max_length(model, config.max_length)
 
@@ -248,3 +247,20 @@ def check_max_length(model: str, max_length: int) -> None:
     n = model_positions(model)
     if n is not None and max_length > n:
         raise LntuneError(f"--max-length {max_length}: model {model} takes at most {n} tokens; must be in [1, {n}]")
+
+
+def check_out(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuse, before any training, a skin folder that saving would fail on or a finished skin in the way."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SkinError(f"--out {out}: a file is there, and a skin is a folder; choose another --out")
+    if (out / SKIN_JSON).exists() and not overwrite:
+        raise SkinError(
+            f"--out {out}: a finished skin is already there ({SKIN_JSON}); pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the folder the first new one goes into
+    if not existing.is_dir():
+        raise SkinError(f"--out {out}: {existing} is a file, so no folder can be made under it; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SkinError(f"--out {out}: cannot write in {existing} (permission denied); choose another --out")

@@ -1,0 +1,99 @@
+"""The import graph runs one way: each part of lntune imports only parts on its own layer or below, every
+import counted (function-local ones too), and no two parts import each other. Known upward arrows are listed
+below with their reason; the list may only shrink."""
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "lntune"
+
+# Bottom to top. A part is a top-level module or package of lntune; a package's own cli.py is part of it.
+LAYERS = [
+    {"errors", "lazy", "durable", "spec", "__init__"},  # lntune/__init__ exports names lazily: it loads nothing
+    {"data", "model"},
+    {"method", "evaluate"},
+    {"train"},
+    {"skin_schema", "skin"},
+    {"interop"},
+    {"api", "serve"},
+    {"analyse"},
+    {"report"},
+    {"sweep"},
+    {"cli"},
+]
+LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
+
+# Upward imports still in the code (issue 22 removes them): (importer part, imported part) -> why it is there.
+KNOWN_UPWARD = {
+    ("skin", "interop"): "save_skin writes the model card (interop.card)",
+    ("data", "evaluate"): "local generation tasks validate their metric names against evaluate.nlg_metrics",
+    ("report", "sweep"): "the report reads records through sweep.store",
+}
+
+
+# Modules that load others by name, and why: the arrows they make are not in the graph above.
+BY_NAME = {
+    "lazy.py": "packages export their names lazily, so `lntune --help` loads no torch",
+    "sweep/warm.py": "local workers import the heavy libraries a run needs before the first job arrives",
+}
+
+
+def part(module: str) -> str:
+    """The part a module belongs to; a name that is no module (`from lntune import __version__`) is the package's."""
+    rest = module.split(".")[1:] if module.startswith("lntune.") else []
+    if not rest or not ((SRC / f"{rest[0]}.py").exists() or (SRC / rest[0] / "__init__.py").exists()):
+        return "__init__"
+    return rest[0]
+
+
+def edges() -> dict[tuple[str, str], list[str]]:
+    """(importer part, imported part) -> the files and lines where it happens."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        package = module if rel.name == "__init__" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names] if base == "lntune" else [base]
+            for target in targets:
+                if target.startswith("lntune"):
+                    a, b = part(module), part(target)
+                    # lntune/__init__ imports its exports when a name is first asked for: not a layer arrow
+                    if a != b and a != "__init__":
+                        out.setdefault((a, b), []).append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
+    return out
+
+
+def test_every_part_has_a_layer():
+    parts = {p.stem if p.is_file() else p.name for p in SRC.iterdir() if p.suffix == ".py" or
+             (p.is_dir() and (p / "__init__.py").exists())}
+    assert parts <= set(LAYER), sorted(parts - set(LAYER))
+
+
+def test_no_part_imports_upward_beyond_the_known_list():
+    upward = {e: where for e, where in edges().items() if LAYER[e[0]] < LAYER[e[1]]}
+    assert set(upward) <= set(KNOWN_UPWARD), {e: upward[e] for e in set(upward) - set(KNOWN_UPWARD)}
+    assert set(KNOWN_UPWARD) <= set(upward), f"gone, delete from KNOWN_UPWARD: {set(KNOWN_UPWARD) - set(upward)}"
+
+
+def test_no_two_parts_import_each_other_but_through_a_known_upward_arrow():
+    found = edges()
+    both = {tuple(sorted(e)) for e in found if (e[1], e[0]) in found}
+    new = sorted(e for e in both if e not in KNOWN_UPWARD and (e[1], e[0]) not in KNOWN_UPWARD)
+    assert not new, {e: (found[e], found[(e[1], e[0])]) for e in new}
+
+
+def test_modules_are_not_loaded_by_name():
+    """importlib / __import__ would hide an arrow from the checks above; lazy.py is the one place that may."""
+    hidden = []
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        if str(path.relative_to(SRC)) not in BY_NAME and ("import_module(" in text or "__import__(" in text):
+            hidden.append(str(path.relative_to(SRC)))
+    assert not hidden, hidden
