@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,7 +110,7 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for folder in reversed(new):
         fsync_dir(folder.parent)  # the new folders' own entries
-    from lntune.interop.card import CARD, model_card
+    from lntune.skin_card import CARD, model_card
 
     for old in (SKIN_JSON, CARD):  # the old record and card must not vouch for new tensors
         (out / old).unlink(missing_ok=True)

@@ -211,3 +211,31 @@ def test_model_folder_without_config_json(tmp_path):
         api.train_task("sst2", str(folder), out=None)
     result = CliRunner().invoke(app, ["eval", "--model", str(folder), "--task", "e2e", "--generate", "2"])
     assert result.exit_code == 2 and "has no config.json" in result.output, result.output
+
+
+def test_a_built_config_cannot_be_changed_past_its_rules():
+    import dataclasses
+
+    config = TrainConfig(lr=1e-3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = -1
+    with pytest.raises(TrainingError, match="--lr -1"):
+        dataclasses.replace(config, lr=-1)
+    assert dataclasses.replace(config, lr=3e-3).lr == 3e-3 and hash(config) == hash(TrainConfig(lr=1e-3))
+
+
+def test_the_cli_defaults_are_trainconfigs():
+    """Until the CLI's flags are generated from TrainConfig, every flag that sets a field must default to it."""
+    import inspect
+
+    from lntune.cli import train_cmd
+    from lntune.train.validate import NO_FLAG
+
+    cli = {p.name: p.default.default for p in inspect.signature(train_cmd).parameters.values()
+           if hasattr(p.default, "default")}
+    shared = [f for f in fields(TrainConfig) if f.name in cli]
+    assert len(shared) >= 20
+    for f in shared:
+        assert cli[f.name] == f.default, f"--{f.name.replace('_', '-')}: CLI {cli[f.name]!r}, TrainConfig {f.default!r}"
+    missing = [f.name for f in fields(TrainConfig) if f.name not in cli and f.name not in NO_FLAG]
+    assert not missing, f"TrainConfig fields with neither a flag nor a NO_FLAG entry: {missing}"

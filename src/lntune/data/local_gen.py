@@ -7,7 +7,7 @@ prompt=COL,target=COL  the loss is on the target only; prompt and target are joi
                        prompt with a space or a newline where one belongs), then the end-of-text token
 messages=COL           a list of {"role", "content"} (in CSV/TSV: that list as JSON text), rendered with
                        the tokenizer's chat template; the loss is on the assistant turns (lntune.data.chat)
-metrics=bleu+rouge_l   generation metrics for --generate N (lntune.evaluate.nlg_metrics.ALL)
+metrics=bleu+rouge_l   generation metrics for --generate N (lntune.spec.metrics.NLG_METRICS)
 max_new_tokens=64      generation budget
 header=, encoding=     as for the classification local: tasks
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from lntune.data.chat import check_messages
 from lntune.data.local import read_table, text_cell
 from lntune.data.nlg import NLGTask
+from lntune.spec.metrics import NLG_METRICS
 from lntune.errors import DataError
 
 _KEYS = {"train", "dev", "test", "prompt", "target", "messages", "metrics", "max_new_tokens", "header", "encoding"}
@@ -47,15 +48,13 @@ class LocalGenTask(NLGTask):
 
     @classmethod
     def from_spec(cls, spec: str) -> "LocalGenTask":
-        from lntune.evaluate.nlg_metrics import ALL
-
         fields = spec_fields(spec, _KEYS, _USAGE)
         chat = "messages" in fields
         if chat == ("prompt" in fields or "target" in fields) or (not chat and not {"prompt", "target"} <= set(fields)):
             raise DataError(f"task 'local:{spec}': give prompt= and target= columns, or messages= alone; {_USAGE}")
         metrics = tuple(fields.get("metrics", "bleu+rouge_l").split("+"))
-        if not metrics or set(metrics) - set(ALL):
-            raise DataError(f"task 'local:{spec}': metrics= takes names joined by '+' from {', '.join(ALL)}")
+        if not metrics or set(metrics) - set(NLG_METRICS):
+            raise DataError(f"task 'local:{spec}': metrics= takes names joined by '+' from {', '.join(NLG_METRICS)}")
         budget = fields.get("max_new_tokens", "64")
         if not budget.isdigit() or not 1 <= int(budget) <= 4096:
             raise DataError(f"task 'local:{spec}': max_new_tokens must be a whole number from 1 to 4096")

@@ -17,13 +17,14 @@ scripts call Perl and Java tools), so numbers are close to, not identical with, 
 """
 from __future__ import annotations
 
+from lntune.spec.metrics import NLG_METRICS
 import math
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
-ALL = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")
+ALL = NLG_METRICS  # the names, defined in lntune.spec.metrics
 
 
 class Unavailable(Exception):

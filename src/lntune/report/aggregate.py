@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from lntune.errors import LntuneError
 from lntune.spec.metrics import greater_is_better as higher_is_better  # noqa: F401 - the report's name for it
 from lntune.spec.metrics import percent_scale  # noqa: F401 - also imported from here
 
-RECORDS = "records.jsonl"
+from lntune.spec.records import RECORDS  # noqa: E402 - one name for the file
 
 
 class ReportError(LntuneError):
@@ -152,7 +151,7 @@ def load_records(results: str | Path) -> list[dict]:
                           "pass the folder a sweep wrote (lntune sweep CONFIG --results RESULTS)")
     if not path.is_file():
         raise ReportError(f"no results store at {results}: {path} is missing; run a sweep into it first")
-    from lntune.sweep.store import read_records
+    from lntune.spec.records import read_records
 
     records = read_records(results)
     if not records:

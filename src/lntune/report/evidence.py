@@ -54,6 +54,10 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
             + "); the descriptive family gets a mean and CI, no test. t ±: half-width of the t-interval of the "
             "task-stratified mean (Welch-Satterthwaite df), the quantity the sequential seed rule reads; the "
             "seeds per task are where that rule stopped the contrast.")
+        if design.sequential is not None:
+            t.notes.append("A CI whose seed count a sequential rule chose can cover less than its nominal level; "
+                           "check the rule's coverage by simulation on the observed differences (for paper_cpu_"
+                           "converged: benchmarks/sequential_coverage.py).")
         if design.gate is not None:
             t.notes.append(f"Convergence gate: a verdict is withheld while a side keeps its last evaluation in more "
                            f"than {design.gate:.0%} of its runs on a task (see the health table).")

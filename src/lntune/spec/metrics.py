@@ -20,6 +20,10 @@ FRACTION_METRICS = frozenset({"accuracy", "acc", "f1", "mcc", "pearson", "spearm
                               "exact_match", "matthews", "auc"})
 
 
+# The generation metrics lntune computes (lntune.evaluate.nlg_metrics), by name: tasks and users' specs name them.
+NLG_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")
+
+
 def _tokens(metric: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", metric.lower())) - {""}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
-from lntune.train.config_file import ConfigError, Reader as _Reader, kind as _kind, read_train_file  # noqa: F401
+from lntune.train.config_file import ConfigError, Reader as _Reader, read_train_file  # noqa: F401 - read_train_file: also from here
 from lntune.spec.masks import MASK_KINDS
 from lntune.report.sequential import Sequential  # noqa: F401 - the sweep's `sequential:` section, defined once
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, fields
 from lntune.train.validate import check_config
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Every training option of a run, checked when built (lntune.train.validate): the same rules for
     `lntune train`, the Python API and sweep YAMLs.
@@ -16,6 +16,8 @@ class TrainConfig:
     >>> TrainConfig(lr=-1)
     Traceback (most recent call last):
     lntune.errors.TrainingError: --lr -1: must be a finite number > 0
+
+    Frozen, so no value skips the rules after it is built: `dataclasses.replace(config, lr=...)` checks again.
     """
 
     lr: float = 1e-2  # LN-tuning needs larger rates than other methods (paper 000, note 6)
