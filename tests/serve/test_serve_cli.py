@@ -115,3 +115,10 @@ def test_serve_warns_when_listening_beyond_loopback_without_a_key(module_skins, 
     assert ("note: requests must name this server" in r.output) == (host not in ("127.0.0.1", "localhost", "::1"))
     if host == "192.168.1.20":  # the bind address is an allowed Host besides the loopback names
         assert TestClient(started["app"], base_url=f"http://{host}:8000").get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_set_but_empty_key_variable_refuses_to_start(value, started):
+    """click drops an empty environment variable; the server must not then start open (issue 24, 1)."""
+    r = CliRunner().invoke(app, ["serve", "--model", "x"], env={"LNTUNE_API_KEY": value})
+    assert r.exit_code == 2 and "--api-key / $LNTUNE_API_KEY is empty" in r.output and "app" not in started

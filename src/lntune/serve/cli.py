@@ -3,6 +3,7 @@ Classification/regression skins answer POST /predict; causal-LM skins generate b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -59,9 +60,12 @@ def serve_cmd(
     """Serve LN skins of one base model over HTTP; a request may mix tasks row by row."""
     try:
         skins = parse_skins(skin)
-        from lntune.serve.server import check_options, create_app
+        from lntune.serve.server import ENV_KEY, check_options, create_app
 
         hosts = _hosts(allowed_hosts, host)  # options first: loading the model and skins takes a while
+        if api_key is None and ENV_KEY in os.environ:
+            # click drops an empty environment variable, so a set-but-empty key would otherwise serve without one
+            api_key = os.environ[ENV_KEY]
         check_options(api_key, allow_skin_management, skin_root, max_body_bytes)
         if model is None and not skins:
             raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
