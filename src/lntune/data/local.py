@@ -71,7 +71,20 @@ def _class_name(value, where: str, column: str) -> str:
     if value is None or type(value) in _JSON_KINDS or not str(value).strip():
         what = "null" if value is None else _JSON_KINDS.get(type(value), "empty")
         raise DataError(f"{where}: label {column!r} is {what}; every row needs a label")
-    return _encodable(str(value), where, f"label {column!r}")
+    text = str(value)
+    if text != text.strip():  # "1 " and "1" would be two classes
+        raise DataError(f"{where}: label {clip(text)} has spaces around it; write {clip(text.strip())}")
+    number = _number(text)
+    if number is not None and not math.isfinite(number):
+        raise DataError(f"{where}: label {clip(text)} is not a class (NaN/inf); fix it or drop the row")
+    return _encodable(text, where, f"label {column!r}")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _score(value, where: str) -> float:
@@ -87,11 +100,13 @@ def _score(value, where: str) -> float:
 
 
 def _sorted_labels(values) -> tuple[str, ...]:
+    """One order for any label set, whatever Python's hash seed: all-numeric sets by value (ties, like "1" and
+    "1.0", by their text), any other set by text."""
     labels = set(values)
-    try:
-        return tuple(sorted(labels, key=float))
-    except ValueError:
-        return tuple(sorted(labels))
+    numbers = {label: _number(label) for label in labels}
+    if all(n is not None for n in numbers.values()):
+        return tuple(sorted(labels, key=lambda label: (numbers[label], label)))
+    return tuple(sorted(labels))
 
 
 def _columns(spec: str, fields: dict[str, str], header: bool) -> tuple[tuple[str, ...], str]:
