@@ -360,3 +360,25 @@ def test_a_skin_named_base_model_folder_that_is_not_a_model(trained, tmp_path):
     with pytest.raises(SkinError, match="not a model folder"):
         load_skin(skin)
     load_skin(skin, model=str(base))  # the user names the base now
+
+
+def test_a_tensor_stored_as_integers_is_refused(trained):
+    """An int copy of a gain loads silently and changes every prediction (issue 24, 5)."""
+    from safetensors.torch import load_file
+
+    base, skin = trained
+    tensors = load_file(str(skin / TENSORS))
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name] = tensors[name].round().to(torch.int64)
+    _rewrite_tensors(skin, tensors)
+    with pytest.raises(SkinError, match=f"tensor {name} is int64"):
+        load_skin(skin)
+
+
+def test_a_skin_with_a_label_twice_is_refused(trained):
+    base, skin = trained
+    meta = _meta(skin)
+    meta["task"]["labels"] = ["positive", "positive"]
+    _write(skin, meta)
+    with pytest.raises(SkinError, match="'positive' appears more than once"):
+        load_skin(skin)

@@ -22,6 +22,7 @@ from lntune.spec.metrics import greater_is_better
 from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
 from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
+from lntune.train.log import check_tracker
 from lntune.train.seed import seed_everything
 from lntune.train.validate import check_run
 from lntune.train.loop import Curve, Score, make_accelerator
@@ -133,6 +134,7 @@ def train_task(
     saver = Checkpointer.start(out, run, resume=True) if resume else None  # a finished run or another run: say so first
     check_run(model, config, dtype, norm_map, out, overwrite,
               train_limit=train_limit, eval_limit=eval_limit, generate=generate, num_beams=num_beams)
+    check_tracker(config.report_to)  # before the model loads, not 15 s into the run
     if checkpoint and saver is None:
         saver = Checkpointer.start(out, run, overwrite=overwrite)
     t = get_task(task)

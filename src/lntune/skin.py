@@ -150,6 +150,10 @@ def _read_tensors(skin_dir: Path, meta: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a malformed file
         raise SkinError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); train it again") \
             from None
+    for name, value in tensors.items():  # an integer copy of a gain would load and change every prediction
+        if not name.startswith(MASK_PREFIX) and not value.is_floating_point():
+            raise SkinError(f"{path}: tensor {name} is {str(value.dtype).removeprefix('torch.')}; a skin's tuned "
+                            "tensors are floating point: the file was edited or is not a skin, train it again")
     check_finite(tensors, str(path))
     _check_masks(path, tensors)
     return tensors

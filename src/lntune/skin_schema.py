@@ -48,6 +48,14 @@ class TaskRecord(_Record):
     labels: list[str] = []
     metric: Optional[str] = None
 
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, labels: list[str]) -> list[str]:
+        seen = [x for i, x in enumerate(labels) if x in labels[:i]]
+        if seen:  # two classes of one name: their probabilities would collapse into one key
+            raise ValueError(f"label {seen[0]!r} appears more than once")
+        return labels
+
 
 class DataRecord(_Record):
     train_limit: Optional[int] = Field(None, ge=0)

@@ -104,3 +104,15 @@ def test_cli_grad_accum_and_report_to(tiny_dir, data_dir, tmp_path):
     assert list(out.rglob("events.out.tfevents.*"))
     r = CliRunner().invoke(app, ["train", "--grad-accum", "0"])
     assert r.exit_code == 2 and "--grad-accum 0: must be an integer >= 1" in r.output
+
+
+def test_a_missing_tracker_is_refused_before_the_model_loads(monkeypatch, tmp_path):
+    import importlib.util
+
+    from lntune import api
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("the model was loaded first"))
+    with pytest.raises(TrainingError, match="--report-to wandb needs the wandb package"):
+        api.train_task("sst2", "minilm", "ln", config=config(report_to="wandb"), out=tmp_path / "s")
