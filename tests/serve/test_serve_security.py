@@ -148,3 +148,12 @@ def test_allowed_hosts_replace_the_default(module_bank):
     assert _client(app, "api.example").get("/health").status_code == 200
     assert _client(app, "[::2]:80").get("/health").status_code == 200
     assert _client(app, "localhost").get("/health").status_code == 400
+
+
+def test_errors_never_show_where_the_skin_root_lies(module_bank, root):
+    """POST /skins {"path": "."} is the root itself: its error names it as <skin-root> (issue 24, 3)."""
+    client = _client(create_app(module_bank, skin_root=root, allow_skin_management=True))
+    for path in (".", "", "nothing-here"):
+        r = client.post("/skins", json={"name": "x", "path": path})
+        detail = json.dumps(r.json())
+        assert r.status_code in (404, 422) and str(root) not in detail and str(root.resolve()) not in detail, detail

@@ -25,6 +25,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -193,7 +194,11 @@ def _public_model(model_id: str) -> str:
 
 def _hide_root(message: str, root: Path) -> str:
     # errors name the resolved path: show it from the root on, without where the root lies
-    return message if root == Path(root.anchor) else message.replace(f"{root}{os.sep}", f"<skin-root>{os.sep}")
+    if root == Path(root.anchor):
+        return message
+    # paths under the root, then the root itself (POST /skins {"path": "."} names it whole)
+    return re.sub(re.escape(str(root)) + r"(?![\w.-])", "<skin-root>",
+                  message.replace(f"{root}{os.sep}", f"<skin-root>{os.sep}"))
 
 
 def _confined(root: Path, given: str) -> Path:
