@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
 
 from lntune.errors import LntuneError
-from lntune.train.config_file import ConfigError, Reader as _Reader, read_train_file  # noqa: F401 - read_train_file: also from here
+from lntune.train.config_file import ConfigError, Reader as _Reader, load_yaml, read_train_file  # noqa: F401 - read_train_file: also from here
 from lntune.spec.masks import MASK_KINDS
 from lntune.report.sequential import Sequential  # noqa: F401 - the sweep's `sequential:` section, defined once
 
@@ -159,13 +158,7 @@ RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "ta
 def load_config(path: str | Path) -> SweepConfig:
     """Read and check a sweep YAML; unknown keys are errors."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the sweep config ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    return parse_config(raw, path)
+    return parse_config(load_yaml(path, str(path)), path)
 
 
 def parse_config(raw, path: Path) -> SweepConfig:

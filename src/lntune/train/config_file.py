@@ -14,16 +14,22 @@ class ConfigError(LntuneError):
     """A YAML config (a sweep, or `lntune train --config`) is malformed: the message names the file, the field and the fix."""
 
 
+def load_yaml(path: Path, what: str):
+    """The parsed YAML at `path`; a file that cannot be read or parsed is a ConfigError naming it (`what`: how
+    messages call the file, e.g. "--config FILE")."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read it ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what}: not valid YAML: {e}") from e
+
+
 def read_train_file(path: str | Path, fields) -> dict:
     """`lntune train --config FILE`: a YAML mapping with the keys of a sweep's train: section, plus the
     ones a single run sets itself (lr, seed, report_to), coerced and checked by the same rules."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"--config {path}: cannot read it ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--config {path}: not valid YAML: {e}") from e
+    raw = load_yaml(path, f"--config {path}")
     r = Reader(path)
     known = {f.name: str(f.type) for f in fields if f.name != "progress"}
     raw = raw.get("train", raw) if isinstance(raw, dict) and set(raw) == {"train"} else raw  # a pasted train: section
