@@ -165,3 +165,15 @@ def test_minilm_ln_skin_exports_with_equal_outputs(tmp_path):
     assert (got - want).abs().max().item() <= 1e-6
     back = load_skin(import_peft(out, tmp_path / "back"))[0]
     assert (_logits(back.lm.model, batch) - want).abs().max().item() <= 1e-6
+
+
+def test_without_peft_export_and_import_say_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    from lntune.errors import LntuneError
+    from lntune.interop.peft import export_peft, import_peft
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft raises ModuleNotFoundError
+    for call in (lambda: export_peft(tmp_path / "skin", tmp_path / "out"), lambda: import_peft(tmp_path / "a", tmp_path / "b")):
+        with pytest.raises(LntuneError, match=r"pip install 'lntune\[interop\]'"):
+            call()

@@ -21,6 +21,16 @@ _TASK_TYPES = {"classification": "SEQ_CLS", "regression": "SEQ_CLS", "causal-lm"
 NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
 
 
+def _peft(*names: str) -> tuple:
+    """Names from PEFT, an optional dependency: without it, one line that says how to install it."""
+    try:
+        import peft  # optional: only export and import need it
+    except ModuleNotFoundError:
+        raise LntuneError("PEFT interop needs the peft package: pip install 'lntune[interop]' (or pip install peft)") \
+            from None
+    return tuple(getattr(peft, n) for n in names)
+
+
 def _peft_type(method: str) -> str | None:
     """The PEFT adapter type a skin of `method` exports as: a lone method's (Method.peft_type), else None."""
     methods = parts(method)
@@ -55,7 +65,7 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     >>> export_peft("runs/sst2-ln", "runs/sst2-ln-peft")  # doctest: +SKIP
     >>> # then: PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), "runs/sst2-ln-peft")
     """
-    from peft import LNTuningConfig, LoraConfig, get_peft_model
+    LNTuningConfig, LoraConfig, get_peft_model = _peft("LNTuningConfig", "LoraConfig", "get_peft_model")
 
     from lntune.skin import load_skin, read_skin
 
@@ -135,7 +145,7 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     >>> from lntune.interop import import_peft
     >>> import_peft("runs/sst2-ln-peft", "runs/sst2-ln-again", model="minilm")  # doctest: +SKIP
     """
-    from peft import PeftModel
+    PeftModel, = _peft("PeftModel")
 
     from lntune.method import prepare
     from lntune.skin import check_out, save_skin
