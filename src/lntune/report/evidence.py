@@ -317,13 +317,13 @@ def baseline_table(baseline: Path, outs: list[C.Outcome], design: C.Design) -> T
 
 
 def _change(was: C.Outcome | None, regrouped: C.Outcome | None, here: C.Outcome | None) -> str:
-    if here is None:
-        return "not run here: the baseline's runs stand"
     if was is None:
         return "new here"
     parts = []
     if regrouped is not None and regrouped.verdict != was.verdict:
         parts.append(f"families: {was.verdict} -> {regrouped.verdict}")
+    if here is None:
+        return "; ".join(parts + ["not run here: the baseline's runs stand"])
     before = regrouped.verdict if regrouped is not None else was.verdict
     if here.verdict != before:
         parts.append(f"the runs: {before} -> {here.verdict}")
