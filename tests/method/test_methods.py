@@ -207,3 +207,9 @@ def test_mam_is_prefix_plus_parallel_adapter(make_lm, arch, head):
     assert losses[-1] < losses[0]
     owned = {id(t.param) for t in tuning.all}
     assert all(torch.equal(p, before[n]) for n, p in lm.model.named_parameters() if id(p) not in owned and n in before)
+
+
+def test_a_method_that_tunes_nothing_is_refused_when_prepared(make_lm):
+    """Head-only on a causal LM (no task head): one clear error, not torch's "does not require grad" in training."""
+    with pytest.raises(MethodError, match="method head tunes nothing on this causal-lm model"):
+        prepare(make_lm("gpt2", "causal-lm"), build_method("head"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lntune.errors import SkinError
+from lntune.errors import MethodError, SkinError
 from lntune.method.base import Method, Tuned
 
 MASK_PREFIX = "mask:"
@@ -124,6 +124,10 @@ def prepare(
             t.mask = masks[t.name].to(t.param.device)
     params = dict(lm.model.named_parameters())
     head = [Tuned(n, params[n]) for n in lm.head_names]
+    if not tuned and not head:  # training would end in torch's "does not require grad" error
+        name = getattr(method, "name", type(method).__name__)
+        raise MethodError(f"method {name} tunes nothing on this {lm.head} model (it has no task head of its own); "
+                          "choose a method that tunes the model's own tensors, e.g. ln")
     for t in tuned + head:
         t.param.requires_grad_(True)
         if t.mask is not None:
