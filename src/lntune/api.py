@@ -8,12 +8,10 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from lntune.data import get_task, resolve_data_dir, subset
-from lntune.data.encode import collate, encode
+from lntune.data.encode import encode
 from lntune.evaluate import evaluate
-from lntune.interop.card import invocation
+from lntune.skin_card import invocation
 from lntune.errors import LntuneError, MethodError
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
@@ -25,7 +23,7 @@ from lntune.train.checkpoint import Checkpointer
 from lntune.train.log import check_tracker
 from lntune.train.seed import seed_everything
 from lntune.train.validate import check_run
-from lntune.train.loop import Curve, Score, make_accelerator
+from lntune.train.loop import Curve, Score, eval_loader, make_accelerator
 from lntune.train.step import is_main_process
 
 
@@ -198,7 +196,7 @@ def train_task(
 
 def _score(lm, t, feats: list[dict], batch_size: int, mixed_precision: str) -> dict:
     """Metrics of the model as it is on encoded examples, with the autocast training used."""
-    loader = DataLoader(feats, batch_size, collate_fn=partial(collate, pad_id=lm.tokenizer.pad_token_id))
+    loader = eval_loader(feats, batch_size, lm.tokenizer.pad_token_id)
     acc = make_accelerator(mixed_precision)
     model, loader = acc.prepare(lm.model, loader)
     return evaluate(model, loader, t.head, acc, t.labels)

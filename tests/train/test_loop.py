@@ -136,13 +136,19 @@ def test_select_score_without_the_metric_is_one_clear_error(make_lm):
 
 def test_a_curve_scores_other_examples_after_the_listed_epochs(make_lm):
     from lntune.evaluate import evaluate
-    from lntune.train.loop import Curve, loaders
+    from lntune.train.loop import Curve, eval_loader
 
     lm = make_lm("bert")
     tuning = prepare(lm, build_method("ln"))
     held = feats(lm, 48, 3)
     result = train(tuning, feats(lm, 64, 1), feats(lm, 64, 2), config(epochs=3), curve=Curve(held, frozenset({1, 3})))
     assert [c["epoch"] for c in result.curve] == [1, 3] and result.curve[1]["step"] == result.steps
-    if result.best["step"] == result.steps:  # the kept state is the last: the epoch-3 point is its score
-        _, dev = loaders(tuning, [], held, config())
-        assert evaluate(lm.model, dev, "classification")["loss"] == pytest.approx(result.curve[1]["loss"])
+    # every epoch listed: the kept state (restored after training) is one of them, and scores as its point did
+    lm = make_lm("bert")
+    tuning = prepare(lm, build_method("ln"))
+    result = train(tuning, feats(lm, 64, 1), feats(lm, 64, 2), config(epochs=3),
+                   curve=Curve(held, frozenset({1, 2, 3})))
+    kept = result.curve[result.best["epoch"] - 1]
+    assert kept["epoch"] == result.best["epoch"]
+    got = evaluate(lm.model, eval_loader(held, 32, lm.tokenizer.pad_token_id), "classification")
+    assert got["loss"] == pytest.approx(kept["loss"]) and got["accuracy"] == kept["accuracy"]

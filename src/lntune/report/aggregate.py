@@ -72,6 +72,12 @@ def is_efficiency(record: dict) -> bool:
     return (record.get("spec") or {}).get("kind") == "efficiency" or record.get("group") == "efficiency"
 
 
+def is_reported(record: dict) -> bool:
+    """A scored training run that a table reports: not a timing run, and not one of a sweep's lr_seed runs
+    (`picks_lr`), which chose the lr of the other seeds."""
+    return not is_efficiency(record) and record.get("score") is not None and not record.get("picks_lr")
+
+
 def cell_key(record: dict) -> tuple:
     spec = record.get("spec") or {}
     mask = spec.get("mask") or {}
@@ -84,7 +90,7 @@ def aggregate(records: list[dict]) -> list[Cell]:
     (`picks_lr`) chose the lr of the other seeds and are not reported (lntune.report.claims.lr_choices)."""
     buckets: dict[tuple, list[dict]] = {}
     for r in records:
-        if not is_efficiency(r) and r.get("score") is not None and not r.get("picks_lr"):
+        if is_reported(r):
             buckets.setdefault(cell_key(r), []).append(r)
     return [_cell(key, runs, i) for i, (key, runs) in enumerate(buckets.items())]
 

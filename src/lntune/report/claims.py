@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from lntune.report.aggregate import Cell, higher_is_better, percent_scale
+from lntune.report.aggregate import Cell, higher_is_better, is_reported, percent_scale
 from lntune.report.paired import PairedResult, holm, min_p, paired, stratified_t
 from lntune.report.sequential import Sequential, Stop, contrast_stop
 
@@ -114,6 +114,10 @@ class Design:
     def gated(self, row: str) -> bool:
         return self.gate is not None and (self.gate_rows is None or row in self.gate_rows)
 
+    def breaks_gate(self, row: str, last: int, runs: int) -> bool:
+        """Whether `row` breaks the convergence gate when `last` of its `runs` on a task kept their last evaluation."""
+        return self.gated(row) and runs > 0 and last > self.gate * runs
+
 
 @dataclass
 class Side:
@@ -167,10 +171,9 @@ def side(row: str, cells: list[Cell], records: list[dict], design: Design) -> Si
     chosen = {(c.model, c.task): c.lr for c in cells if c.row == row}
     out = Side(row)
     for r in records:
-        spec = r.get("spec") or {}
-        if r.get("row") != row or r.get("picks_lr") or r.get("score") is None or spec.get("kind") == "efficiency":
+        if r.get("row") != row or not is_reported(r):
             continue
-        if chosen.get((spec.get("model"), r["task"])) != r["lr"]:
+        if chosen.get(((r.get("spec") or {}).get("model"), r["task"])) != r["lr"]:
             continue
         key = (r["task"], r["seed"])
         out.runs[key] = r
@@ -207,12 +210,15 @@ def restrict(s: Side, keep: set[int]) -> Side:
     return Side(s.row, runs, {k for k in s.failed if k in runs}, sum(kept_last(r) for r in runs.values()))
 
 
-def sequential_stop(a: Side, b: Side, rule: Sequential) -> Stop:
-    """Where the sweep's seed rule stopped A - B, walked again on the recorded runs."""
+def on_rule_seeds(a: Side, b: Side, rule: Sequential) -> tuple[Stop, Side, Side]:
+    """Where the sweep's seed rule stopped A - B (walked again on the recorded runs), and both sides on the seeds
+    it stopped at."""
     seeds = sorted({s for _, s in a.runs} | {s for _, s in b.runs})
     tasks = sorted({t for t, _ in a.runs} & {t for t, _ in b.runs})
     runs = {(x.row, t, s): r for x in (a, b) for (t, s), r in x.runs.items()}
-    return contrast_stop(rule, a.row, b.row, tasks, seeds, runs)
+    stop = contrast_stop(rule, a.row, b.row, tasks, seeds, runs)
+    keep = set(seeds[:stop.seeds])
+    return stop, restrict(a, keep), restrict(b, keep)
 
 
 def gate_breaks(s: Side, design: Design, tasks: tuple[str, ...]) -> list[str]:
@@ -223,7 +229,7 @@ def gate_breaks(s: Side, design: Design, tasks: tuple[str, ...]) -> list[str]:
     for task in tasks:
         runs = [r for (t, _), r in s.runs.items() if t == task]
         last = sum(kept_last(r) for r in runs)
-        if runs and last > design.gate * len(runs):
+        if design.breaks_gate(s.row, last, len(runs)):
             out.append(f"{s.row} on {task}: {last} of {len(runs)} runs kept their last evaluation")
     return out
 
@@ -238,9 +244,7 @@ def evaluate(contrast: Contrast, cells: list[Cell], records: list[dict], design:
                        pairs=_count(diffs), family=family)
     stop = None
     if design.sequential is not None and (contrast.a, contrast.b) in design.sequential.contrasts:
-        stop = sequential_stop(a, b, design.sequential)
-        seeds = sorted({s for _, s in a.runs} | {s for _, s in b.runs})[:stop.seeds]
-        a, b = restrict(a, set(seeds)), restrict(b, set(seeds))
+        stop, a, b = on_rule_seeds(a, b, design.sequential)
     diffs = differences(a, b)
     bad = {k for k in a.failed | b.failed if k in a.runs and k in b.runs}
     clean = _paired(differences(a, b, bad), design) if bad else None
@@ -385,7 +389,7 @@ def under_trained(records: list[dict]) -> dict[str, tuple[int, int]]:
     """row -> (runs that kept their last epoch, reported runs)."""
     out: dict[str, list[int]] = {}
     for r in records:
-        if r.get("picks_lr") or r.get("score") is None or (r.get("spec") or {}).get("kind") == "efficiency":
+        if not is_reported(r):
             continue
         n = out.setdefault(r["row"], [0, 0])
         n[0] += kept_last(r)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lntune.analyse.files import write_csv, write_json
 from lntune.report import claims as C
-from lntune.report.aggregate import Cell
+from lntune.report.aggregate import Cell, is_reported
 from lntune.report.document import Figure, Section
 from lntune.report.tables import Row, Table, Value
 
@@ -122,7 +122,7 @@ def health_table(outs: list[C.Outcome], records: list[dict], design: C.Design) -
             runs = {k: r for k, r in s.runs.items() if k[0] == task}
             last = sum(C.kept_last(r) for r in runs.values())
             failed = sum(k in s.failed for k in runs)
-            gate = "-" if not design.gated(row) else "broken" if last > design.gate * len(runs) else "passes"
+            gate = "-" if not design.gated(row) else "broken" if design.breaks_gate(row, last, len(runs)) else "passes"
             t.rows.append(Row(row, [Value(task), Value(str(len(runs)), float(len(runs))),
                                     Value(f"{last} ({last / len(runs):.0%})", float(last)),
                                     Value(str(failed), float(failed)), Value(gate)]))
@@ -135,11 +135,13 @@ def budget_section(records: list[dict], out: Path) -> Section | None:
     from lntune.report import plots
 
     curves: dict[str, dict[int, dict[int, float]]] = {}  # row -> epoch -> seed -> score (points)
+    first: dict[str, dict] = {}  # row -> one of its records: the method, options and lr its early-stopped twin has
     task = metric = None
     for r in records:
         if not r.get("curve") or r.get("picks_lr"):
             continue
         task, metric = r["task"], r["metric"]
+        first.setdefault(r["row"], r)
         for point in r["curve"]:
             curves.setdefault(r["row"], {}).setdefault(point["epoch"], {})[r["seed"]] = \
                 point[metric] * C.percent_scale(metric)
@@ -156,10 +158,8 @@ def budget_section(records: list[dict], out: Path) -> Section | None:
         vals = [list(by_epoch[e].values()) for e in epochs]
         lines[row] = (epochs, [statistics.fmean(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals])
         seeds = sorted(by_epoch[epochs[-1]])
-        base = row.replace(" (budget)", "")
         early = {r["seed"]: float(r["score"]) * scale for r in records
-                 if r.get("row") == base and r.get("task") == task and not r.get("picks_lr") and r["seed"] in seeds
-                 and r.get("score") is not None}
+                 if is_reported(r) and not r.get("curve") and r["seed"] in seeds and _same_run(r, first[row])}
         last = by_epoch[epochs[-1]]
         gap = [last[s] - early[s] for s in seeds if s in early]
         sd = statistics.stdev(last.values()) if len(last) > 1 else float("nan")
@@ -180,11 +180,18 @@ def budget_section(records: list[dict], out: Path) -> Section | None:
                                                 "schedule per method (not separate runs per budget); band: seeds")])
 
 
+def _same_run(r: dict, curve: dict) -> bool:
+    """Whether `r` trains what the curve run `curve` trains (task, method, options, lr), early-stopped."""
+    spec, other = r.get("spec") or {}, curve.get("spec") or {}
+    return (r.get("task"), r.get("lr"), spec.get("method"), spec.get("options")) == \
+        (curve.get("task"), curve.get("lr"), other.get("method"), other.get("options"))
+
+
 def runs_table(records: list[dict], design: C.Design) -> Table | None:
     """Per row: reported runs, those the failed-run rule flags, and those that kept their last epoch."""
     counts: dict[str, list[int]] = {}
     for r in records:
-        if r.get("picks_lr") or r.get("score") is None or (r.get("spec") or {}).get("kind") == "efficiency":
+        if not is_reported(r):
             continue
         n = counts.setdefault(r["row"], [0, 0, 0])
         n[0] += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lntune.report.aggregate import higher_is_better, percent_scale
+from lntune.report.aggregate import higher_is_better, is_reported, percent_scale
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,7 @@ def _points(record: dict) -> float:
 
 def reported(records: list[dict]) -> dict[tuple[str, str, int], dict]:
     """(row, task, seed) -> the reported training record (lr_seed and timing runs excluded)."""
-    out = {}
-    for r in records:
-        spec = r.get("spec") or {}
-        if spec.get("kind") == "train" and not r.get("picks_lr") and r.get("score") is not None:
-            out[(r["row"], r["task"], r["seed"])] = r
-    return out
+    return {(r["row"], r["task"], r["seed"]): r for r in records if is_reported(r)}
 
 
 def contrast_stop(rule: Sequential, a: str, b: str, tasks: list[str], seeds: list[int],

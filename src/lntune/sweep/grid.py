@@ -330,6 +330,8 @@ def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str,
     lrs = entry_lrs(cfg, entry, task)
     seeds = entry.seeds or cfg.seeds
     picker = cfg.lr_seed if cfg.lr_seed in seeds and len(seeds) > 1 else None
+    if picker is None:
+        return _named(cfg, model, entry, task, data, lrs), 0
     out, waiting = [], 0
     make = _maker(cfg, model, entry, task, data, out, picker)
     row = entry.row or entry.method
@@ -338,11 +340,6 @@ def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str,
         reported = reported[:allowed[row]]
 
     for mask in _masks(entry):
-        if picker is None:
-            for si, seed in enumerate(seeds):
-                for rank, lr in enumerate(lrs):
-                    make(mask, si, seed, rank, lr)
-            continue
         picks = [make(mask, seeds.index(picker), picker, rank, lr) for rank, lr in enumerate(lrs)]
         best = chosen_lr(picks, done)
         while best is not None and cfg.lr_growth is not None:
@@ -361,7 +358,7 @@ def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str,
 
 def _named(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
            lrs: list[float]) -> list[tuple[tuple, Run]]:
-    """Every seed at each of `lrs`, nothing chosen (an entry without lr_seed, or one with lr_from)."""
+    """Every seed at each of `lrs`, nothing chosen (a sweep without lr_seed, or an entry with lr_from)."""
     out: list[tuple[tuple, Run]] = []
     make = _maker(cfg, model, entry, task, data, out, None)
     seeds = entry.seeds or cfg.seeds

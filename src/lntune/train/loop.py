@@ -56,8 +56,12 @@ class Curve:
     epochs: frozenset[int]
 
     def loader(self, tuning: Tuning, config: TrainConfig) -> DataLoader:
-        col = partial(collate, pad_id=tuning.lm.tokenizer.pad_token_id)
-        return DataLoader(self.feats, config.eval_batch_size, shuffle=False, collate_fn=col)
+        return eval_loader(self.feats, config.eval_batch_size, tuning.lm.tokenizer.pad_token_id)
+
+
+def eval_loader(feats: list[dict], batch_size: int, pad_id: int) -> DataLoader:
+    """Encoded examples in order, padded batches of `batch_size`: what scoring a split reads."""
+    return DataLoader(feats, batch_size, shuffle=False, collate_fn=partial(collate, pad_id=pad_id))
 
 
 def _selector(config: TrainConfig, score: Score | None):
