@@ -9,22 +9,22 @@ from functools import partial
 from pathlib import Path
 
 from lntune.data import get_task, resolve_data_dir, subset
-from lntune.data.encode import encode
-from lntune.evaluate import evaluate
-from lntune.skin_card import invocation
 from lntune.errors import LntuneError, MethodError
+from lntune.evaluate import evaluate
+from lntune.heads import encode, get_head
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
-from lntune.spec.metrics import greater_is_better
 from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
+from lntune.skin_card import invocation
+from lntune.spec.metrics import greater_is_better
 from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
 from lntune.train.log import check_tracker
-from lntune.train.seed import seed_everything
-from lntune.train.validate import check_run
 from lntune.train.loop import Curve, Score, eval_loader, make_accelerator
+from lntune.train.seed import seed_everything
 from lntune.train.step import is_main_process
+from lntune.train.validate import check_run
 
 
 def describe_counts(method: str, model_id: str, c: dict) -> str:
@@ -41,12 +41,6 @@ def with_preset(method: str, options: dict, preset: str | None, lm) -> dict:
         raise MethodError(f"--preset {preset!r}: the only preset is 'paper'")
     nested = options if "+" in method else {method: options}
     return for_build(method, merge(paper_preset(method, lm.model.config), nested))
-
-
-def majority_share(examples: list[dict]) -> float | None:
-    """The share of the most common label: the accuracy of a model that never left the majority class."""
-    labels = [e["label"] for e in examples if "label" in e]
-    return max(labels.count(v) for v in set(labels)) / len(labels) if labels else None
 
 
 def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
@@ -169,14 +163,15 @@ def train_task(
         "train_seconds": result.seconds,
         "best_seconds": result.best_seconds,
     }
-    if t.head in ("classification", "multiple-choice"):
-        record["data"]["majority"] = {"dev": majority_share(dev_ex)}  # what always guessing one class scores
+    kind = get_head(t.head)
+    if kind.majority(dev_ex) is not None:
+        record["data"]["majority"] = {"dev": kind.majority(dev_ex)}  # what always guessing one class scores
     if curve is not None:
         record["curve"] = result.curve
     if scored:
         record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
         if "majority" in record["data"]:
-            record["data"]["majority"]["test"] = majority_share(test_ex)
+            record["data"]["majority"]["test"] = kind.majority(test_ex)
         record["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
     if generate:
         record["generation"] = _generation(

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from lntune.errors import LntuneError
+from lntune.heads import DEFAULT, HEADS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LayerNorm tuning and friends.")
 
@@ -220,7 +221,7 @@ def eval_cmd(
 @app.command("norms")
 def norms_cmd(
     model: str = typer.Option("minilm"),
-    head: str = typer.Option("classification", help="classification | regression | causal-lm"),
+    head: str = typer.Option(DEFAULT, help=" | ".join(HEADS)),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": label}'),
 ) -> None:
     """List every normalisation layer of a model with its label and layer."""

@@ -21,5 +21,13 @@ class MethodError(LntuneError):
     """A method was asked for with options that cannot apply to this model."""
 
 
+class InputTooLong(LntuneError):
+    """An input to serve has more tokens than the model or the configured limit allows (HTTP 413)."""
+
+
+class BadInput(LntuneError):
+    """An input to serve is malformed: empty batch, text of the wrong type, bad skin name (HTTP 422)."""
+
+
 class TrainingError(LntuneError):
     """Training diverged (NaN/inf loss) or was configured inconsistently."""

@@ -6,10 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from lntune.heads import HEADS
 from lntune.model.embedded import hub_id
 
-PIPELINE = {"classification": "text-classification", "regression": "text-classification",
-            "token-classification": "token-classification", "causal-lm": "text-generation"}
 CARD = "README.md"
 
 
@@ -33,7 +32,7 @@ def model_card(meta: dict) -> str:
 
     base, task = meta["base"], meta.get("task") or {}
     source = base.get("source") or {}
-    pipeline = PIPELINE.get(base["head"])
+    pipeline = HEADS[base["head"]].pipeline_tag if base["head"] in HEADS else None
     results = []
     for name, value in (meta.get("metrics") or {}).items():
         if isinstance(value, (int, float)) and name not in ("step", "epoch") and pipeline and task.get("name"):

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lntune.errors import SkinError
-from lntune.model.load import HEADS
+from lntune.heads import HEADS
 from lntune.train.validate import DTYPE_NAMES, field_problem
 
 FORMAT_NAME = "lntune-skin"
@@ -26,7 +26,7 @@ _FORMAT = re.compile(rf"{FORMAT_NAME}/(\d+)")
 EVAL_NEEDS = ("task.name", "task.head", "data.eval_limit", "train.seed", "train.max_length",
               "train.eval_batch_size", "train.mixed_precision", "metrics")
 
-Head = Literal[HEADS]  # type: ignore[valid-type]
+Head = Literal[tuple(HEADS)]  # type: ignore[valid-type]
 Dtype = Literal[DTYPE_NAMES]  # type: ignore[valid-type]
 
 

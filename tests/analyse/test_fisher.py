@@ -10,11 +10,11 @@ from lntune.analyse.fisher import (
     fisher_ranking,
     ln_names,
     ln_shares,
-    log_likelihood,
     task_fisher,
     vmap_attention,
 )
-from lntune.data.encode import collate, encode
+from lntune.data.encode import collate
+from lntune.heads import encode, get_head
 from lntune.model import wrap
 
 SENTENCES = [
@@ -111,7 +111,7 @@ def test_causal_lm_fisher_sums_target_token_log_probabilities(make_lm):
     want = {n: torch.zeros_like(params[n]) for n in names}
     for f in feats:
         ids, labels = torch.tensor([f["input_ids"]]), torch.tensor(f["labels"])
-        ll = log_likelihood(lm.model(input_ids=ids).logits[0], labels, "causal-lm")
+        ll = get_head("causal-lm").log_likelihood(lm.model(input_ids=ids).logits[0], labels)
         # HF's mean token loss times the target count is the same quantity
         assert torch.allclose(-ll, lm.model(input_ids=ids, labels=labels[None]).loss * int((labels[1:] != -100).sum()))
         for n, g in zip(names, torch.autograd.grad(ll, [params[n] for n in names])):

@@ -1,6 +1,7 @@
 import torch
 
-from lntune.data.encode import IGNORE, collate, encode
+from lntune.data.encode import collate
+from lntune.heads import IGNORE, encode
 
 
 def test_classification_batches_pad_to_the_longest_row(tokenizer):

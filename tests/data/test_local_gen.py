@@ -7,10 +7,10 @@ import json
 import pytest
 
 from lntune.data import get_task
-from lntune.data.encode import IGNORE, encode
 from lntune.data.local_choice import LocalChoiceTask
 from lntune.data.local_gen import LocalGenTask
 from lntune.errors import DataError
+from lntune.heads import IGNORE, encode
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

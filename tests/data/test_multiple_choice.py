@@ -3,8 +3,9 @@ import json
 import pytest
 
 from lntune.data import get_task
-from lntune.data.encode import collate, encode
+from lntune.data.encode import collate
 from lntune.errors import DataError
+from lntune.heads import encode
 
 SIQA, CSQA = get_task("socialiqa"), get_task("csqa")
 

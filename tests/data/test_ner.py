@@ -4,9 +4,10 @@ import warnings
 import pytest
 
 from lntune.data import get_task
-from lntune.data.encode import IGNORE, collate, encode
+from lntune.data.encode import collate
 from lntune.data.ner import bio_labels, read_conll, to_bio
 from lntune.errors import DataError
+from lntune.heads import IGNORE, encode
 
 CONLL04, BTC = get_task("conll04"), get_task("btc")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lntune.data.encode import IGNORE
-from lntune.evaluate import evaluate, metrics
+from lntune.evaluate import evaluate
+from lntune.heads import IGNORE, metrics
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
 PRED = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "B-LOC"]]

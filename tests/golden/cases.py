@@ -187,8 +187,8 @@ def run_case(arch: str, head: str, method: str) -> dict:
 
 
 def _run(arch: str, head: str, method: str) -> dict:
-    from lntune.data.encode import encode
     from lntune.errors import LntuneError
+    from lntune.heads import encode
     from lntune.method import build_method, prepare
     from lntune.train import train
 

@@ -18,8 +18,8 @@ def golden() -> dict:
 
 
 def test_the_golden_file_covers_every_case_method_and_head(golden):
+    from lntune.heads import HEADS
     from lntune.method import METHODS
-    from lntune.model.load import HEADS
 
     assert sorted(golden) == sorted(cases.case_id(*c) for c in cases.CASES)
     assert set(METHODS) <= set(cases.METHODS), "a registered method has no golden case: add it and re-record"

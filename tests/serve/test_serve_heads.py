@@ -6,7 +6,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from lntune.data.encode import IGNORE, collate, encode
+from lntune.data.encode import collate
+from lntune.heads import IGNORE, encode
 from lntune.serve import SkinBank, create_app
 from lntune.skin import load_skin
 from tests.serve.conftest import make_skin

@@ -136,7 +136,7 @@ def test_the_global_batch_must_split_evenly():
 def test_per_example_losses_add_up_to_the_models_loss(make_lm, arch, head):
     """The multi-process evaluation sums per-example losses (so repeated examples drop out): they must be the
     model's own loss, split by example."""
-    from lntune.evaluate.evaluate import _example_losses
+    from lntune.heads import get_head
 
     lm = make_lm(arch, head)
     lm.model.eval()
@@ -152,6 +152,6 @@ def test_per_example_losses_add_up_to_the_models_loss(make_lm, arch, head):
         labels = ids.masked_fill(mask == 0, -100)
     with torch.no_grad():
         out = lm.model(input_ids=ids, attention_mask=mask, labels=labels)
-    sums, counts = _example_losses(out.logits, labels, head)
+    sums, counts = get_head(head).example_losses(out.logits, labels)
     assert sums.shape == counts.shape == (4,)
     torch.testing.assert_close(sums.sum() / counts.sum(), out.loss.float(), rtol=1e-5, atol=1e-6)

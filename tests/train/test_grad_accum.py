@@ -6,10 +6,10 @@ import random
 import pytest
 import torch
 
-from lntune.data.encode import encode
+from lntune.heads import encode, get_head
 from lntune.method import build_method, prepare
 from lntune.train import train
-from lntune.train.step import loss_terms, micro_batches
+from lntune.train.step import micro_batches
 
 from .test_loop import config, feats
 
@@ -61,9 +61,9 @@ def test_micro_batch_weights_are_shares_of_the_loss_terms():
     labels = torch.tensor([[-100, 5, 6, -100], [-100, -100, 7, 8], [-100, 1, -100, -100]])
     batch = {"input_ids": torch.zeros(3, 4, dtype=torch.long), "labels": labels}
     # a causal LM never predicts the first token: its label does not count
-    assert loss_terms(batch, "causal-lm") == 2 + 2 + 1
-    assert loss_terms(batch, "token-classification") == 2 + 2 + 1
-    assert loss_terms({"labels": torch.tensor([1, 0, 1])}, "classification") == 3
+    assert get_head("causal-lm").loss_terms(batch["labels"]) == 2 + 2 + 1
+    assert get_head("token-classification").loss_terms(batch["labels"]) == 2 + 2 + 1
+    assert get_head("classification").loss_terms(torch.tensor([1, 0, 1])) == 3
     parts = micro_batches(batch, 2, "causal-lm")
     assert [c["labels"].shape[0] for c, _ in parts] == [2, 1]
     assert [w for _, w in parts] == pytest.approx([4 / 5, 1 / 5])

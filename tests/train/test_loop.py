@@ -3,8 +3,8 @@ import random
 import pytest
 import torch
 
-from lntune.data.encode import encode
 from lntune.errors import TrainingError
+from lntune.heads import encode
 from lntune.method import build_method, prepare
 from lntune.train import TrainConfig, train
 

@@ -15,15 +15,11 @@ import torch
 from lntune.analyse.components import components, lm_parts, mean_by, records
 from lntune.data import get_task
 from lntune.errors import LntuneError
+from lntune.heads import head_of_config
 from lntune.model import LoadedModel, load_model
 from lntune.skin import SKIN_JSON, load_skin, read_skin
 
 TERM_NAMES = {"weight": "gain", "bias": "bias"}
-_ARCH_HEADS = {
-    "ForCausalLM": "causal-lm",
-    "ForTokenClassification": "token-classification",
-    "ForMultipleChoice": "multiple-choice",
-}  # saved architectures -> lntune head
 
 
 @dataclass
@@ -63,10 +59,7 @@ def _head_of(task: str | None, source: Path) -> str:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(source)
-    for suffix, head in _ARCH_HEADS.items():
-        if any(a.endswith(suffix) for a in config.architectures or ()):
-            return head
-    return "regression" if config.problem_type == "regression" else "classification"
+    return head_of_config(config.architectures, config.problem_type).name
 
 
 class Bases:

@@ -17,7 +17,8 @@ import torch
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
-from lntune.data.encode import IGNORE, collate
+from lntune.data.encode import collate
+from lntune.heads import get_head
 
 
 @dataclass
@@ -31,23 +32,6 @@ class FisherConfig:
 
 
 VMAP_ATTENTION = "lntune_vmap"  # SDPA attention whose mask code never branches on tensor values
-
-
-def log_likelihood(logits: torch.Tensor, label: torch.Tensor, head: str) -> torch.Tensor:
-    """log p(y|x) of ONE example; `logits` has no batch dimension."""
-    if head == "regression":
-        return -0.5 * (logits.reshape(()) - label) ** 2
-    if head == "causal-lm":  # HF shifts: position t predicts token t+1
-        return _token_log_likelihood(logits[:-1], label[1:])
-    if head == "token-classification":  # words are independent given the sentence: their log-probs add
-        return _token_log_likelihood(logits, label)
-    return torch.log_softmax(logits.float(), -1).gather(-1, label.reshape(1))[0]  # classes or choices
-
-
-def _token_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    keep = labels != IGNORE
-    picked = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0)[:, None])[:, 0]
-    return (picked * keep).sum()
 
 
 def _vmap_safe_mask(*args, **kwargs):
@@ -83,7 +67,7 @@ def per_example_grads(model, params: dict[str, torch.Tensor], batch: dict, head:
 
     def ll(p, x, y):
         out = functional_call(model, p, args=(), kwargs={k: v[None] for k, v in x.items()})
-        return log_likelihood(out.logits[0], y, head)
+        return get_head(head).log_likelihood(out.logits[0], y)
 
     return vmap(grad(ll), in_dims=(None, 0, 0))(params, inputs, labels)
 
@@ -138,7 +122,7 @@ def task_fisher(task: str, model: str, config: FisherConfig, data_dir=None, norm
     from lntune.analyse.components import lm_parts, records
     from lntune.api import load_split
     from lntune.data import get_task
-    from lntune.data.encode import encode
+    from lntune.heads import encode
     from lntune.model import load_model
 
     t = get_task(task)

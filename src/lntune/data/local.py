@@ -15,7 +15,10 @@ from pathlib import Path
 from lntune.data.files import clip, codec_for, read_jsonl, read_rows, spec_encoding_fix
 from lntune.data.task import Task
 from lntune.errors import DataError
+from lntune.heads import DEFAULT, HEADS
 
+# Heads whose label is one value per row of a text file: a class name or a number.
+TEXT_FILE_HEADS = tuple(h.name for h in HEADS.values() if h.label_kind in ("class", "score"))
 _KEYS = {"train", "dev", "test", "text", "label", "head", "header", "encoding"}
 _USAGE = ("write local:train=PATH,dev=PATH,text=COL[+COL],label=COL"
           "[,head=regression][,header=none][,encoding=ENC]")
@@ -133,9 +136,9 @@ class LocalTask(Task):
         bad = set(fields) - _KEYS
         if bad or "train" not in fields or "text" not in fields:
             raise DataError(f"task 'local:{spec}': {_USAGE}" + (f" (unknown keys {sorted(bad)})" if bad else ""))
-        head = fields.get("head", "classification")
-        if head not in ("classification", "regression"):
-            raise DataError(f"task 'local:{spec}': head must be classification or regression")
+        head = fields.get("head", DEFAULT)
+        if head not in TEXT_FILE_HEADS:
+            raise DataError(f"task 'local:{spec}': head must be {' or '.join(TEXT_FILE_HEADS)}")
         if fields.get("header", "first") not in ("none", "first"):
             raise DataError(f"task 'local:{spec}': header must be none (no header row) or first (the default)")
         header, encoding = fields.get("header") != "none", fields.get("encoding", "utf-8")
@@ -143,14 +146,14 @@ class LocalTask(Task):
         files = tuple((s, fields[s]) for s in ("train", "dev", "test") if s in fields)
         text, label = _columns(spec, fields, header)
         labels = ()
-        if head == "classification":
+        if HEADS[head].label_kind == "class":
             train = Path(fields["train"])
             rows = _records(train, (*text, label), header, encoding, spec)
             labels = _sorted_labels(_class_name(r[label], f"{train}:{n}", label) for n, r in rows)
             if len(labels) < 2:
                 raise DataError(f"nothing to learn: every row of {train} has label {clip(labels[0])}; "
                                 "a classification training file needs at least two labels")
-        metric = "accuracy" if head == "classification" else "pearson"
+        metric = HEADS[head].metric
         return cls(name=f"local:{spec}", head=head, labels=labels, metric=metric, splits=tuple(s for s, _ in files),
                    files=files, text_columns=text, label_column=label, header=header, encoding=encoding)
 
@@ -164,7 +167,7 @@ class LocalTask(Task):
 
     def _label(self, value, path: Path, line: int):
         where = f"{path}:{line}"
-        if self.head == "regression":
+        if HEADS[self.head].label_kind == "score":
             return _score(value, where)
         name = _class_name(value, where, self.label_column)
         if name not in self.labels:

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from lntune.errors import SkinError
+from lntune.heads import get_head
 from lntune.method import METHODS, parts
-
 
 
 def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
@@ -41,7 +41,7 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
         if m.merge == "lora":  # its own options: the whole rebuild for a lone method, its part's for a composite
             _fold_lora(lm.model, tuning.lm.model, meta["rebuild"] if len(methods) == 1 else meta["rebuild"][m.name])
     labels = (meta.get("task") or {}).get("labels") or []
-    if labels and lm.head in ("classification", "token-classification"):
+    if labels and get_head(lm.head).named_labels:
         lm.model.config.id2label = dict(enumerate(labels))
         lm.model.config.label2id = {v: i for i, v in enumerate(labels)}
     _save(lm, out)

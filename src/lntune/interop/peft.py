@@ -12,12 +12,11 @@ from pathlib import Path
 import torch
 
 from lntune.errors import LntuneError, SkinError
-from lntune.model.embedded import ORIGIN, hub_id
+from lntune.heads import get_head, peft_head
 from lntune.method import METHODS, parts
+from lntune.model.embedded import ORIGIN, hub_id
 
 ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
-_TASK_TYPES = {"classification": "SEQ_CLS", "regression": "SEQ_CLS", "causal-lm": "CAUSAL_LM",
-               "token-classification": "TOKEN_CLS"}  # multiple-choice: PEFT has no task type; none is given
 NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
 
 
@@ -83,7 +82,7 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     skinned = tuning.lm.model
     lm = _fresh(meta, model)
     head = _modules(meta["head"])
-    task_type = _TASK_TYPES.get(lm.head)
+    task_type = get_head(lm.head).peft_task_type
     if kind == "LN_TUNING":
         targets = _modules(meta["tuned"])
         config = LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
@@ -232,10 +231,8 @@ def _task(adapter: Path, cfg: dict) -> tuple[str, list[str]]:
     if note.exists():
         n = json.loads(note.read_text(encoding="utf-8"))
         return n["head"], list(n.get("labels") or [])
-    head = {"CAUSAL_LM": "causal-lm", "TOKEN_CLS": "token-classification"}.get(cfg.get("task_type") or "",
-                                                                              "classification")
-    if head == "causal-lm":
-        return head, []
+    if peft_head(cfg.get("task_type")).generates:
+        return peft_head(cfg.get("task_type")).name, []
     from safetensors import safe_open
 
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
@@ -244,7 +241,5 @@ def _task(adapter: Path, cfg: dict) -> tuple[str, list[str]]:
                   if k.endswith(".weight") and k.rsplit(".", 2)[-2] in saved]
     if not shapes:
         raise LntuneError(f"{adapter}: no task head among its tensors (modules_to_save); lntune skins carry their head")
-    n = shapes[0][0]
-    if head == "classification" and n == 1:
-        return "regression", []
-    return head, [f"LABEL_{i}" for i in range(n)]
+    head = peft_head(cfg.get("task_type"), outputs=shapes[0][0])
+    return head.name, head.labels_shown([f"LABEL_{i}" for i in range(shapes[0][0])])

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from lntune.errors import LntuneError
-from lntune.model.embedded import package_dir, source_of
+from lntune.heads import get_head
 from lntune.model.archmap import NormMap, map_norms
+from lntune.model.embedded import package_dir, source_of
 from lntune.model.fingerprint import fingerprint
 
-HEADS = ("classification", "regression", "causal-lm", "token-classification", "multiple-choice")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -29,7 +29,7 @@ class LoadedModel:
     model: nn.Module
     tokenizer: object
     model_id: str  # what the user asked for: alias, hub id or path
-    head: str  # one of HEADS
+    head: str  # a name in heads.HEADS
     head_names: tuple[str, ...]  # parameters created for the task (trained by every method)
     norms: NormMap
     fingerprint: str  # of the base weights, head excluded
@@ -87,24 +87,13 @@ def resolve(model_id: str) -> str:
     return model_id
 
 
-def _auto_class(head: str):
-    import transformers
-
-    return {
-        "causal-lm": transformers.AutoModelForCausalLM,
-        "token-classification": transformers.AutoModelForTokenClassification,
-        "multiple-choice": transformers.AutoModelForMultipleChoice,  # one score per choice: no num_labels
-    }.get(head, transformers.AutoModelForSequenceClassification)
-
-
 def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype, seed: int | None = None,
                      name: str | None = None):
-    kwargs = {"dtype": dtype, "output_loading_info": True}
-    if head in ("classification", "token-classification"):
-        kwargs["num_labels"] = num_labels
-    elif head == "regression":
-        kwargs.update(num_labels=1, problem_type="regression")
+    import transformers
     from transformers.utils import logging
+
+    kind = get_head(head)
+    kwargs = {"dtype": dtype, "output_loading_info": True, **kind.model_kwargs(num_labels)}
 
     # The load report only says the task head is new, which is the point of a task head.
     logging.set_verbosity_error()
@@ -116,7 +105,7 @@ def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype
         with torch.random.fork_rng(devices=[]) if seed is not None else nullcontext():
             if seed is not None:
                 torch.manual_seed(seed)
-            return _auto_class(head).from_pretrained(source, **kwargs)
+            return getattr(transformers, kind.auto_class).from_pretrained(source, **kwargs)
     except OSError as e:
         raise LntuneError(
             f"could not load model {source!r}: {e}\nUse an alias (minilm, smollm2), a local directory "
@@ -125,12 +114,10 @@ def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype
     except ValueError as e:
         if "Unrecognized configuration class" not in str(e):
             raise
-        kind = re.search(r"class '([\w.]+)'", str(e))
-        hint = ("multiple-choice tasks need an encoder (minilm, bert-base-uncased, roberta-base, ...)"
-                if head == "multiple-choice" else "choose a model that transformers has this head for")
-        config = kind.group(1).rsplit(".", 1)[-1] if kind else "its config"
+        found = re.search(r"class '([\w.]+)'", str(e))
+        config = found.group(1).rsplit(".", 1)[-1] if found else "its config"
         raise LntuneError(f"model {name or source!r} ({config}) has no {head} head in transformers; "
-                          f"{hint}") from None
+                          f"{kind.unsupported_hint}") from None
 
 
 def load_model(
@@ -150,8 +137,7 @@ def load_model(
     """
     from transformers import AutoTokenizer
 
-    if head not in HEADS:
-        raise LntuneError(f"unknown head {head!r}: choose one of {', '.join(HEADS)}")
+    get_head(head)  # an unknown name fails here, before anything loads
     source = resolve(model_id)
     model, info = _from_pretrained(source, head, num_labels, DTYPES[dtype], seed, model_id)
     tokenizer = AutoTokenizer.from_pretrained(source)

@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from lntune.errors import LntuneError
+from lntune.heads import get_head
 
 
 def _fail(message: str) -> None:
@@ -26,17 +27,7 @@ def _fail(message: str) -> None:
 
 def parse_input(head: str, line: str, sentences: int | None) -> object:
     """One input line as SkinBank.predict/generate take it, for a skin of kind `head`."""
-    fields = line.split("\t")
-    if head == "multiple-choice":
-        if len(fields) < 3:
-            raise LntuneError(f"{line!r:.60}: a multiple-choice input is QUESTION<TAB>CHOICE<TAB>CHOICE...")
-        return {"question": fields[0], "choices": fields[1:]}
-    if head in ("classification", "regression") and len(fields) == 2:
-        return tuple(fields)
-    if len(fields) > 1 and head != "causal-lm":
-        want = "TEXT<TAB>TEXT_PAIR" if sentences == 2 else "one text"
-        raise LntuneError(f"{line!r:.60}: {len(fields)} tab-separated fields; this skin takes {want}")
-    return line
+    return get_head(head).parse_line(line, sentences)
 
 
 def describe(answer: dict) -> str:
@@ -76,14 +67,14 @@ def ask_cmd(
             raise LntuneError("no inputs: give them as arguments, or one per line on stdin")
         from lntune.serve.generate import Sampling
 
-        if chat and head != "causal-lm":
+        if chat and not get_head(head).generates:
             raise LntuneError(f"--chat: this is a {head} skin; --chat is for causal-LM skins")
         from lntune.serve.bank import _NAME, BASE, SkinBank
 
-        bank = SkinBank(model or meta["base"]["model"], head="classification" if head == "regression" else head)
+        bank = SkinBank(model or meta["base"]["model"], head=get_head(head).bank_head)
         name = path.name if _NAME.fullmatch(path.name) and path.name != BASE else "skin"  # "task" in --json
         bank.add_skin(name, path)
-        if head == "causal-lm":
+        if bank.generates:
             sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                 stop=tuple(stop)).check("options")
             _generate(bank, name, lines, chat, system, sampling, as_json)

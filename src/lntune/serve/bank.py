@@ -19,13 +19,15 @@ from pathlib import Path
 
 import torch
 
-from lntune.data.encode import _visible, collate
-from lntune.errors import LntuneError, SkinError
+from lntune.data.encode import collate
+from lntune.errors import BadInput, InputTooLong, LntuneError, SkinError  # noqa: F401  (server imports them here)
+from lntune.heads import HEADS, get_head
+from lntune.heads.base import check_unicode
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import heads, mixed
 from lntune.serve.generate import Generated, OnText, OnToken, RowText, Sampling
-from lntune.serve.skins import FAMILY, SERVED_HEADS, Skin, norm_bases, read_ln_skin
+from lntune.serve.skins import Skin, norm_bases, read_ln_skin
 from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
 
 BASE = "base"  # the name under which generation uses the base model itself (slot 0)
@@ -42,14 +44,6 @@ class UnknownSkin(LntuneError):
 
 class SkinExists(LntuneError):
     """add_skin under a name that is taken."""
-
-
-class InputTooLong(LntuneError):
-    """An input has more tokens than the model or the configured limit allows."""
-
-
-class BadInput(LntuneError):
-    """An input is malformed (empty batch, text of the wrong type, bad skin name)."""
 
 
 @dataclass
@@ -84,8 +78,8 @@ class SkinBank:
         if isinstance(model, LoadedModel) and fingerprint(model.base_parameters()) != model.fingerprint:
             raise LntuneError(f"{model.model_id}: its weights changed since loading (a skin applied?); "
                               "give SkinBank a freshly loaded model")
-        if not isinstance(model, LoadedModel) and head not in FAMILY:
-            raise LntuneError(f"head {head!r}: a bank serves {', '.join(SERVED_HEADS)} skins")
+        if not isinstance(model, LoadedModel) and head not in HEADS:
+            raise LntuneError(f"head {head!r}: a bank serves {', '.join(HEADS)} skins")
         self.lm = model if isinstance(model, LoadedModel) else load_model(model, head, 2, dtype, norm_map)
         self.device = torch.device(device)
         self.lm.model.eval().to(self.device)  # before install: the base copies live where the model does
@@ -119,7 +113,7 @@ class SkinBank:
 
     @property
     def generates(self) -> bool:
-        return self.lm.head == "causal-lm"
+        return get_head(self.lm.head).generates
 
     def add_skin(self, name: str, path: str | Path, replace: bool = False) -> dict:
         """Load the skin at `path` under `name`; refuses non-LN skins and skins of another base."""
@@ -223,9 +217,10 @@ class SkinBank:
 
     def encode(self, texts: list) -> list[dict]:
         """Tokenise each text or (text, text_pair) as training did, refusing over-long inputs."""
-        return [self._encode_one(i, t) for i, t in enumerate(texts)]
+        return [self.encode_text(i, t) for i, t in enumerate(texts)]
 
-    def _encode_one(self, i: int, t: object) -> dict:
+    def encode_text(self, i: int, t: object) -> dict:
+        """Input `i`, a text or a (text, text_pair) pair, tokenised as training did."""
         a, b = (t if isinstance(t, (tuple, list)) and len(t) == 2 else (t, None)) if t is not None else (None, None)
         if not isinstance(a, str) or not (b is None or isinstance(b, str)):
             raise BadInput(f"input {i}: give a text (str) or a (text, text_pair) pair of str, not {type(t).__name__}")
@@ -235,7 +230,7 @@ class SkinBank:
                                f"characters and {self.max_tokens} tokens per input (text and text_pair together): "
                                "shorten or split it")
         for text in (a, b or ""):
-            _check_unicode(i, text)
+            check_unicode(i, text)
         with self._tok_lock:  # fast tokenizers raise "Already borrowed" when shared by threads
             # max_tokens + 1 kept: enough to tell an over-long input, never a copy of a long one
             enc = self.lm.tokenizer(a, b, truncation=True, max_length=self.max_tokens + 1, verbose=False)
@@ -270,8 +265,7 @@ class SkinBank:
         """`inputs`: (skin name, input) per row; one dict per row, in order. The input is a text or a (text,
         text_pair) pair for classification/regression skins, a text (split on whitespace) or a list of words for
         token-classification skins, {"question", "choices"[, "context"]} for multiple-choice skins."""
-        family = FAMILY[self.lm.head]
-        if family == "causal-lm":
+        if self.generates:
             raise BadInput("this server serves causal-LM skins, which generate text: use /v1/completions or "
                            "/v1/chat/completions (SkinBank.generate)")
         if not inputs:
@@ -283,33 +277,33 @@ class SkinBank:
             for i, (name, text) in enumerate(inputs):
                 if name not in self._skins:
                     raise self._unknown(name)
-                if family == "sequence":
-                    _check_fit(i, self._skins[name], text)
-                elif family == "choice":
-                    _check_choices(i, self._skins[name], text)
-        if family == "sequence":
-            feats, extras = self.encode([t for _, t in inputs]), [None] * len(inputs)
-        else:
-            encoder = self._encode_words if family == "token" else self._encode_question
-            feats, extras = map(list, zip(*(encoder(i, t) for i, (_, t) in enumerate(inputs))))
+                skin = self._skins[name]
+                get_head(skin.head).check_input(i, skin, text)
+        feats, extras = map(list, zip(*(get_head(self._skins[n].head).serve_encode(i, t, self)
+                                        for i, (n, t) in enumerate(inputs))))
         out: list[dict | None] = [None] * len(inputs)
-        for rows in self._batches(feats, family == "choice"):
+        for rows in self._batches(feats):
             names = [inputs[i][0] for i in rows]
-            repeat = len(feats[rows[0]]["input_ids"]) if family == "choice" else 1
             batch = self.collate([feats[i] for i in rows])
-            for i, (skin, logits) in zip(rows, self.logits(names, batch, repeat)):
+            for i, (skin, logits) in zip(rows, self.logits(names, batch, _choices(feats[rows[0]]))):
                 out[i] = _answer(skin, logits, extras[i])
         return out
 
-    def _batches(self, feats: list[dict], by_choices: bool) -> list[list[int]]:
-        """Input indices per forward pass: batch_size at most; multiple-choice inputs with the same number of
-        choices together (a batch is [rows, choices, tokens])."""
+    def _batches(self, feats: list[dict]) -> list[list[int]]:
+        """Input indices per forward pass: batch_size at most; inputs with the same number of choices together
+        (a batch of several sequences per input is [rows, choices, tokens])."""
         groups: dict[int, list[int]] = {}
         for i, f in enumerate(feats):
-            groups.setdefault(len(f["input_ids"]) if by_choices else 0, []).append(i)
+            groups.setdefault(_choices(f), []).append(i)
         return [g[s : s + self.batch_size] for g in groups.values() for s in range(0, len(g), self.batch_size)]
 
-    def _tokens(self, i: int, *args, **kwargs) -> dict:
+    def with_tokenizer(self, fn, *args):
+        """fn(*args, tokenizer) under the tokenizer's lock (fast tokenizers raise "Already borrowed" when shared)."""
+        with self._tok_lock:
+            return fn(*args, self.lm.tokenizer)
+
+    def tokens(self, i: int, *args, **kwargs) -> dict:
+        """The tokenizer's encoding of input `i`, refused when any sequence has more than max_tokens tokens."""
         with self._tok_lock:
             enc = self.lm.tokenizer(*args, truncation=True, max_length=self.max_tokens + 1, verbose=False, **kwargs)
         ids = enc["input_ids"]
@@ -319,37 +313,14 @@ class SkinBank:
                                f"{self.max_tokens} per input: shorten or split it")
         return enc
 
-    def _encode_words(self, i: int, text: object) -> tuple[dict, list[str]]:
-        words = text.split() if isinstance(text, str) else text
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
-            raise BadInput(f"input {i}: give a text or a non-empty list of words (str) to tag")
-        if sum(map(len, words)) > self.max_chars:
-            raise InputTooLong(f"input {i} has more than {self.max_chars} characters; shorten or split it")
-        for w in words:
-            _check_unicode(i, w)
-        with self._tok_lock:
-            words = _visible(words, self.lm.tokenizer)  # a word the tokenizer drops (zero-width) reads as unknown
-        enc = self._tokens(i, words, is_split_into_words=True)
-        firsts = [t for t, w in enumerate(enc.word_ids()) if w is not None and (t == 0 or enc.word_ids()[t - 1] != w)]
-        return dict(enc), [words, firsts]
-
-    def _encode_question(self, i: int, item: dict) -> tuple[dict, list[str]]:
-        first = " ".join(t for t in (item.get("context") or "", item["question"]) if t)
-        if len(first) + sum(map(len, item["choices"])) > self.max_chars:
-            raise InputTooLong(f"input {i} has more than {self.max_chars} characters; shorten it")
-        for text in (first, *item["choices"]):
-            _check_unicode(i, text)
-        enc = self._tokens(i, [first] * len(item["choices"]), list(item["choices"]))
-        return {k: [list(x) for x in v] for k, v in enc.items()}, list(item["choices"])
-
-
     # --- generation ----------------------------------------------------------------------------------
 
     def prompt_ids(self, i: int, prompt: object) -> list[int]:
         """A prompt's token ids, encoded as training encodes prompts; a list of chat messages is rendered with
         the tokenizer's chat template, ending with the assistant's header."""
-        from lntune.data.chat import check_messages, render
+        from lntune.data.chat import check_messages
         from lntune.errors import DataError
+        from lntune.heads.chat import render
 
         try:
             if isinstance(prompt, list):
@@ -360,7 +331,7 @@ class SkinBank:
             raise BadInput(f"input {i}: give a prompt (str) or chat messages, not {type(prompt).__name__}")
         if len(prompt) > self.max_chars:
             raise InputTooLong(f"input {i} has {len(prompt)} characters; this server reads at most {self.max_chars}")
-        _check_unicode(i, prompt)
+        check_unicode(i, prompt)
         with self._tok_lock:
             ids = self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if not ids:
@@ -441,57 +412,17 @@ class SkinBank:
         return self.lm.tokenizer.decode(tokens, skip_special_tokens=True)
 
 
-def _check_choices(i: int, skin: Skin, item: object) -> None:
-    ok = isinstance(item, dict) and isinstance(item.get("question"), str) and isinstance(item.get("choices"), list) \
-        and len(item["choices"]) >= 2 and all(isinstance(c, str) for c in item["choices"]) \
-        and isinstance(item.get("context") or "", str)
-    if not ok:
-        raise BadInput(f"input {i}: skin {skin.name!r} answers multiple-choice questions: give "
-                       "{\"question\": str, \"choices\": [str, str, ...], \"context\": str (optional)}")
-    if skin.task.get("labels") and len(item["choices"]) != len(skin.labels):
-        raise BadInput(f"input {i}: {len(item['choices'])} choices; skin {skin.name!r} was trained on "
-                       f"{len(skin.labels)} ({', '.join(skin.labels)})")
-
-
-def _check_fit(i: int, skin: Skin, text: object) -> None:
-    pair = isinstance(text, (tuple, list)) and len(text) == 2 and text[1] is not None
-    if pair and skin.sentences == 1:  # the model would read the pair as one run-on text and answer anyway
-        task = str(skin.task.get("name")).partition(":")[0]  # a local: spec names files on the server
-        raise BadInput(f"input {i}: skin {skin.name!r} was trained on single texts (task {task!r}); "
-                       "send text without text_pair, or use a skin of a pair task")
-
-
-def _check_unicode(i: int, text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:  # a lone surrogate (JSON "\ud800"): no tokenizer can read it
-        raise BadInput(f"input {i}: the text holds a lone surrogate (U+{ord(text[e.start]):04X} at character "
-                       f"{e.start}), which is not a character; send valid Unicode text") from None
-
-
-def _answer(skin: Skin, logits: torch.Tensor, extra: list | None = None) -> dict:
+def _answer(skin: Skin, logits: torch.Tensor, extra: object) -> dict:
     if not bool(torch.isfinite(logits).all()):  # finite skins can still overflow; JSON has no NaN
         raise SkinError(f"skin {skin.name!r} gives NaN or infinite outputs for this input; the skin is broken, "
                         "remove it (DELETE /skins) and train it again")
-    if skin.head == "token-classification":
-        words, firsts = extra
-        ids = logits[firsts].argmax(-1).tolist()  # a word's label is its first sub-token's, as in training
-        return {"task": skin.name, "words": words[: len(ids)], "labels": [skin.labels[j] for j in ids],
-                "label_ids": ids}
-    values = logits.float().tolist()
-    if skin.head == "regression":
-        return {"task": skin.name, "value": values[0]}
-    if skin.head == "multiple-choice":
-        probs = torch.softmax(logits.float(), -1).tolist()
-        best = max(range(len(values)), key=values.__getitem__)
-        labels = skin.labels if len(skin.labels) == len(values) else [chr(65 + j) for j in range(len(values))]
-        return {"task": skin.name, "label": labels[best], "label_id": best, "choice": extra[best],
-                "probabilities": dict(zip(labels, probs)), "logits": values}
-    probs = torch.softmax(logits.float(), -1).tolist()
-    best = max(range(len(values)), key=values.__getitem__)
-    labels = skin.labels
-    return {"task": skin.name, "label": labels[best], "label_id": best,
-            "probabilities": dict(zip(labels, probs)), "logits": values}
+    return get_head(skin.head).answer(skin, logits, extra)
+
+
+def _choices(feats: dict) -> int:
+    """Sequences per input: its number of choices when it holds several, else 1."""
+    ids = feats["input_ids"]
+    return len(ids) if ids and isinstance(ids[0], list) else 1
 
 
 def _max_positions(config) -> int | None:

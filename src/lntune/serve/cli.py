@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from lntune.errors import LntuneError
+from lntune.heads import DEFAULT, HEADS
 
 
 def _fail(message: str) -> None:
@@ -80,7 +81,7 @@ def serve_cmd(
 
         if threads:
             torch.set_num_threads(threads)
-        head = "classification" if head in (None, "regression") else head
+        head = HEADS[head].bank_head if head in HEADS else head or DEFAULT  # an unknown one: the bank says so
         bank = SkinBank(model, max_tokens=max_tokens, batch_size=batch_size,
                         norm_map=json.loads(norm_map) if norm_map else None, head=head)
         for name, path in skins:

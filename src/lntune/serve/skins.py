@@ -10,14 +10,11 @@ from pathlib import Path
 import torch
 
 from lntune.errors import SkinError
+from lntune.heads import HEADS, get_head
 from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 
-SERVED_HEADS = ("classification", "regression", "token-classification", "multiple-choice", "causal-lm")
-# Which heads one bank's model answers together: a sequence-classification model answers both of its kinds.
-FAMILY = {"classification": "sequence", "regression": "sequence", "token-classification": "token",
-          "multiple-choice": "choice", "causal-lm": "causal-lm"}
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 # What serving reads from skin.json, and its JSON type: checked before use, so that a crafted or
 # damaged skin.json is a SkinError (HTTP 422), never a KeyError/TypeError in the middle of loading.
@@ -60,7 +57,7 @@ class Skin:
                    if isinstance(v, (int, float)) and math.isfinite(v)}
         counts = {k: v for k, v in (self.meta.get("counts") or {}).items() if isinstance(v, int)}
         return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
-                "labels": self.labels if self.head != "regression" else [], "counts": counts,
+                "labels": get_head(self.head).labels_shown(self.labels), "counts": counts,
                 "metrics": metrics, "sentences": self.sentences}
 
 
@@ -127,9 +124,9 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, 
         raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
                             "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
                             "with lntune eval")
-    if base["head"] not in SERVED_HEADS:
-        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(SERVED_HEADS)} skins only")
-    if FAMILY[base["head"]] != FAMILY.get(lm.head):
+    if base["head"] not in HEADS:
+        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(HEADS)} skins only")
+    if HEADS[base["head"]].bank_head != get_head(lm.head).bank_head:  # one model answers both sequence heads
         raise _refuse(path, f"a {base['head']} skin, but this bank serves {lm.head} skins (its model was loaded "
                             f"with a {lm.head} head); serve it from a bank of its kind (SkinBank(..., "
                             f"head={base['head']!r}); lntune serve picks it from the first --skin)")
@@ -146,10 +143,9 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, 
         raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
     outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0] if head else 0
     labels = (meta.get("task") or {}).get("labels") or []
-    if base["head"] in ("classification", "token-classification") and labels and len(labels) != outputs:
-        raise _refuse(path, f"{len(labels)} labels but a head with {outputs} outputs")
-    if base["head"] == "regression" and outputs != 1:
-        raise _refuse(path, f"a regression head with {outputs} outputs; it should have one")
+    misfit = HEADS[base["head"]].check_outputs(labels, outputs)
+    if misfit:
+        raise _refuse(path, misfit)
     return Skin(name, path, meta, norms, head, outputs)
 
 

@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from lntune.data.encode import IGNORE, collate
+from lntune.data.encode import collate
+from lntune.heads import IGNORE
 
 
 def fixed_batch(feats: list[dict], pad_id: int, seq_len: int) -> dict[str, torch.Tensor]:
@@ -54,7 +55,7 @@ def measure(spec: dict, data_dir=None, machine: dict | None = None) -> dict:
     """Median seconds of a training step and of a no-grad forward of the same batch, and peak memory."""
     from lntune.api import load_split
     from lntune.data import get_task
-    from lntune.data.encode import encode
+    from lntune.heads import encode
     from lntune.method import build_method, prepare
     from lntune.model import load_model
     from lntune.train import TrainConfig

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.heads import get_head
 from lntune.spec.metrics import greater_is_better
 from lntune.sweep.config import (
     LATE_FIELDS,
@@ -27,6 +28,7 @@ from lntune.sweep.config import (
     model_tasks,
     run_tasks,
 )
+
 
 @dataclass
 class Run:
@@ -180,7 +182,7 @@ def task_info(te: TaskEntry) -> tuple[str, str]:
 
     t = get_task(te.name)
     metric = te.metric or (t.gen_metrics[0] if te.generate else t.metric)
-    return metric, "nlg" if t.head == "causal-lm" else "nlu"
+    return metric, "nlg" if get_head(t.head).generates else "nlu"
 
 
 def _masks(entry: RunEntry) -> list[tuple[str, float] | None]:

@@ -149,7 +149,7 @@ def train(
     """Train `tuning`'s tensors, evaluate on dev, and leave the model in its best-loss state.
 
     >>> from lntune import TrainConfig, build_method, load_model, prepare, train
-    >>> from lntune.data.encode import encode
+    >>> from lntune.heads import encode
     >>> lm = load_model("minilm", seed=0)
     >>> rows = [{"text_a": t, "label": y} for t, y in [("a great film", 1), ("an awful plot", 0)] * 8]
     >>> feats = encode(rows, lm.tokenizer, "classification", 32)

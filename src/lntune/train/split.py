@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lntune.data.encode import IGNORE
+from lntune.heads import IGNORE
 
 ROWS, WIDTH = "R", "T"  # symbolic batch dimensions of a recorded output shape
 

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 import torch
 
 from lntune.errors import TrainingError
+from lntune.heads import get_head
 from lntune.method.tuning import Tuning
 from lntune.train.config import TrainConfig
 from lntune.train.fast import FastDropout
@@ -87,24 +88,13 @@ def optimizer(tuning: Tuning, config: TrainConfig) -> torch.optim.AdamW:
                              lr=config.lr)
 
 
-def loss_terms(batch: dict, head: str) -> int:
-    """How many terms a batch's loss averages over: its rows, or its labelled tokens (-100 is
-    ignored; a causal LM predicts each token from the ones before it, so its first label never counts)."""
-    labels = batch["labels"]
-    if head == "token-classification":
-        return int((labels != -100).sum())
-    if head == "causal-lm":
-        return int((labels[..., 1:] != -100).sum())
-    return labels.shape[0]
-
-
 def micro_batches(batch: dict, parts: int, head: str) -> list[tuple[dict, float]]:
     """BATCH cut into PARTS micro-batches (fewer when it has fewer rows), each with its share of the
     batch's loss terms: the weighted sum of their mean losses is the batch's mean loss."""
     rows = batch["labels"].shape[0]
     bounds = [round(i * rows / parts) for i in range(parts + 1)]
     chunks = [{k: v[a:b] for k, v in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
-    terms = [loss_terms(c, head) for c in chunks]
+    terms = [get_head(head).loss_terms(c["labels"]) for c in chunks]
     total = sum(terms)
     if not total:  # no labelled token at all: the loss is NaN either way, and the loop says so
         return [(c, 1 / len(chunks)) for c in chunks]
@@ -124,8 +114,7 @@ class Step:
 
         self.tuning, self.config = tuning, config
         lm = tuning.lm
-        sequence_head = lm.head in ("classification", "regression", "multiple-choice")  # token heads read every row
-        wanted = cut and config.cut_last_block and sequence_head and probes
+        wanted = cut and config.cut_last_block and get_head(lm.head).one_output_per_row and probes
         self.cut = find_cut(lm.model, lm.norms.blocks, list(probes)) if wanted else None
         self.acc = acc or make_accelerator(config.mixed_precision)
         self.packed = PackedAdamW(tuning, config.lr, config.weight_decay, head_lr=config.head_lr) if config.packed else None

@@ -3,7 +3,7 @@ import math
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from lntune.evaluate import metrics
+from lntune.heads import metrics
 
 
 def test_classification_metrics_by_hand():

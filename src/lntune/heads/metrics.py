@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # the arrays come from the caller: importing numpy here would slow `lntune --help`
+    import numpy as np
 
 
 def classification(logits: np.ndarray, labels: np.ndarray) -> dict:
