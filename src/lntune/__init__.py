@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "METHODS": "lntune.method",
-    "TrainConfig": "lntune.train.config",
+    "TrainConfig": "lntune.spec.train",
     "build_method": "lntune.method",
     "evaluate_skin": "lntune.api",
     "generate_base": "lntune.api",

@@ -18,7 +18,6 @@ def _fail(e: LntuneError) -> None:
     raise typer.Exit(2)
 
 
-@app.command("train")
 def train_cmd(
     ctx: typer.Context,
     task: str = typer.Option("sst2", help="task name (see lntune tasks)"),
@@ -30,28 +29,6 @@ def train_cmd(
     ln_modules: Optional[str] = typer.Option(None, help="LN: subset of embeddings,mha,ffn,final (default all)"),
     ln_layers: Optional[str] = typer.Option(None, help="LN: all | top-half | bottom-half | ranges like 0-5,8"),
     ln_mask: Optional[Path] = typer.Option(None, help="LN: safetensors file of boolean element masks"),
-    lr: float = typer.Option(1e-2, help="peak learning rate"),
-    head_lr: Optional[float] = typer.Option(None, help="the task head's own peak learning rate (default: --lr)"),
-    epochs: int = typer.Option(2),
-    max_steps: Optional[int] = typer.Option(None, help="optimizer steps; overrides --epochs"),
-    batch_size: int = typer.Option(32, help="examples per forward pass"),
-    grad_accum: int = typer.Option(1, help="passes summed into each optimizer step (its batch: batch size x N)"),
-    eval_batch_size: int = typer.Option(64),
-    max_length: int = typer.Option(128, help="tokens per example"),
-    warmup_ratio: float = typer.Option(0.06),
-    weight_decay: float = typer.Option(0.0, help="on head matrices only"),
-    max_grad_norm: float = typer.Option(1.0),
-    eval_every: Optional[int] = typer.Option(None, help="evaluate every N steps (default: each epoch)"),
-    patience: Optional[int] = typer.Option(None, help="early stopping: evaluations in a row that are not better"),
-    select: str = typer.Option("loss", help="loss | score: keep (and be patient for) the lowest dev loss or the "
-                                            "best dev score (the task's metric)"),
-    min_delta: float = typer.Option(0.0, help="an evaluation is better only by more than this (metric units)"),
-    seed: int = typer.Option(42),
-    mixed_precision: str = typer.Option("no", help="no | bf16 | fp16 autocast"),
-    frozen_bottom: str = typer.Option(
-        "train", help="train | eval: dropout in the frozen layers below the lowest trained one (eval: off, cacheable)"),
-    cache_bottom: str = typer.Option(
-        "auto", help="auto | on | off: compute the frozen bottom once per example (needs --frozen-bottom eval)"),
     dtype: str = typer.Option("float32", help="weights of the frozen model: float32 | bfloat16 | float16"),
     train_limit: int = typer.Option(3000, help="seeded training subset; 0 for the whole split"),
     eval_limit: int = typer.Option(0, help="seeded dev subset; 0 for the whole split"),
@@ -59,9 +36,6 @@ def train_cmd(
     out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD)"),
     overwrite: bool = typer.Option(False, help="replace a skin already at --out (otherwise refused before training)"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
-    progress: bool = typer.Option(True, help="progress bar and evaluation lines"),
-    report_to: str = typer.Option(
-        "none", help="none | tensorboard | wandb | mlflow: log steps and evaluations there too (OUT/metrics.jsonl always)"),
     config_file: Optional[Path] = typer.Option(
         None, "--config", help="YAML of training options (the keys of a sweep's train: section, lr, seed); "
                                "options given on the command line win"),
@@ -73,11 +47,15 @@ def train_cmd(
                                       "settings (only --data-dir and --progress may be given)"),
     checkpoint: bool = typer.Option(
         True, help="write OUT/checkpoint/ at each evaluation, for --resume (removed when the skin is saved)"),
+    **train: object,  # one flag per TrainConfig field that has one: see _with_train_flags
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
+    from dataclasses import fields
+
     from lntune.api import default_out, train_task
     from lntune.method.options import for_build, merge, parse_assignments
-    from lntune.train import TrainConfig
+    from lntune.spec.config_file import read_train_file
+    from lntune.spec.train import TrainConfig
     from lntune.train.checkpoint import run_args
     from lntune.train.step import is_main_process
     from lntune.train.validate import parse_norm_map
@@ -92,7 +70,7 @@ def train_cmd(
             _fail(LntuneError(f"--resume takes every setting from the run's checkpoint; drop {extra[0].opts[0]}"))
         explicit = given("progress")
         try:
-            kwargs = run_args(resume, data_dir, progress if explicit else None)
+            kwargs = run_args(resume, data_dir, train["progress"] if explicit else None)
             rec = train_task(**kwargs)
         except LntuneError as e:
             _fail(e)
@@ -108,19 +86,8 @@ def train_cmd(
     except LntuneError as e:
         _fail(e)
     try:
-        values = dict(
-            lr=lr, head_lr=head_lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-            eval_batch_size=eval_batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay, max_grad_norm=max_grad_norm, eval_every=eval_every, patience=patience,
-            select=select, min_delta=min_delta,
-            seed=seed, mixed_precision=mixed_precision, progress=progress, frozen_bottom=frozen_bottom,
-            cache_bottom=cache_bottom, report_to=report_to,
-        )
+        values = dict(train)
         if config_file is not None:
-            from dataclasses import fields
-
-            from lntune.train.config_file import read_train_file
-
             known = read_train_file(config_file, fields(TrainConfig))
             values.update({k: v for k, v in known.items() if k not in values or not given(k)})
         config = TrainConfig(**values)
@@ -131,7 +98,30 @@ def train_cmd(
         )
     except LntuneError as e:
         _fail(e)
-    _echo_result(rec, method, model, progress, is_main_process())
+    _echo_result(rec, method, model, config.progress, is_main_process())
+
+
+def _with_train_flags(command):
+    """`command`'s signature with one typer option per TrainConfig field that has a flag, in field order after
+    the method options: type, default and help come from the field, so none is written twice."""
+    import inspect
+    import typing
+    from dataclasses import fields
+
+    from lntune.spec.train import FLAGGED, TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    params = [p for p in inspect.signature(command).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    at = [p.name for p in params].index("ln_mask") + 1
+    flags = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=hints[f.name],
+                               default=typer.Option(f.default, help=f.metadata["help"])) for f in FLAGGED]
+    command.__signature__ = inspect.Signature(params[:at] + flags + params[at:])
+    unflagged = [f.name for f in fields(TrainConfig) if not f.metadata["flag"]]
+    command.__doc__ += f"\n\nTraining options without a flag (set them in --config YAML or in Python): {', '.join(unflagged)}."
+    return command
+
+
+train_cmd = app.command("train")(_with_train_flags(train_cmd))
 
 
 def _echo_result(rec: dict, method: str, model: str, progress: bool, main: bool) -> None:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lntune.errors import SkinError
 from lntune.heads import HEADS
-from lntune.train.validate import DTYPE_NAMES, field_problem
+from lntune.spec.train import field_problem
+from lntune.train.validate import DTYPE_NAMES
 
 FORMAT_NAME = "lntune-skin"
 FORMAT_VERSION = 1  # a skin.json without "format" was written before it was checked: read as version 1

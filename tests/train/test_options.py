@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 from lntune import api
 from lntune.cli import app
 from lntune.errors import LntuneError, TrainingError
+from lntune.spec.train import RULES
 from lntune.sweep.config import GRID_OWNED, ConfigError, load_config
 from lntune.sweep.grid import expand
 from lntune.train import TrainConfig
-from lntune.train.validate import RULES, model_positions
+from lntune.train.validate import model_positions
 
 # (field, value, words of the allowed range): every one of these trained (or crashed) before.
 BAD = [
@@ -224,18 +225,52 @@ def test_a_built_config_cannot_be_changed_past_its_rules():
     assert dataclasses.replace(config, lr=3e-3).lr == 3e-3 and hash(config) == hash(TrainConfig(lr=1e-3))
 
 
-def test_the_cli_defaults_are_trainconfigs():
-    """Until the CLI's flags are generated from TrainConfig, every flag that sets a field must default to it."""
+def test_every_field_is_one_flag_one_yaml_key_and_one_keyword(tmp_path):
+    """The CLI's training flags are generated from TrainConfig's fields: each field has exactly one flag (with the
+    field's default and help) unless it says it has none, and then the help lists it; each is one YAML key of
+    --config and one keyword of TrainConfig (the API)."""
     import inspect
 
-    from lntune.cli import train_cmd
-    from lntune.train.validate import NO_FLAG
+    import yaml
 
-    cli = {p.name: p.default.default for p in inspect.signature(train_cmd).parameters.values()
-           if hasattr(p.default, "default")}
-    shared = [f for f in fields(TrainConfig) if f.name in cli]
-    assert len(shared) >= 20
-    for f in shared:
-        assert cli[f.name] == f.default, f"--{f.name.replace('_', '-')}: CLI {cli[f.name]!r}, TrainConfig {f.default!r}"
-    missing = [f.name for f in fields(TrainConfig) if f.name not in cli and f.name not in NO_FLAG]
-    assert not missing, f"TrainConfig fields with neither a flag nor a NO_FLAG entry: {missing}"
+    from lntune.cli import app, train_cmd
+    from lntune.spec.config_file import read_train_file
+
+    cli = {p.name: p.default for p in inspect.signature(train_cmd).parameters.values() if hasattr(p.default, "default")}
+    for f in fields(TrainConfig):
+        if f.metadata["flag"]:
+            assert cli[f.name].default == f.default and cli[f.name].help == f.metadata["help"], f.name
+        else:
+            assert f.name not in cli, f.name
+    help_text = " ".join(CliRunner().invoke(app, ["train", "--help"], terminal_width=400).output.split())
+    unflagged = [f.name for f in fields(TrainConfig) if not f.metadata["flag"]]
+    assert unflagged and f"without a flag (set them in --config YAML or in Python): {', '.join(unflagged)}" in help_text
+    assert set(inspect.signature(TrainConfig).parameters) == {f.name for f in fields(TrainConfig)}
+    path = tmp_path / "all.yaml"
+    every = {f.name: f.default for f in fields(TrainConfig) if f.name != "progress"}  # progress: the terminal's
+    path.write_text(yaml.safe_dump(every))
+    assert read_train_file(path, fields(TrainConfig)) == every
+
+
+def test_a_toy_option_is_checked_by_its_rule_and_read_from_yaml(monkeypatch, tmp_path):
+    """A field added in one place (a TrainConfig field with option(...)) is checked by its own rule, named by its
+    flag, and read from YAML; the CLI flags and sweep roles are derived from the same fields (tests above)."""
+    import dataclasses
+
+    from lntune.spec import train as spec_train
+    from lntune.spec.rules import Rule
+
+    Toy = dataclasses.make_dataclass(
+        "TrainConfig", [("toy_rate", "float", spec_train.option(0.5, Rule(float, 0, 1), "a toy share", sweep="late"))],
+        bases=(spec_train.TrainConfig,), frozen=True)
+    assert Toy(toy_rate=0.25).toy_rate == 0.25
+    with pytest.raises(TrainingError, match=r"--toy-rate 2: must be a finite number in \[0, 1\]"):
+        Toy(toy_rate=2)
+    toy_field = next(f for f in fields(Toy) if f.name == "toy_rate")
+    assert spec_train.flag_of(toy_field) == "--toy-rate"
+    path = tmp_path / "toy.yaml"
+    path.write_text("toy_rate: 0.75\n")
+    from lntune.spec.config_file import read_train_file
+
+    assert read_train_file(path, fields(Toy)) == {"toy_rate": 0.75}
+

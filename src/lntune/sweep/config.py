@@ -1,25 +1,20 @@
 """Sweep configs: YAML -> dataclasses. Every error names the YAML file and the field at fault."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 
-
 from lntune.errors import LntuneError
-from lntune.train.config_file import ConfigError, Reader as _Reader, load_yaml, read_train_file  # noqa: F401 - read_train_file: also from here
-from lntune.spec.masks import MASK_KINDS
 from lntune.report.sequential import Sequential  # noqa: F401 - the sweep's `sequential:` section, defined once
+from lntune.spec.config_file import ConfigError, load_yaml, read_train_file  # noqa: F401 - read_train_file: also from here
+from lntune.spec.config_file import Reader as _Reader
+from lntune.spec.masks import MASK_KINDS
+
+# Each TrainConfig field's sweep role is declared on the field (spec.train.option); these are derived.
+from lntune.spec.train import GRID_OWNED, LATE_FIELDS, MACHINE_FIELDS, NOT_IN_SWEEPS, TrainConfig  # noqa: F401
 
 # Paper 000 sec. 4.1: LN-tuning tries 1e-2, 1e-3, 2e-4 in this order, other methods 1e-3, 2e-4.
 DEFAULT_LRS = {"ln": [1e-2, 1e-3, 2e-4], "other": [1e-3, 2e-4], "full": [1e-4, 5e-5, 2e-5]}
-GRID_OWNED = ("lr", "seed", "progress")  # TrainConfig fields the grid sets (or that do not change a result)
-NOT_IN_SWEEPS = ("report_to",)  # a sweep's runs train in temporary folders, and its records are its log
-# TrainConfig fields that say where or how a run stores things, not what it computes: they reach the
-# worker but stay out of the spec, so setting them never changes a key.
-MACHINE_FIELDS = ("cache_dir", "cache_max_bytes", "report_to")
-# TrainConfig fields added after stores had recorded runs: in the spec only when set to something
-# other than their default, so a store written before them resumes under newer code with its keys.
-LATE_FIELDS = ("grad_accum", "select", "min_delta")
 
 
 @dataclass
@@ -139,10 +134,9 @@ class SweepConfig:
         return next(t for t in self.tasks if t.name == name)
 
 
-def train_fields() -> dict[str, str]:
-    from lntune.train.config import TrainConfig
-
-    return {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in GRID_OWNED + NOT_IN_SWEEPS}
+def train_fields() -> dict[str, Field]:
+    """The TrainConfig fields a sweep's train: sections may set."""
+    return {f.name: f for f in fields(TrainConfig) if f.name not in GRID_OWNED + NOT_IN_SWEEPS}
 
 
 TOP = {"name", "model", "models", "seeds", "tasks", "runs", "lrs", "lr_budget", "train", "batch_sizes",

@@ -145,7 +145,7 @@ def data_fingerprint(task: str, data_dir: str | None) -> str:
 
 
 def _batch_size(cfg: SweepConfig, model: ModelEntry, te: TaskEntry, entry: RunEntry, method: str) -> int:
-    from lntune.train.config import TrainConfig
+    from lntune.spec.train import TrainConfig
 
     if "batch_size" in entry.train:
         return entry.train["batch_size"]
@@ -159,7 +159,7 @@ def _batch_size(cfg: SweepConfig, model: ModelEntry, te: TaskEntry, entry: RunEn
 
 def train_settings(cfg: SweepConfig, te: TaskEntry, entry: RunEntry, **fixed) -> tuple[dict, dict]:
     """(TrainConfig fields of the spec, machine fields that reach the worker only)."""
-    from lntune.train.config import TrainConfig
+    from lntune.spec.train import TrainConfig
 
     out = asdict(TrainConfig())
     out.pop("progress")

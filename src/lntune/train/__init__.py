@@ -1,4 +1,4 @@
-from lntune.train.config import TrainConfig
+from lntune.spec.train import TrainConfig
 from lntune.train.loop import TrainResult, train
 from lntune.train.step import Step
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lntune.errors import TrainingError
-from lntune.train.config import TrainConfig
+from lntune.spec.train import TrainConfig
 from lntune.train.split import Split, find_split, serving, set_bottom_eval
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.bfloat16: np.int16}  # bf16 kept as raw bits

@@ -86,7 +86,7 @@ def load(run_dir: str | Path) -> dict:
 def run_args(run_dir: str | Path, data_dir: str | Path | None = None, progress: bool | None = None) -> dict:
     """lntune.api.train_task's keyword arguments that continue the run in `run_dir` (resume=True);
     `data_dir` and `progress` may differ from the first run's."""
-    from lntune.train.config import TrainConfig
+    from lntune.spec.train import TrainConfig
 
     run = load(run_dir)["run"]
     config = dict(run.pop("config"))

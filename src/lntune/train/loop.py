@@ -17,9 +17,9 @@ from lntune.data.encode import collate
 from lntune.errors import TrainingError
 from lntune.evaluate import evaluate
 from lntune.method.tuning import Tuning
+from lntune.spec.train import TrainConfig
 from lntune.train.cache import FrozenBottom, setup
 from lntune.train.checkpoint import Checkpointer, progress, set_rng_state
-from lntune.train.config import TrainConfig
 from lntune.train.log import RunLog, check_tracker
 from lntune.train.rows import unwrap
 from lntune.train.split import probes

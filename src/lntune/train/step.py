@@ -13,7 +13,7 @@ import torch
 from lntune.errors import TrainingError
 from lntune.heads import get_head
 from lntune.method.tuning import Tuning
-from lntune.train.config import TrainConfig
+from lntune.spec.train import TrainConfig
 from lntune.train.fast import FastDropout
 from lntune.train.packed import PackedAdamW, group_of
 from lntune.train.rows import cutting, find_cut

@@ -2,12 +2,12 @@
 reader of `lntune train --config FILE` (TrainConfig.from_file), which sweep configs (lntune.sweep.config) use too."""
 from __future__ import annotations
 
+from dataclasses import Field
 from pathlib import Path
 
 import yaml
 
 from lntune.errors import LntuneError
-from lntune.train.validate import field_problem
 
 
 class ConfigError(LntuneError):
@@ -31,7 +31,7 @@ def read_train_file(path: str | Path, fields) -> dict:
     path = Path(path)
     raw = load_yaml(path, f"--config {path}")
     r = Reader(path)
-    known = {f.name: str(f.type) for f in fields if f.name != "progress"}
+    known = {f.name: f for f in fields if f.name != "progress"}
     raw = raw.get("train", raw) if isinstance(raw, dict) and set(raw) == {"train"} else raw  # a pasted train: section
     return r.train(r.mapping(raw if raw is not None else {}, "", known), "", known)
 
@@ -94,16 +94,16 @@ class Reader:
             raise self.error(at, "give one or more positive learning rates, in priority order")
         return out
 
-    def train(self, raw: dict, at: str, known: dict[str, str]) -> dict:
-        """The TrainConfig fields among `raw`, coerced to the field's type and checked against the rules
-        `lntune train` and the Python API use (lntune.train.validate)."""
+    def train(self, raw: dict, at: str, known: dict[str, Field]) -> dict:
+        """The TrainConfig fields among `raw`, coerced to the field's type and checked against the field's own rule,
+        the one `lntune train` and the Python API use (lntune.spec.train)."""
         out = {}
         for k, v in raw.items():
             if k not in known:
                 continue
             where = f"{at}.{k}" if at else k
-            out[k] = self._train_value(v, where, known[k])
-            problem = field_problem(k, out[k])
+            out[k] = self._train_value(v, where, str(known[k].type))
+            problem = known[k].metadata["rule"].problem(out[k])
             if problem:
                 raise self.error(where, problem)
         return out
