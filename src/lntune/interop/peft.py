@@ -7,6 +7,8 @@ as full tensors (the untuned elements at the base's values). The task head goes 
 from __future__ import annotations
 
 import json
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -92,9 +94,11 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
         targets = [t.rpartition(".lora")[0] for t in targets]
         config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
                             target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
-    # The Hub id where the weights are the Hub's (so AutoPeftModel finds the base), else the folder or alias.
-    config.base_model_name_or_path = hub_id(meta["base"].get("source") or {}) or meta["base"]["model"]
-    peft_model = get_peft_model(lm.model, config)
+    with _quiet():
+        peft_model = get_peft_model(lm.model, config)
+    # After get_peft_model, which sets the id to the folder the base was loaded from (a path on this machine).
+    base_id, weights = _base_of(meta)
+    peft_model.peft_config[ADAPTER].base_model_name_or_path = base_id
     inner = peft_model.base_model.model
     with torch.no_grad():
         for name in targets:
@@ -108,9 +112,63 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
             wrapper = inner.get_submodule(name)
             wrapper.modules_to_save[ADAPTER].load_state_dict(skinned.get_submodule(name).state_dict())
     note = {"head": lm.head, "labels": (meta.get("task") or {}).get("labels") or [], "method": method,
-            "base": meta["base"]["model"], "from_skin": str(Path(skin).resolve())}
-    _write(peft_model, out, {NOTE: json.dumps(note, indent=1)})
+            "base": meta["base"]["model"], "base_weights": weights, "from_skin": str(Path(skin).resolve())}
+    # The weights statement goes here and in the card, not into adapter_config.json: PEFT warns about every
+    # key it does not know each time the adapter loads.
+    _write(peft_model, out, {NOTE: json.dumps(note, indent=1), "README.md": _card(meta, base_id, weights, kind)})
     return out
+
+
+@contextmanager
+def _quiet():
+    """PEFT warns "Unsupported layer type LayerNorm ... at your own risk" for every norm LN_TUNING wraps, which is
+    what LN_TUNING is for: that one warning is dropped, every other one is kept."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
+        yield
+
+
+def _base_of(meta: dict) -> tuple[str, str]:
+    """(the base id the adapter names, one sentence on which weights it was trained on). An embedded model names
+    its Hub id even where its weights are not the Hub's (SmolLM2 is a dequantised GGUF); the sentence says so."""
+    source = meta["base"].get("source") or {}
+    if hub_id(source):
+        return hub_id(source), f"the Hub's {hub_id(source)} weights"
+    if source.get("kind") == "embedded":
+        return source["hub_id"], (f"the {source['package']} {source.get('version') or ''} package's weights, not the "
+                                  f"Hub's: a quantised copy of {source['hub_id']}, dequantised, so outputs on the Hub's "
+                                  f"weights differ slightly; lntune --model {meta['base']['model']} loads the exact "
+                                  "base").replace("  ", " ")
+    return meta["base"]["model"], f"the local model {meta['base']['model']} (not on the Hub)"
+
+
+def _card(meta: dict, base_id: str, weights: str, kind: str) -> str:
+    """README.md of an exported adapter: lntune's card, not PEFT's empty template."""
+    from huggingface_hub import ModelCardData
+
+    task = meta.get("task") or {}
+    labels = task.get("labels") or []
+    # The base with its head shaped as at training (AutoPeftModel would build a 2-label head whatever the task).
+    head = get_head(meta["base"]["head"])
+    shape = "".join(f", {k}={v!r}" for k, v in head.model_kwargs(len(labels)).items())
+    load = (f"from peft import PeftModel\nfrom transformers import {head.auto_class}\n\n"
+            f"base = {head.auto_class}.from_pretrained({base_id!r}{shape})\n"
+            "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")").replace("'", '"')
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items()
+               if isinstance(v, (int, float)) and k not in ("loss", "step", "epoch")}
+    data = ModelCardData(base_model=base_id, library_name="peft",
+                         tags=["lntune", "peft", kind.lower().replace("_", "-")])
+    body = [f"# {task.get('name', 'adapter')} — {meta['method']} ({kind}), exported by lntune", "",
+            f"A PEFT {kind} adapter of `{base_id}`, trained with lntune ({meta['method']}) "
+            f"on {task.get('name', 'a task it does not name')}.", "",
+            f"**Base weights.** Trained on {weights}.", "", "## Use", "", "```python", load, "```", ""]
+    if labels:
+        body += [f"Labels by output index: {', '.join(f'{i} {n}' for i, n in enumerate(labels))}.", ""]
+    if metrics:
+        body += ["Validation metrics at export: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + ".", ""]
+    body += ["`lntune.json` beside the adapter holds the task head and labels (PEFT's config has no place for them); "
+             "`lntune import` turns the folder back into an lntune skin."]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n"
 
 
 def _write(peft_model, out: Path, extra: dict[str, str]) -> None:
@@ -121,7 +179,8 @@ def _write(peft_model, out: Path, extra: dict[str, str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        peft_model.save_pretrained(tmp, safe_serialization=True)
+        # no embedding check: it would fetch the base's config from the Hub, and no lntune adapter resizes them
+        peft_model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
         for name, text in extra.items():
             (tmp / name).write_text(text + "\n", encoding="utf-8")
         if out.exists():
@@ -155,12 +214,13 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     kind = cfg.get("peft_type")
     if kind not in ("LN_TUNING", "LORA"):
         raise LntuneError(f"{adapter}: peft_type {kind!r}; lntune imports LN_TUNING and LORA adapters")
-    base = model or _local(cfg.get("base_model_name_or_path"))
+    base = model or _noted_alias(adapter) or _local(cfg.get("base_model_name_or_path"))
     if not base:
         raise LntuneError(f"{adapter}: adapter_config.json names no base model; pass --model")
     head, labels = _task(adapter, cfg)
     meta = {"base": {"model": base, "head": head, "dtype": "float32"}, "task": {"labels": labels}}
-    peft_model = PeftModel.from_pretrained(_fresh(meta, None).model, adapter)
+    with _quiet():
+        peft_model = PeftModel.from_pretrained(_fresh(meta, None).model, adapter)
     values, method = _values(peft_model.base_model.model, kind, adapter, cfg)
     lm = _fresh(meta, None)  # a clean base for lntune's own modules
     tuning = prepare(lm, method, only=list(values))
@@ -205,6 +265,13 @@ def _values(inner, kind: str, adapter: Path, cfg: dict):
         values[f"{name}.lora.B"] = m.lora_B[ADAPTER].weight.detach().clone()
     targets = ",".join(sorted({n.rpartition(".")[2] for n, _ in layers}))
     return values, build_method("lora", r=r, alpha=scale * r, targets=targets)
+
+
+def _noted_alias(adapter: Path) -> str | None:
+    """The embedded alias lntune's note names as the base (its weights, where they are not the Hub's)."""
+    note = adapter / NOTE
+    base = json.loads(note.read_text(encoding="utf-8")).get("base") if note.exists() else None
+    return base if base in ORIGIN else None
 
 
 def _local(base: str | None) -> str | None:
