@@ -50,8 +50,15 @@ def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: in
 DEFAULT_OUT = "runs/{task}-{method}"  # where a run saves its skin unless told: the CLI's and the API's default
 
 
-def default_out(task: str, method: str) -> Path:
-    return Path(DEFAULT_OUT.format(task=task, method=method))
+def default_out(task: str, method: str, overwrite: bool = False) -> Path:
+    """runs/TASK-METHOD, or the first of runs/TASK-METHOD-2, -3, ... that does not exist yet: each run without an
+    --out gets its own folder, whatever its other options; `overwrite` replaces runs/TASK-METHOD itself."""
+    base = out = Path(DEFAULT_OUT.format(task=task, method=method))
+    n = 1
+    while out.exists() and not overwrite:
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs and seeds are judged on the same rows
@@ -118,7 +125,7 @@ def train_task(
     `curve_epochs` (with `val_limit`) also scores the `test_split` after each listed epoch, into "curve".
     """
     if out is DEFAULT_OUT:
-        out = default_out(task, method)
+        out = default_out(task, method, overwrite)
     checkpoint = checkpoint and out is not None  # nowhere to write one
     run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume")}
     config = config or TrainConfig()

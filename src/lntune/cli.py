@@ -33,7 +33,8 @@ def train_cmd(
     train_limit: int = typer.Option(3000, help="seeded training subset; 0 for the whole split"),
     eval_limit: int = typer.Option(0, help="seeded dev subset; 0 for the whole split"),
     data_dir: Optional[Path] = typer.Option(None, envvar="LNTUNE_DATA_DIR", help="folder with the upstream files"),
-    out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD)"),
+    out: Optional[Path] = typer.Option(None, help="skin directory (default runs/TASK-METHOD, or runs/TASK-METHOD-2, "
+                                                  "-3, ... when taken)"),
     overwrite: bool = typer.Option(False, help="replace a skin already at --out (otherwise refused before training)"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     config_file: Optional[Path] = typer.Option(
@@ -52,7 +53,7 @@ def train_cmd(
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
     from dataclasses import fields
 
-    from lntune.api import default_out, train_task
+    from lntune.api import train_task
     from lntune.method.options import for_build, merge, parse_assignments
     from lntune.spec.config_file import read_train_file
     from lntune.spec.train import TrainConfig
@@ -93,12 +94,25 @@ def train_cmd(
         config = TrainConfig(**values)
         rec = train_task(
             task, model, method, options, config,
-            out or default_out(task, method), data_dir, train_limit or None, eval_limit or None, dtype,
+            out or _default_out(task, method, overwrite), data_dir, train_limit or None, eval_limit or None, dtype,
             parse_norm_map(norm_map), preset, generate, num_beams, overwrite=overwrite, checkpoint=checkpoint,
         )
     except LntuneError as e:
         _fail(e)
     _echo_result(rec, method, model, config.progress, is_main_process())
+
+
+def _default_out(task: str, method: str, overwrite: bool) -> Path:
+    """The default skin folder, said at the start when another run already holds runs/TASK-METHOD."""
+    from lntune.api import default_out
+    from lntune.train.step import is_main_process
+
+    out, base = default_out(task, method, overwrite), default_out(task, method, overwrite=True)
+    if out != base and is_main_process():
+        resumable = (base / "checkpoint").is_dir() and not (base / "skin.json").exists()
+        hint = f"; {base} holds an interrupted run: lntune train --resume {base} continues it" if resumable else ""
+        typer.echo(f"skin folder: {out} ({base} is taken; --out names the folder{hint})", err=True)
+    return out
 
 
 def _with_train_flags(command):
