@@ -289,7 +289,7 @@ def test_a_crafted_task_name_does_not_print_the_file_it_names(local_skin, tmp_pa
     code, out = run("eval", "--skin", skin)
     assert code == 2, out
     assert SECRET not in out and "password" not in out, out
-    assert str(secret) in out and "'x', 'y'" in out and "contents are not shown" in out, out
+    assert str(secret) in out and "the skin named the files, not you, so which is not said" in out, out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
 
 
@@ -312,8 +312,22 @@ def test_no_error_about_a_skin_named_file_quotes_it(local_skin, tmp_path, spec):
     message = str(e.value).replace(meta["task"]["name"], "<spec>")  # the spec itself is the skin's words
     assert f"{SECRET}-2" not in message and "root" not in message.replace(str(tmp_path), ""), message
     assert str(skin / SKIN_JSON) in message and str(secret) in message and "\n" not in message, message
-    if "header=none" in spec:
-        assert "missing column(s) '5', '7'" in message, message
+
+
+def test_a_skin_named_path_reads_the_same_whether_it_exists_or_not(local_skin, tmp_path):
+    """A crafted skin cannot probe the file system: a missing file, a folder and a file that is no task file
+    (here the secret) give one message, the path aside."""
+    skin, _, _ = local_skin
+    secret = _secret_file(tmp_path)
+    meta = _meta(skin)
+    messages = []
+    for path in (secret, tmp_path / "nothing-here.csv", tmp_path / "private"):
+        meta["task"]["name"] = f"local:train={path},dev={path},text=text,label=label"
+        _write(skin, meta)
+        code, out = run("eval", "--skin", skin)
+        assert code == 2, out
+        messages.append(out.replace(str(path), "<path>"))
+    assert messages[0] == messages[1] == messages[2], messages
 
 
 def test_relative_task_paths_resolve_against_the_skins_data_root(local_skin, tmp_path, monkeypatch):
@@ -333,7 +347,7 @@ def test_eval_task_overrides_the_skins_task(local_skin, tmp_path, monkeypatch):
     moved = tmp_path / "moved"
     (work / "my").rename(moved)  # the skin's files are gone; the user names them now
     code, out = run("eval", "--skin", skin)
-    assert code == 2 and "the file is not there" in out, out
+    assert code == 2 and "cannot be read from " in out and "work/my/train.csv" in out, out
     spec = f"local:train={moved}/train.csv,dev={moved}/dev.csv,text=text,label=label"
     code, out = run("eval", "--skin", skin, "--task", spec)
     assert code == 0 and "(on --task" in out, out

@@ -294,69 +294,14 @@ def _skin_spec(skin_dir: Path, meta: dict) -> str:
 
 
 # What a DataError about a file says, reduced to words that hold nothing of the file.
-_REASONS = (
-    ("file not found", "the file is not there"),
-    ("is a folder", "a folder, not a file"),
-    ("not found", "the file is not there"),
-    ("cannot read it", "the file cannot be read"),
-    ("the file is empty", "the file is empty"),
-    ("no data rows", "no data rows after the header"),
-    ("UTF-16", "not text in the spec's encoding"),
-    ("not a text file", "not a text file"),
-    ("text (byte", "not text in the spec's encoding"),
-    ("quotes on this line", "a line the CSV reader cannot parse"),
-    ("fields,", "a row with a different number of fields than the header"),
-    ("not valid JSON", "a line that is not valid JSON"),
-    ("not an object", "a line that is not a JSON object"),
-    ("nothing to learn", "every training row has the same label (or no entity)"),
-    ("not among the training labels", "a label the training file does not have"),
-    ("not a finite number", "a label that is not a finite number"),
-    ("not a number", "a label that is not a number"),
-    ("is null", "an empty or null field"),
-    ("is empty;", "an empty or null field"),
-    ("lone surrogate", "a text with an invalid escape"),
-    ("not BIO", "a tag that is not BIO"),
-    ("token<TAB>tag", "a line that is not token<TAB>tag"),
-    ("tags;", "a sentence with more tokens than tags or the reverse"),
-    ("without tokens", "a sentence without tokens"),
-    ("unknown tag", "a tag the training file does not have"),
-)
-
-
-def _columns(name: str) -> list[str]:
-    """The columns a local: spec reads (text=A+B, label=C): words from the skin, not from its files."""
-    kind, _, spec = name.partition(":")
-    if kind != "local":
-        return []
-    fields = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
-    return [*fields.get("text", "").split("+"), fields.get("label", "label")]
-
-
-def _hidden(skin_json: Path, name: str, message: str) -> str:
-    """A content-free account of a DataError about a file the skin named: the file, the line, what kind of
-    problem, and which of the spec's own columns are missing, never a word the file holds."""
+def _hidden(skin_json: Path, name: str) -> str:
+    """One account of any DataError about a file the skin named, the same whether the file is missing, unreadable
+    or not a task file: the user did not type the path, so the answer must not say whether something is there."""
     _, files = _spec_files(name)
-    candidates = [str(Path(f)) for f in files if f]
-    candidates += [str(Path(f) / f"{s}.conll") for f in files if f for s in _SPLITS]
-    found = sorted((message.find(c), -len(c), c) for c in set(candidates) if c in message)
-    where = found[0][2] if found else "a file it names"
-    line = re.match(re.escape(where) + r":(\d+):", message[found[0][0]:]) if found else None
-    if line:
-        where += f", line {line.group(1)}"
-    missing = ""
-    for marker, end in (("missing column(s)", " (header has"), ("missing key(s)", ";"), ("no column", ":")):
-        if marker in message:
-            segment = message.split(marker, 1)[1].split(end, 1)[0]
-            cols = [c for c in _columns(name) if c and (repr(c) in segment or c in map(str.strip, segment.split(",")))]
-            if cols:
-                missing = f"missing column(s) {', '.join(map(repr, cols))}"
-            else:
-                missing = "missing column(s) the spec names"
-            break
-    reason = missing or next((r for k, r in _REASONS if k in message), "its contents do not fit the task spec")
-    return (f"{skin_json}: the task this skin names reads {where}: {reason}. The file was named by the skin, "
-            "not by you, so its contents are not shown; check it, or pass --task SPEC to evaluate on data "
-            "you name")
+    where = ", ".join(dict.fromkeys(str(Path(f)) for f in files if f)) or "the files it names"
+    return (f"{skin_json}: the task this skin names cannot be read from {where} (a file is missing, unreadable or "
+            "not in the form the spec gives; the skin named the files, not you, so which is not said); check "
+            "them, or pass --task SPEC to evaluate on data you name")
 
 
 @contextmanager
@@ -391,7 +336,7 @@ def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
         # Problems with the spec itself quote only the spec (from skin.json); a file path can't start with it.
         if str(e).startswith((f"task '{name}'", f"task {name}:")):
             raise SkinError(f"{skin_json}: task.name: {e}") from None
-        raise SkinError(_hidden(skin_json, name, str(e))) from None
+        raise SkinError(_hidden(skin_json, name)) from None
 
 
 def _check_fits(t, recorded: dict, what: str, skin_json: Path, show_file_labels: bool = True) -> None:
