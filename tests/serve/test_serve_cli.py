@@ -122,3 +122,31 @@ def test_a_set_but_empty_key_variable_refuses_to_start(value, started):
     """click drops an empty environment variable; the server must not then start open (issue 24, 1)."""
     r = CliRunner().invoke(app, ["serve", "--model", "x"], env={"LNTUNE_API_KEY": value})
     assert r.exit_code == 2 and "--api-key / $LNTUNE_API_KEY is empty" in r.output and "app" not in started
+
+
+@pytest.mark.parametrize("flag,value,words", [
+    ("--batch-size", "0", "greater than or equal to 1"),
+    ("--max-inputs", "0", "greater than or equal to 1"),
+    ("--port", "70000", "less than or equal to 65535"),
+    ("--max-tokens", "0", "greater than or equal to 1"),
+    ("--threads", "-2", "greater than or equal to 1"),
+])
+def test_out_of_range_server_options_are_refused_at_start_up(started, flag, value, words):
+    """Before: --batch-size 0 started and then answered 500 to every /predict, --max-inputs 0 made every request a
+    413, --port 70000 ended in a traceback."""
+    r = CliRunner().invoke(app, ["serve", "--model", "minilm", flag, value], terminal_width=200)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"'{flag}'" in out and words in out and "Traceback" not in out, out
+    assert started == {}  # nothing started
+
+
+def test_the_python_entry_points_refuse_the_same_values(make_lm):
+    from lntune.errors import LntuneError
+    from lntune.serve.bank import SkinBank
+    from lntune.serve.server import create_app
+
+    with pytest.raises(LntuneError, match="batch_size 0: give a whole number >= 1"):
+        SkinBank(make_lm("bert"), batch_size=0)
+    bank = SkinBank(make_lm("bert"))
+    with pytest.raises(LntuneError, match="--max-inputs 0: give a whole number of rows >= 1"):
+        create_app(bank, max_inputs=0)

@@ -71,6 +71,9 @@ class SkinBank:
                  head: str = "classification") -> None:
         """`head`: the kind of skins served: classification and regression (one model answers both), or
         causal-lm (generation); a LoadedModel brings its own."""
+        for option, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise LntuneError(f"{option} {value!r}: give a whole number >= 1")
         if dtype != "float32":
             # load_skin computes tuned norms of low-precision models in float32 and untuned ones in
             # the model's dtype; mixing skins per row cannot follow both, so exactness would be lost.

@@ -36,10 +36,10 @@ def serve_cmd(
                                                       "repo id user/name[@revision]), repeatable"),
     model: Optional[str] = typer.Option(None, help="base model (default: the one the first skin was trained on)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000),
-    max_tokens: Optional[int] = typer.Option(None, help="tokens per input (default: the model's max positions)"),
-    max_inputs: int = typer.Option(256, help="rows per request"),
-    batch_size: int = typer.Option(64, help="rows per forward pass"),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free one)"),
+    max_tokens: Optional[int] = typer.Option(None, min=1, help="tokens per input (default: the model's max positions)"),
+    max_inputs: int = typer.Option(256, min=1, help="rows per request"),
+    batch_size: int = typer.Option(64, min=1, help="rows per forward pass"),
     skin_root: Optional[Path] = typer.Option(None, help="POST /skins loads skins from under this folder only "
                                              "(paths relative to it, symlinks resolved)"),
     api_key: Optional[str] = typer.Option(None, envvar="LNTUNE_API_KEY", show_default=False,
@@ -52,11 +52,11 @@ def serve_cmd(
     allowed_hosts: Optional[str] = typer.Option(None, help="comma-separated names clients may use in the Host "
                                                 "header (default: localhost, 127.0.0.1, ::1 and --host); guards "
                                                 "against DNS rebinding"),
-    max_body_bytes: int = typer.Option(1_000_000, help="largest request body; longer ones get 413 unread"),
+    max_body_bytes: int = typer.Option(1_000_000, min=1, help="largest request body; longer ones get 413 unread"),
     head: Optional[str] = typer.Option(None, help="the skins' kind: classification (also serves regression) or "
                                        "causal-lm (generation, /v1 endpoints); default: the first skin's"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
-    threads: Optional[int] = typer.Option(None, help="torch intra-op threads (default: torch's)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch intra-op threads (default: torch's)"),
 ) -> None:
     """Serve LN skins of one base model over HTTP; a request may mix tasks row by row."""
     try:

@@ -235,6 +235,8 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
     """`max_inputs`: rows per request (more: 413). `skin_root`: POST /skins reads skins under it only (needed by
     `allow_skin_management`). The other keywords: see the module's docstring."""
     root = check_options(api_key, allow_skin_management, skin_root, max_body_bytes)
+    if not isinstance(max_inputs, int) or isinstance(max_inputs, bool) or max_inputs < 1:
+        raise LntuneError(f"--max-inputs {max_inputs!r}: give a whole number of rows >= 1")
     app = FastAPI(title="lntune serve", description="LN skins of one base model, mixed per row",
                   default_response_class=SafeJSON)
     # added innermost first: a request meets the Host check, then the key, then the body limit
