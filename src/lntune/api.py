@@ -19,6 +19,8 @@ from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomi
 from lntune.skin_card import invocation
 from lntune.spec.metrics import greater_is_better
 from lntune.train import TrainConfig, train
+from lntune.durable import remove_stale
+from lntune.spec.files import CHECKPOINT_DIR
 from lntune.train.checkpoint import Checkpointer
 from lntune.train.log import check_tracker
 from lntune.train.loop import Curve, Score, eval_loader, make_accelerator
@@ -134,6 +136,9 @@ def train_task(
     check_run(model, config, dtype, norm_map, out, overwrite,
               train_limit=train_limit, eval_limit=eval_limit, generate=generate, num_beams=num_beams)
     check_tracker(config.report_to)  # before the model loads, not 15 s into the run
+    if out is not None:  # a run killed while saving left temp files: they go before this one writes
+        for folder in (Path(out), Path(out) / CHECKPOINT_DIR):
+            remove_stale(folder)
     if checkpoint and saver is None:
         saver = Checkpointer.start(out, run, overwrite=overwrite)
     t = get_task(task)

@@ -22,6 +22,30 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def remove_stale(folder: Path) -> list[Path]:
+    """Delete the temp files that write_atomic calls killed mid-write left in `folder` (their process is gone);
+    a live process's temp file is kept. Returns what was deleted."""
+    gone = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames, unlinks and new entries in `path` durable."""
     try:

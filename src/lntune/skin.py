@@ -23,7 +23,7 @@ from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
 from lntune.durable import fsync_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
-from lntune.spec.files import HUB_FILES, SKIN_JSON, TENSORS
+from lntune.spec.files import CHECKPOINT_DIR, HUB_FILES, SKIN_JSON, TENSORS
 from lntune.train.validate import check_out  # noqa: F401 - also imported from here
 
 __all__ = ["EVAL_NEEDS", "FORMAT", "SKIN_JSON", "TENSORS", "check_out", "load_skin", "read_skin", "save_skin",
@@ -125,6 +125,9 @@ def read_skin(skin_dir: str | Path, require: tuple[str, ...] = ()) -> dict:
     """skin.json, checked against the schema; `require`: dotted keys a caller needs (EVAL_NEEDS to evaluate)."""
     path = Path(skin_dir) / SKIN_JSON
     if not path.exists():
+        if (Path(skin_dir) / CHECKPOINT_DIR).is_dir():
+            raise SkinError(f"{skin_dir}: no {SKIN_JSON}: its training was interrupted; lntune train --resume "
+                            f"{skin_dir} continues it from its last checkpoint")
         raise SkinError(f"{skin_dir}: no {SKIN_JSON}; not a skin directory, or training did not finish (train again)")
     try:
         meta = json.loads(path.read_bytes())

@@ -36,8 +36,9 @@ import torch
 
 from lntune.durable import fsync_dir, write_atomic
 from lntune.errors import LntuneError, TrainingError
+from lntune.spec.files import CHECKPOINT_DIR
 
-DIR = "checkpoint"
+DIR = CHECKPOINT_DIR
 STATE = "state.pt"
 FORMAT = 1
 # Arguments a resume may change: where things are, and how much is printed.
