@@ -29,7 +29,6 @@ def run(*args):
 def trained_once(tmp_path_factory, tokenizer, data_dir, one_thread):
     """A tiny BERT LN-tuned on 32 SST-2 rows, trained once per module: (base folder, skin folder)."""
     import transformers as tf
-
     from conftest import tiny_config
 
     root = tmp_path_factory.mktemp("skin-safety")
@@ -396,3 +395,29 @@ def test_a_skin_with_a_label_twice_is_refused(trained):
     _write(skin, meta)
     with pytest.raises(SkinError, match="'positive' appears more than once"):
         load_skin(skin)
+
+
+def test_generated_rebuild_options_load_or_are_one_skin_error(trained_once, tmp_path):
+    """A skin's `rebuild` options go through the methods' option rules: any value loads (when valid for the
+    model) or is a SkinError naming skin.json, never a traceback (before: {"layers": 3} crashed eval)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base, source = trained_once
+    skin = tmp_path / "skin"
+    shutil.copytree(source, skin)
+    meta = _meta(skin)
+    values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
+                       st.text(max_size=8), st.sampled_from(["all", "ffn", "gain", "0-1", "top-half"]))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rebuild=st.dictionaries(st.sampled_from(["terms", "modules", "layers", "mask", "r", "size"]), values,
+                                   max_size=3))
+    def check(rebuild):
+        _write(skin, {**meta, "rebuild": rebuild})
+        try:
+            load_skin(skin, str(base))
+        except SkinError as e:
+            assert str(skin / SKIN_JSON) in str(e) or str(skin / TENSORS) in str(e), str(e)
+
+    check()

@@ -71,7 +71,7 @@ def test_llama_bias_only_is_an_empty_selection(make_lm):
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(MethodError, match="--ln-terms"):
+    with pytest.raises(MethodError, match="method ln: terms 'scale': choose gain, bias or both"):
         build_method("ln", terms="scale")
     with pytest.raises(MethodError, match="--ln-modules"):
         build_method("ln", modules="mha,attention")

@@ -204,7 +204,7 @@ def test_composes_with_ln_tuning(make_lm):
 
 
 def test_refuses_what_it_cannot_do(make_lm):
-    with pytest.raises(MethodError, match="prefix length 0"):
+    with pytest.raises(MethodError, match="method prefix: length 0: must be an integer >= 1"):
         build_method("prefix", length=0)
     lm = make_lm("gpt2", "causal-lm")
     lm.model.config._attn_implementation = "flash_attention_2"

@@ -14,20 +14,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 from lntune.method.sites import FFN_IN, FFN_OUT, MHA_OUT, blocks, features, find
+from lntune.spec.rules import SEED, Rule, ruled
 
 
 @dataclass
-class AdapterConfig:
-    size: int = 16  # bottleneck width d_b
-    scale: float = 1.0  # s: multiplies the adapter output (He et al. use 4 for the parallel adapter)
-    seed: int = 0  # initialises the down-projection
+class AdapterConfig(Options):
+    size: int = ruled(16, Rule(int, 1))  # bottleneck width d_b
+    scale: float = ruled(1.0, Rule(float))  # s: multiplies the adapter output (He et al. use 4 for the parallel adapter)
+    seed: int = ruled(0, SEED)  # initialises the down-projection
 
 
 @dataclass
 class ParallelAdapterConfig(AdapterConfig):
-    scale: float = 4.0
+    scale: float = ruled(4.0, Rule(float))
 
 
 class Bottleneck(nn.Module):

@@ -7,6 +7,29 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from lntune.errors import MethodError
+from lntune.spec.rules import field_problems
+
+
+class OptionError(MethodError):
+    """A method option breaks its field's rule."""
+
+
+@dataclass
+class Options:
+    """Base of every method's config: each field's rule (spec.rules.ruled) is checked when the config is built,
+    whatever built it (-o, a YAML config, a sweep, the Python API, a skin's rebuild options), then `check`."""
+
+    def __post_init__(self) -> None:
+        problems = field_problems(self)
+        if problems:
+            name, problem = problems[0]
+            raise OptionError(f"{name} {problem}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules that join fields or need more than a type and a range."""
+
 
 @dataclass
 class Tuned:
@@ -44,7 +67,10 @@ class Method:
     heads: ClassVar[tuple[str, ...] | None] = None  # the task heads it can tune; None: every head
 
     def __init__(self, config: object | None = None, **options) -> None:
-        self.config = config if config is not None else self.Config(**options)
+        try:
+            self.config = config if config is not None else self.Config(**options)
+        except OptionError as e:
+            raise MethodError(f"method {self.name}: {e}") from None
 
     def options(self) -> dict:
         return asdict(self.config)

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 
 
 @dataclass
-class BitFitConfig:
+class BitFitConfig(Options):
     pass
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 
 
 @dataclass
-class HeadConfig:
+class HeadConfig(Options):
     pass
 
 

@@ -8,22 +8,24 @@ from pathlib import Path
 import torch
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 from lntune.model.archmap import LABELS, NormMap, NormSite
+from lntune.spec.rules import Rule, ruled
 
 TERMS = {"gain": ("weight",), "bias": ("bias",), "both": ("weight", "bias")}
 
 
 @dataclass
-class LNConfig:
-    terms: str = "both"  # gain | bias | both
-    modules: str = "embeddings,mha,ffn,final"  # comma-separated subset of the norm labels
-    layers: str = "all"  # all | top-half | bottom-half | ranges like 0-5 or 0,2,4-5
-    mask: str | None = None  # safetensors file: parameter name -> bool tensor of elements to train
+class LNConfig(Options):
+    terms: str = ruled("both", Rule(str, choices=tuple(TERMS)))  # gain | bias | both
+    # comma-separated subset of the norm labels
+    modules: str = ruled("embeddings,mha,ffn,final", Rule(str, what=f"a comma-separated subset of {', '.join(LABELS)}"))
+    # all | top-half | bottom-half | ranges like 0-5 or 0,2,4-5
+    layers: str = ruled("all", Rule(str, what="all, top-half, bottom-half or layer ranges like 0-5,8"))
+    # safetensors file: parameter name -> bool tensor of elements to train
+    mask: str | None = ruled(None, Rule(str, what="a safetensors file of boolean masks", unset="no mask"))
 
-    def __post_init__(self) -> None:
-        if self.terms not in TERMS:
-            raise MethodError(f"--ln-terms {self.terms!r}: choose gain, bias or both")
+    def check(self) -> None:
         unknown = set(self.module_set) - set(LABELS)
         if unknown:
             raise MethodError(f"--ln-modules: unknown {sorted(unknown)}; choose from {', '.join(LABELS)}")

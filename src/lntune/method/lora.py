@@ -8,16 +8,18 @@ import torch
 from torch import nn
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 from lntune.method.sites import LORA_DEFAULTS, blocks, features
+from lntune.spec.rules import SEED, Rule, ruled
 
 
 @dataclass
-class LoRAConfig:
-    r: int = 8  # rank
-    alpha: float = 16.0  # the update is scaled by alpha / r
-    targets: str = "auto"  # comma-separated projection names; auto: query,value / c_attn / q_proj,v_proj
-    seed: int = 0  # initialises A
+class LoRAConfig(Options):
+    r: int = ruled(8, Rule(int, 1))  # rank
+    alpha: float = ruled(16.0, Rule(float, 0, above=True))  # the update is scaled by alpha / r
+    # comma-separated projection names; auto: query,value / c_attn / q_proj,v_proj
+    targets: str = ruled("auto", Rule(str, what="auto or comma-separated projection names (e.g. query,value)"))
+    seed: int = ruled(0, SEED)  # initialises A
 
 
 class LowRank(nn.Module):

@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lntune.method.adapter import ParAdapterFFN
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 from lntune.method.compose import Composite
 from lntune.method.prefix import PrefixTuning
+from lntune.spec.rules import SEED, Rule, ruled
 
 
 @dataclass
-class MAMConfig:
-    length: int = 16  # prefix length l
-    size: int = 16  # parallel adapter bottleneck d_b
-    scale: float = 4.0  # parallel adapter scaling s
-    seed: int = 0  # initialises both parts
+class MAMConfig(Options):
+    length: int = ruled(16, Rule(int, 1))  # prefix length l
+    size: int = ruled(16, Rule(int, 1))  # parallel adapter bottleneck d_b
+    scale: float = ruled(4.0, Rule(float))  # parallel adapter scaling s
+    seed: int = ruled(0, SEED)  # initialises both parts
 
 
 class MAM(Method):

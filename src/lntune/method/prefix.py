@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
+from lntune.spec.rules import SEED, Rule, ruled
 
 ATTENTION = "lntune_prefix"  # the AttentionInterface name a prefixed module routes to
 CHILD = "prefix"  # the per-layer module, a child of each self-attention module
@@ -42,20 +43,14 @@ KV_SHAPES: dict[str, Callable[[nn.Module], tuple[int, int]]] = {
 
 
 @dataclass
-class PrefixConfig:
-    length: int = 16  # l: key vectors and value vectors per layer
-    reparam: bool = False  # produce the prefix from an MLP while training (Li & Liang); folded before saving
-    reparam_hidden: int = 512  # hidden width of that MLP
-    init_std: float = 0.02  # std of the random initial prefix (with reparam: of the MLP's input embedding)
-    seed: int = 0  # initialises the prefix (or the MLP)
-
-    def __post_init__(self) -> None:
-        if self.length < 1:
-            raise MethodError(f"prefix length {self.length}: use at least 1 (e.g. -o prefix.length=16)")
-        if self.reparam_hidden < 1:
-            raise MethodError(f"prefix reparam_hidden {self.reparam_hidden}: use at least 1 (e.g. 512)")
-        if self.init_std <= 0:
-            raise MethodError(f"prefix init_std {self.init_std}: use a positive std (e.g. 0.02)")
+class PrefixConfig(Options):
+    length: int = ruled(16, Rule(int, 1))  # l: key vectors and value vectors per layer
+    # produce the prefix from an MLP while training (Li & Liang); folded before saving
+    reparam: bool = ruled(False, Rule(bool))
+    reparam_hidden: int = ruled(512, Rule(int, 1))  # hidden width of that MLP
+    # std of the random initial prefix (with reparam: of the MLP's input embedding)
+    init_std: float = ruled(0.02, Rule(float, 0, above=True))
+    seed: int = ruled(0, SEED)  # initialises the prefix (or the MLP)
 
 
 class Prefix(nn.Module):

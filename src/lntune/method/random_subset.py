@@ -12,15 +12,18 @@ from dataclasses import dataclass
 import torch
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
 from lntune.method.ln import LNConfig, select_norm_params
+from lntune.spec.rules import SEED, Rule, ruled
 
 
 @dataclass
-class RandomConfig:
-    seed: int = 0  # draws the subset
-    count: int | None = None  # elements to train; None: as many as LN-tuning with default options
-    scope: str = "all"  # all: every pretrained weight (paper 002) | blocks: the transformer blocks only
+class RandomConfig(Options):
+    seed: int = ruled(0, SEED)  # draws the subset
+    # elements to train; None: as many as LN-tuning with default options
+    count: int | None = ruled(None, Rule(int, 1, unset="as many as LN-tuning trains"))
+    # all: every pretrained weight (paper 002) | blocks: the transformer blocks only
+    scope: str = ruled("all", Rule(str, choices=("all", "blocks")))
 
 
 SCOPES = ("all", "blocks")

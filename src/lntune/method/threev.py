@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from lntune.errors import MethodError
-from lntune.method.base import Method, Tuned
+from lntune.method.base import Method, Options, Tuned
+from lntune.spec.rules import SEED, Rule, ruled
 
 ATTR = "threev"  # fixed module name, so every apply yields the same parameter names for skins
 HEADS = ("classification", "regression")
@@ -30,17 +31,13 @@ LAYER_INITS = ("uniform", "last")
 
 
 @dataclass
-class ThreeVConfig:
-    layer_init: str = "uniform"  # uniform: equal weights on the L+1 states | last: 99% on the top state
-    query_init: float = 0.0  # std of the initial query; 0 starts as the mask-aware mean over tokens
-    scale_init: float = 1.0  # initial value of every element of the scale vector
-    seed: int = 0  # draws the initial query when query_init > 0, so apply is reproducible
-
-    def __post_init__(self) -> None:
-        if self.layer_init not in LAYER_INITS:
-            raise MethodError(f"3V layer_init {self.layer_init!r}: choose {' or '.join(LAYER_INITS)}")
-        if self.query_init < 0:
-            raise MethodError(f"3V query_init {self.query_init}: a standard deviation cannot be negative")
+class ThreeVConfig(Options):
+    # uniform: equal weights on the L+1 states | last: 99% on the top state
+    layer_init: str = ruled("uniform", Rule(str, choices=LAYER_INITS))
+    # std of the initial query; 0 starts as the mask-aware mean over tokens
+    query_init: float = ruled(0.0, Rule(float, 0, note="a standard deviation"))
+    scale_init: float = ruled(1.0, Rule(float))  # initial value of every element of the scale vector
+    seed: int = ruled(0, SEED)  # draws the initial query when query_init > 0, so apply is reproducible
 
 
 class ThreeVPooler(nn.Module):

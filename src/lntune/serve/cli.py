@@ -52,7 +52,7 @@ def serve_cmd(
     allowed_hosts: Optional[str] = typer.Option(None, help="comma-separated names clients may use in the Host "
                                                 "header (default: localhost, 127.0.0.1, ::1 and --host); guards "
                                                 "against DNS rebinding"),
-    max_body_bytes: int = typer.Option(1_000_000, min=1, help="largest request body; longer ones get 413 unread"),
+    max_body_bytes: int = typer.Option(1_000_000, help="largest request body; longer ones get 413 unread"),
     head: Optional[str] = typer.Option(None, help="the skins' kind: classification (also serves regression) or "
                                        "causal-lm (generation, /v1 endpoints); default: the first skin's"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),

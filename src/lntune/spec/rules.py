@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Rule:
     unset: str = ""  # what None means, said in messages
     none: bool = False  # None is accepted (implied by `unset`)
     note: str = ""  # why the range is what it is
+    what: str = "a folder path"  # what a str option holds, said in messages
 
     def allowed(self) -> str:
         if self.choices:
@@ -27,13 +28,15 @@ class Rule:
         if self.kind is bool:
             return "must be true or false"
         if self.kind is str:
-            text = "must be a folder path"
+            text = f"must be {self.what}"
         else:
             noun = "an integer" if self.kind is int else "a finite number" if self.finite else "a number"
             if self.lo is not None and self.hi is not None:
                 text = f"must be {noun} in [{self.lo}, {self.hi}]"
-            else:
+            elif self.lo is not None:
                 text = f"must be {noun} {'>' if self.above else '>='} {self.lo}"
+            else:
+                text = f"must be {noun}"
         text += f" ({self.note})" if self.note else ""
         return text + (f", or unset ({self.unset})" if self.unset else "")
 
@@ -60,3 +63,32 @@ class Rule:
 
 def either(items) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+SEED = Rule(int, 0, 2**32 - 1)  # numpy's seed range
+
+
+def ruled(default, rule: Rule):
+    """A config field (a method's options) with the rule its values must meet."""
+    return field(default=default, metadata={"rule": rule})
+
+
+def field_problems(config) -> list[tuple[str, str]]:
+    """(field, what is wrong) for every field of dataclass `config` whose value breaks its rule; values that only
+    need a plain type (3 for 3.0, 3 for the text "3") are converted in place first."""
+    out = []
+    for f in fields(config):
+        rule = f.metadata.get("rule")
+        if rule is None:
+            continue
+        value = getattr(config, f.name)
+        if rule.kind is str and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # -o layers=3 arrives as JSON's 3
+        elif rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        object.__setattr__(config, f.name, value)
+        problem = rule.problem(value)
+        if problem:
+            out.append((f.name, problem))
+    return out
+
