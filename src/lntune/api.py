@@ -15,7 +15,7 @@ from lntune.heads import encode, get_head
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.model import load_model
-from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
+from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, write_atomic
 from lntune.skin_card import invocation
 from lntune.spec.metrics import greater_is_better
 from lntune.train import TrainConfig, train
@@ -217,12 +217,21 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     >>> evaluate_skin("runs/sst2-ln")["accuracy"]  # doctest: +SKIP
     0.8...
     """
-    tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
-    cfg, data = meta["train"], meta["data"]
+    tuning, meta, cfg, data = _for_eval(skin, model)
     with skin_task(skin, meta, task) as t:  # errors about files the skin names do not quote them
         dev_ex = subset(t.load("dev", resolve_data_dir(data_dir)), data["eval_limit"], cfg["seed"])
     feats = encode(dev_ex, tuning.lm.tokenizer, t.head, cfg["max_length"])
     return _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
+
+
+def _for_eval(skin: str | Path, model: str | None) -> tuple:
+    """(tuning, skin.json, its train settings, its data settings). A skin imported from PEFT was not trained by
+    lntune, so it has neither: lntune's defaults stand in (the whole dev split, seed 42, max length 128, ...)."""
+    if "imported" not in read_skin(skin):
+        tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
+        return tuning, meta, meta["train"], meta["data"]
+    tuning, meta = load_skin(skin, model)
+    return tuning, meta, asdict(TrainConfig()), {"eval_limit": None}
 
 
 def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None,
@@ -252,13 +261,13 @@ def generate_skin(
     >>> generate_skin("runs/e2e-ln", limit=50)["metrics"]["bleu"]  # doctest: +SKIP
     0.4...
     """
-    tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
+    tuning, meta, cfg, _ = _for_eval(skin, model)
     saved = (meta.get("generation") or {}).get("settings", {})
     limit = saved.get("limit") if limit is None else limit
     num_beams = num_beams or saved.get("num_beams", 1)
-    batch = saved.get("batch_size") or meta["train"]["eval_batch_size"]
+    batch = saved.get("batch_size") or cfg["eval_batch_size"]
     with skin_task(skin, meta, task) as t:
-        return _generation(tuning.lm, t, data_dir, limit, meta["train"]["seed"], num_beams, batch, predictions)
+        return _generation(tuning.lm, t, data_dir, limit, cfg["seed"], num_beams, batch, predictions)
 
 
 def generate_base(

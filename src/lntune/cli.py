@@ -202,8 +202,10 @@ def eval_cmd(
         from lntune.interop.hub import resolve_skin
 
         skin = resolve_skin(skin)  # a folder, or a Hub repo id (user/name@revision)
-        meta = read_skin(skin, require=EVAL_NEEDS)
-        saved = meta["metrics"]
+        meta = read_skin(skin)
+        if "imported" not in meta:  # an imported skin (from PEFT) has no saved numbers: evaluate_skin says what it needs
+            read_skin(skin, require=EVAL_NEEDS)
+        saved = meta.get("metrics") or {}
         got = evaluate_skin(skin, data_dir, model, task)
         saved_gen = meta.get("generation")
         gen = None

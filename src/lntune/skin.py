@@ -316,6 +316,9 @@ def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
     from lntune.data import get_task
 
     skin_json = Path(skin_dir) / SKIN_JSON
+    if task is None and meta.get("imported"):
+        raise SkinError(f"{skin_json}: this skin was imported (from {meta['imported'].get('from', 'a PEFT adapter')}) "
+                        "and records no task data; pass --task NAME to evaluate it on a task, e.g. --task sst2")
     if task is not None:
         t = get_task(task)  # named by the user now: its errors are theirs to read in full
         _check_fits(t, meta["task"], f"--task {task}", skin_json)

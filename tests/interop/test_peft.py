@@ -204,3 +204,27 @@ def test_an_embedded_base_with_other_weights_names_the_hub_id_and_says_whose_wei
     assert _noted_alias(tmp_path) == "smollm2"
     (tmp_path / NOTE).write_text(json.dumps({"base": "/elsewhere/model"}))
     assert _noted_alias(tmp_path) is None  # a path on the exporting machine means nothing here
+
+
+def test_an_imported_skin_evaluates_on_the_task_the_user_names(tiny_dir, data_dir, tmp_path):
+    """Before: "data.eval_limit is missing ... the skin is incomplete or was edited, train it again"."""
+    from lntune.api import evaluate_skin, train_task
+    from lntune.errors import SkinError
+    from lntune.train import TrainConfig
+
+    base = str(tiny_dir("bert"))
+    train_task("sst2", base, "ln", config=TrainConfig(epochs=1, batch_size=16, progress=False), out=tmp_path / "skin",
+               data_dir=data_dir, train_limit=32, eval_limit=None)
+    back = import_peft(export_peft(tmp_path / "skin", tmp_path / "peft", model=base), tmp_path / "back", model=base)
+    got = evaluate_skin(back, data_dir, model=base, task="sst2")  # lntune's defaults: the whole dev split
+    want = evaluate_skin(tmp_path / "skin", data_dir, model=base)  # trained with eval_limit None: the whole split too
+    assert got == pytest.approx(want, abs=1e-6)
+    with pytest.raises(SkinError, match="was imported .* pass --task NAME"):
+        evaluate_skin(back, data_dir, model=base)
+    from typer.testing import CliRunner
+
+    from lntune.cli import app
+
+    run = CliRunner().invoke(app, ["eval", "--skin", str(back), "--model", base, "--task", "sst2",
+                                   "--data-dir", str(data_dir)])
+    assert run.exit_code == 0 and f"accuracy: {got['accuracy']:.6f} (on --task sst2)" in run.output, run.output
