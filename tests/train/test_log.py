@@ -81,6 +81,21 @@ def test_missing_tracker_package_is_a_clear_error(monkeypatch):
         config(report_to="comet")
 
 
+def test_several_trackers_at_once(monkeypatch):
+    """As transformers' report_to: a list (here joined by commas); each tracker's package is checked up front."""
+    import importlib.util
+
+    assert config(report_to="tensorboard,wandb").report_to == "tensorboard,wandb"
+    for bad in ("tensorboard,tensorboard", "none,wandb", "tensorboard,comet", "tensorboard,"):
+        with pytest.raises(TrainingError, match=r"--report-to .*: choose none, or one or more of tensorboard, wandb, "
+                                                r"mlflow joined by commas"):
+            config(report_to=bad)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(TrainingError, match="--report-to tensorboard,wandb: wandb needs the wandb package"):
+        check_tracker("tensorboard,wandb")
+
+
 def test_cli_writes_metrics_jsonl_beside_the_skin(tiny_dir, data_dir, tmp_path):
     out = tmp_path / "s"
     r = CliRunner().invoke(app, ["train", "--model", str(tiny_dir("bert")), "--train-limit", "32", "--eval-limit",

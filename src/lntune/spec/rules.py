@@ -21,8 +21,12 @@ class Rule:
     none: bool = False  # None is accepted (implied by `unset`)
     note: str = ""  # why the range is what it is
     what: str = "a folder path"  # what a str option holds, said in messages
+    several: bool = False  # choices may be joined by commas ("tensorboard,wandb"); the first choice stands alone
 
     def allowed(self) -> str:
+        if self.choices and self.several:
+            return (f"choose {self.choices[0]}, or one or more of {', '.join(self.choices[1:])} joined by commas "
+                    f"(e.g. {','.join(self.choices[1:3])})")
         if self.choices:
             return "choose " + either(self.choices)
         if self.kind is bool:
@@ -43,6 +47,9 @@ class Rule:
     def accepts(self, value) -> bool:
         if value is None:
             return self.none or bool(self.unset)
+        if self.choices and self.several and isinstance(value, str) and value != self.choices[0]:
+            parts = value.split(",")
+            return len(set(parts)) == len(parts) and all(p in self.choices[1:] for p in parts)
         if self.choices:
             return isinstance(value, str) and value in self.choices
         if self.kind is bool:

@@ -68,9 +68,9 @@ class TrainConfig:
                                   "no | bf16 | fp16 autocast (accelerate); tuned tensors stay float32")
     progress: bool = option(True, Rule(bool), "progress bar and evaluation lines", sweep="grid")
     # A sweep's runs train in temporary folders, and its records are its log: no tracker there.
-    report_to: str = option("none", Rule(str, choices=TRACKERS),
-                            "none | tensorboard | wandb | mlflow: log steps and evaluations there too "
-                            "(OUT/metrics.jsonl always)", sweep="off")
+    report_to: str = option("none", Rule(str, choices=TRACKERS, several=True),
+                            "none | tensorboard | wandb | mlflow, or several joined by commas (tensorboard,wandb): "
+                            "log steps and evaluations there too (OUT/metrics.jsonl always)", sweep="off")
     packed: bool = option(True, Rule(bool), "one fused AdamW over a flat buffer of the tuned elements; False: "
                           "per-tensor AdamW", flag=False)
     fast_dropout: bool = option(True, Rule(bool), "CPU: dropout masks from torch.rand, ~2x faster than bernoulli_; "

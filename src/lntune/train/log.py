@@ -16,13 +16,20 @@ METRICS = "metrics.jsonl"
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
 
 
+def trackers(report_to: str) -> list[str]:
+    """The tracker names of a --report-to value ("none", "wandb", "tensorboard,wandb")."""
+    return [] if report_to == "none" else report_to.split(",")
+
+
 def check_tracker(report_to: str) -> None:
-    """A clear error, before training, when the tracker's package is missing."""
+    """A clear error, before training, when a tracker's package is missing."""
     import importlib.util
 
-    wanted = _PACKAGES.get(report_to, ())
-    if wanted and not any(importlib.util.find_spec(p) for p in wanted):
-        raise TrainingError(f"--report-to {report_to} needs the {wanted[0]} package: pip install {wanted[0]}")
+    for name in trackers(report_to):
+        wanted = _PACKAGES.get(name, ())
+        if wanted and not any(importlib.util.find_spec(p) for p in wanted):
+            which = name if name == report_to else f"{report_to}: {name}"
+            raise TrainingError(f"--report-to {which} needs the {wanted[0]} package: pip install {wanted[0]}")
 
 
 class RunLog:
@@ -31,7 +38,7 @@ class RunLog:
     def __init__(self, out: str | Path | None, acc, config: dict, resumed_step: int | None = None,
                  project: str = "lntune") -> None:
         self.acc, self.file = acc, None
-        self.trackers = config.get("report_to", "none") != "none"
+        self.trackers = bool(trackers(config.get("report_to", "none")))
         if not acc.is_main_process:
             return
         if out is not None:

@@ -15,6 +15,7 @@ from lntune.heads import get_head
 from lntune.method.tuning import Tuning
 from lntune.spec.train import TrainConfig
 from lntune.train.fast import FastDropout
+from lntune.train.log import trackers
 from lntune.train.packed import PackedAdamW, group_of
 from lntune.train.rows import cutting, find_cut
 
@@ -61,7 +62,7 @@ def make_accelerator(mixed_precision: str, report_to: str = "none", log_dir=None
     # accelerate keeps one process-wide state; a run with another precision must reset it.
     if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=True)
-    tracking = {} if report_to == "none" else {"log_with": report_to, "project_dir": log_dir}
+    tracking = {"log_with": trackers(report_to), "project_dir": log_dir} if trackers(report_to) else {}
     return Accelerator(mixed_precision=mixed_precision, cpu=multi_cpu_launch(),
                        dataloader_config=DataLoaderConfiguration(split_batches=True), **tracking)
 
