@@ -243,10 +243,15 @@ def norms_cmd(
     except LntuneError as e:
         _fail(e)
     table = Table("name", "label", "layer", "class", "gain", "bias")
-    for s in lm.norms:
-        table.add_row(s.name, s.label, "-" if s.layer is None else str(s.layer), type(s.module).__name__,
-                      str(s.module.weight.numel()), str(s.module.bias.numel()) if s.has_bias else "-")
-    Console().print(table)
+    rows = [(s.name, s.label, "-" if s.layer is None else str(s.layer), type(s.module).__name__,
+             str(s.module.weight.numel()), str(s.module.bias.numel()) if s.has_bias else "-") for s in lm.norms]
+    for row in rows:
+        table.add_row(*row)
+    # Module names are what --norm-map matches: never cut them, however narrow the terminal (or a pipe's 80).
+    needed = sum(max(len(r[i]) for r in rows + [("name", "label", "layer", "class", "gain", "bias")]) + 3
+                 for i in range(6)) + 1
+    console = Console()
+    Console(width=max(console.width, needed)).print(table)
 
 
 @app.command("methods")
@@ -263,11 +268,14 @@ def methods_cmd() -> None:
 
 @app.command("tasks")
 def tasks_cmd() -> None:
-    """List the registered tasks."""
-    from lntune.data import TASKS
+    """List the registered tasks, then the spec forms that read your own files."""
+    from lntune.data import SPEC_FORMS, TASKS
 
     for t in TASKS.values():
         typer.echo(f"{t.name}\t{t.head}\t{t.metric}")
+    typer.echo("\nyour own files (--task 'SPEC'):")
+    for form, head, what in SPEC_FORMS:
+        typer.echo(f"{form}\t{head}\t{what}")
 
 
 from lntune.analyse.cli import app as analyse_app  # noqa: E402

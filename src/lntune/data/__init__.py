@@ -38,6 +38,13 @@ def local_task(spec: str) -> Task:
 
 # Tasks described by a spec after "kind:" (users' own files).
 SPEC_TASKS = {"local": local_task, "conll": ConllTask.from_spec}
+# How those specs are written, for `lntune tasks`: (form, head, what the files hold).
+SPEC_FORMS = (
+    (LocalTask.usage, "classification | regression", "CSV, TSV or JSONL rows with text and label columns"),
+    (LocalGenTask.usage, "causal-lm", "rows with a prompt and its target, or chat messages"),
+    (LocalChoiceTask.usage, "multiple-choice", "rows with a question, its choices and the answer"),
+    (ConllTask.usage, "token-classification", "CoNLL files: one token<TAB>tag per line, sentences split by blank lines"),
+)
 
 
 def get_task(name: str) -> Task:

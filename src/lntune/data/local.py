@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,8 @@ def _columns(spec: str, fields: dict[str, str], header: bool) -> tuple[tuple[str
 
 @dataclass(frozen=True)
 class LocalTask(Task):
+
+    usage: ClassVar[str] = _USAGE.removeprefix("write ")  # how the spec is written (lntune tasks)
     files: tuple[tuple[str, str], ...] = ()  # (split, path)
     text_columns: tuple[str, ...] = ()
     label_column: str = "label"

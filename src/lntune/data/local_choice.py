@@ -11,6 +11,8 @@ Every row has the same number of choices (the head scores a fixed number); the s
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import json
 import string
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ _USAGE = ("write local:train=PATH,dev=PATH,question=COL,choices=COL (or choices=
 
 @dataclass(frozen=True)
 class LocalChoiceTask(Task):
+
+    usage: ClassVar[str] = _USAGE.removeprefix("write ")  # how the spec is written (lntune tasks)
     head: str = "multiple-choice"
     files: tuple[tuple[str, str], ...] = ()  # (split, path)
     question: str = "question"

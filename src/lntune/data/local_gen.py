@@ -13,6 +13,8 @@ header=, encoding=     as for the classification local: tasks
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ def spec_fields(spec: str, keys: set[str], usage: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class LocalGenTask(NLGTask):
+
+    usage: ClassVar[str] = _USAGE.removeprefix("write ")  # how the spec is written (lntune tasks)
     files: tuple[tuple[str, str], ...] = ()  # (split, path)
     columns: tuple[str, ...] = ()  # (prompt, target) or (messages,)
     header: bool = True

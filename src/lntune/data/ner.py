@@ -20,7 +20,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar, Callable
 
 from lntune.data.files import clip, codec_for, read_text, save_as_utf8, spec_encoding_fix
 from lntune.data.task import Task
@@ -184,6 +184,8 @@ _SPLITS = ("train", "dev", "test")
 @dataclass(frozen=True)
 class ConllTask(NerTask):
     """Users' own CoNLL files; the label set is the training file's entity types, sorted."""
+
+    usage: ClassVar[str] = "conll:DIR (DIR/train.conll, DIR/dev.conll[, DIR/test.conll]) or conll:train=PATH,dev=PATH[,encoding=ENC]"  # how the spec is written (lntune tasks)
 
     files: tuple[tuple[str, str], ...] = ()  # (split, path)
     encoding: str = "utf-8"
