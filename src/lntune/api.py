@@ -4,29 +4,35 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lntune.data import get_task, resolve_data_dir, subset
+from lntune.data import Task, get_task, resolve_data_dir, subset
+from lntune.durable import remove_stale
 from lntune.errors import LntuneError, MethodError
 from lntune.evaluate import evaluate
 from lntune.heads import encode, get_head
 from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
+from lntune.method.tuning import Tuning
 from lntune.model import load_model
 from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, write_atomic
 from lntune.skin_card import invocation
+from lntune.spec.files import CHECKPOINT_DIR
 from lntune.spec.metrics import greater_is_better
 from lntune.train import TrainConfig, train
-from lntune.durable import remove_stale
-from lntune.spec.files import CHECKPOINT_DIR
 from lntune.train.checkpoint import Checkpointer
 from lntune.train.log import check_tracker
 from lntune.train.loop import Curve, Score, eval_loader, make_accelerator
 from lntune.train.seed import seed_everything
 from lntune.train.step import is_main_process
 from lntune.train.validate import check_run
+
+if TYPE_CHECKING:
+    import torch
 
 
 def describe_counts(method: str, model_id: str, c: dict) -> str:
@@ -45,8 +51,11 @@ def with_preset(method: str, options: dict, preset: str | None, lm) -> dict:
     return for_build(method, merge(paper_preset(method, lm.model.config), nested))
 
 
-def load_split(task_name: str, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
-    return subset(get_task(task_name).load(split, resolve_data_dir(data_dir)), limit, seed)
+def load_split(task: str | Task, split: str, data_dir, limit: int | None, seed: int) -> list[dict]:
+    """A seeded subset of a task's split; give the Task itself where it is at hand (a local: task's spec is
+    read again at every get_task)."""
+    t = get_task(task) if isinstance(task, str) else task
+    return subset(t.load(split, resolve_data_dir(data_dir)), limit, seed)
 
 
 DEFAULT_OUT = "runs/{task}-{method}"  # where a run saves its skin unless told: the CLI's and the API's default
@@ -67,16 +76,17 @@ VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs an
 
 
 def carve_validation(
-    task_name: str, data_dir, val_limit: int | float, train_limit: int | None, seed: int
+    task: str | Task, data_dir, val_limit: int | float, train_limit: int | None, seed: int
 ) -> tuple[list[dict], list[dict]]:
     """(train, validation): a fixed seeded slice of the training split held out for early stopping and
     lr choice (`val_limit` examples, or that share of the split when below 1), then a `seed`ed subset
     of the rest for training."""
-    rows = get_task(task_name).load("train", resolve_data_dir(data_dir))
+    t = get_task(task) if isinstance(task, str) else task
+    rows = t.load("train", resolve_data_dir(data_dir))
     n = round(val_limit * len(rows)) if isinstance(val_limit, float) and val_limit < 1 else int(val_limit)
     if not 0 < n < len(rows):
         raise LntuneError(
-            f"val_limit {val_limit}: task {task_name} has {len(rows)} training examples; "
+            f"val_limit {val_limit}: task {t.name} has {len(rows)} training examples; "
             "hold out between 1 and all but one of them (a count, or a share below 1)"
         )
     held = set(random.Random(VAL_SEED).sample(range(len(rows)), n))
@@ -105,6 +115,7 @@ def train_task(
     checkpoint: bool = True,
     resume: bool = False,
     curve_epochs: tuple[int, ...] = (),
+    on_trained: Callable[[Tuning, dict[str, torch.Tensor]], None] | None = None,
 ) -> dict:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
 
@@ -125,6 +136,8 @@ def train_task(
     `checkpoint` writes out/checkpoint/ at each evaluation (removed once the skin is saved); `resume`
     continues from it, given the same arguments (lntune.train.checkpoint.run_args(out) reads them back).
     `curve_epochs` (with `val_limit`) also scores the `test_split` after each listed epoch, into "curve".
+    `on_trained(tuning, base)` sees the trained model (its kept state) and the base parameters as loaded, before
+    anything is saved: a sweep measures the change in memory instead of writing a skin to diff.
     """
     if out is DEFAULT_OUT:
         out = default_out(task, method, overwrite)
@@ -145,11 +158,12 @@ def train_task(
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
     if val_limit is None:
-        train_ex = load_split(task, "train", data_dir, train_limit, config.seed)
-        dev_ex = load_split(task, "dev", data_dir, eval_limit, config.seed)
+        train_ex = load_split(t, "train", data_dir, train_limit, config.seed)
+        dev_ex = load_split(t, "dev", data_dir, eval_limit, config.seed)
     else:
-        train_ex, dev_ex = carve_validation(task, data_dir, val_limit, train_limit, config.seed)
+        train_ex, dev_ex = carve_validation(t, data_dir, val_limit, train_limit, config.seed)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
+    base = {n: p.detach().clone() for n, p in lm.base_parameters()} if on_trained is not None else None
     seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress and is_main_process():
@@ -158,7 +172,7 @@ def train_task(
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
     scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
-    test_ex = load_split(task, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
+    test_ex = load_split(t, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
     if curve_epochs and not scored:
         raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
     curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
@@ -190,6 +204,8 @@ def train_task(
             tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
             split=test_split,
         )
+    if on_trained is not None:
+        on_trained(tuning, base)
     if out is not None and is_main_process():  # under accelerate launch, one process writes
         save_skin(out, tuning, record)
         history = {"best": result.best, "history": result.history}
@@ -241,7 +257,7 @@ def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_si
 
     if not hasattr(t, "gen_metrics"):
         raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
-    dev_ex = load_split(t.name, split, data_dir, None, seed)
+    dev_ex = load_split(t, split, data_dir, None, seed)
     limit = None if limit is None or limit < 0 else limit
     return generation_metrics(lm, t, dev_ex, limit, seed, num_beams, batch_size, predictions)
 

@@ -60,3 +60,18 @@ def test_skin_change_matches_its_tensors(tiny_dir, data_dir, tmp_path):
         want = float((value - fresh[name].detach()).abs().mean())
         assert by_param[name] == pytest.approx(want, rel=1e-5) and want > 0
     assert all(v == 0.0 for n, v in by_param.items() if n not in tuned)  # gains and every other weight stayed
+
+
+@pytest.mark.parametrize("method", ["ln", "full"])
+def test_the_in_memory_change_equals_the_skins(method, tiny_dir, data_dir, tmp_path):
+    """A sweep measures the change of a run in memory against the base values it loaded (no skin written and
+    read back, no second load): the same numbers, to the bit, as measuring the saved skin."""
+    from lntune.sweep.run import _change
+
+    seen = {}
+    train_task("sst2", str(tiny_dir("bert")), method, {}, FAST, tmp_path / "skin", data_dir, 32, 16,
+               on_trained=lambda tuning, base: seen.update(change=_change(tuning, base)))
+    rows = measure(tmp_path / "skin").rows
+    assert seen["change"]["cells"] == [[c, layer, d] for (c, layer), d in cell_table(rows).items()]
+    assert seen["change"]["ln"] == [[n, t, layer, d] for (n, t, layer), d in ln_table(rows).items()]
+    assert any(d > 0 for *_, d in seen["change"]["ln"])

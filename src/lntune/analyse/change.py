@@ -32,11 +32,13 @@ class Change:
     rows: list[dict]  # components.records: one per base parameter, "sum" = sum of |delta|
 
 
-def abs_change(before: LoadedModel, after: dict[str, torch.Tensor], source: str) -> list[dict]:
-    """One record per base parameter (task head excluded) with the sum of |after - before|."""
+def abs_change(before: LoadedModel, after: dict[str, torch.Tensor], source: str,
+               base_values: dict[str, torch.Tensor] | None = None) -> list[dict]:
+    """One record per base parameter (task head excluded) with the sum of |after - before|. `base_values`: the
+    pretrained values, taken before `before` itself trained (a run measured in memory, with no second load)."""
     parts = lm_parts(before)
     diffs = {}
-    for name, p in before.base_parameters():
+    for name, p in (base_values.items() if base_values is not None else before.base_parameters()):
         if name not in after:
             raise LntuneError(
                 f"{source}: no parameter {name} after loading; change compares the base parameters of "

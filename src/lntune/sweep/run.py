@@ -57,17 +57,18 @@ def _train(job: dict) -> dict:
     options = dict(spec["options"])
     gen = spec.get("generation") or {}
     analysed = all(m.records_change for m in parts(spec["method"])) and not spec.get("mask")
+    measured = {}
     with tempfile.TemporaryDirectory(prefix="lntune-run-") as tmp:
         if spec.get("mask"):
             options["mask"] = str(_mask_file(spec, job.get("mask"), Path(tmp), data_dir))
-        skin = Path(tmp) / "skin" if analysed else None
         rec = train_task(
-            spec["task"], spec["model"], spec["method"], options, config, out=skin, data_dir=data_dir,
+            spec["task"], spec["model"], spec["method"], options, config, out=None, data_dir=data_dir,
             train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
             num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
             curve_epochs=tuple(spec.get("curve") or ()), checkpoint=False,  # a sweep resumes by whole runs
+            on_trained=(lambda tuning, base: measured.update(change=_change(tuning, base))) if analysed else None,
         )
-        change = _change(skin) if analysed else None
+    change = measured.get("change")
     test = dict(rec.get("test", rec["metrics"]))
     if "generation" in rec:
         test.update({k: v for k, v in rec["generation"]["metrics"].items() if v is not None})
@@ -82,12 +83,14 @@ def _train(job: dict) -> dict:
     return out
 
 
-def _change(skin: Path) -> dict:
-    """Mean |after - before| per (component, layer) and per (norm, term, layer) of the trained model: a few
-    hundred numbers that stand in for the skin (a full fine-tune's is the whole model) in the record."""
-    from lntune.analyse.change import cell_table, ln_table, measure
+def _change(tuning, base: dict) -> dict:
+    """Mean |after - before| per (component, layer) and per (norm, term, layer) of the trained model, in memory
+    against the base values it was loaded with: a few hundred numbers that stand in for the skin (a full
+    fine-tune's is the whole model) in the record."""
+    from lntune.analyse.change import abs_change, cell_table, ln_table
 
-    rows = measure(skin).rows
+    rows = abs_change(tuning.lm, {n: p.detach() for n, p in tuning.lm.model.named_parameters()}, "the trained model",
+                      base_values=base)
     return {"cells": [[c, layer, d] for (c, layer), d in cell_table(rows).items()],
             "ln": [[n, term, layer, d] for (n, term, layer), d in ln_table(rows).items()]}
 
