@@ -142,26 +142,14 @@ def train_task(
     if out is DEFAULT_OUT:
         out = default_out(task, method, overwrite)
     checkpoint = checkpoint and out is not None  # nowhere to write one
-    run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume")}
+    run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume", "on_trained")}
     config = config or TrainConfig()
     run["config"] = asdict(config)
-    saver = Checkpointer.start(out, run, resume=True) if resume else None  # a finished run or another run: say so first
-    check_run(model, config, dtype, norm_map, out, overwrite,
-              train_limit=train_limit, eval_limit=eval_limit, generate=generate, num_beams=num_beams)
-    check_tracker(config.report_to)  # before the model loads, not 15 s into the run
-    if out is not None:  # a run killed while saving left temp files: they go before this one writes
-        for folder in (Path(out), Path(out) / CHECKPOINT_DIR):
-            remove_stale(folder)
-    if checkpoint and saver is None:
-        saver = Checkpointer.start(out, run, overwrite=overwrite)
+    saver = _start(run, config, out, resume, checkpoint, overwrite)
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
-    if val_limit is None:
-        train_ex = load_split(t, "train", data_dir, train_limit, config.seed)
-        dev_ex = load_split(t, "dev", data_dir, eval_limit, config.seed)
-    else:
-        train_ex, dev_ex = carve_validation(t, data_dir, val_limit, train_limit, config.seed)
+    train_ex, dev_ex = _examples(t, data_dir, config.seed, train_limit, eval_limit, val_limit)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
     base = {n: p.detach().clone() for n, p in lm.base_parameters()} if on_trained is not None else None
     seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
@@ -178,26 +166,13 @@ def train_task(
     curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
     result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out,
                    score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
-    record = {
-        "command": invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
-                              f"config=TrainConfig(**{asdict(config)!r}))"),
-        "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
-        "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
-        "train": asdict(config),
-        "metrics": result.best,
-        "steps": result.steps,
-        "train_seconds": result.seconds,
-        "best_seconds": result.best_seconds,
-    }
-    kind = get_head(t.head)
-    if kind.majority(dev_ex) is not None:
-        record["data"]["majority"] = {"dev": kind.majority(dev_ex)}  # what always guessing one class scores
-    if curve is not None:
-        record["curve"] = result.curve
+    record = _record(t, config, result, train_ex, dev_ex, train_limit, eval_limit, curve,
+                     f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
+                     f"config=TrainConfig(**{asdict(config)!r}))")
     if scored:
         record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
         if "majority" in record["data"]:
-            record["data"]["majority"]["test"] = kind.majority(test_ex)
+            record["data"]["majority"]["test"] = get_head(t.head).majority(test_ex)
         record["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
     if generate:
         record["generation"] = _generation(
@@ -207,14 +182,61 @@ def train_task(
     if on_trained is not None:
         on_trained(tuning, base)
     if out is not None and is_main_process():  # under accelerate launch, one process writes
-        save_skin(out, tuning, record)
-        history = {"best": result.best, "history": result.history}
-        if generate:
-            history["generation"] = record["generation"]
-        write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
-        if saver is not None:
-            saver.finish()  # a finished run is its skin
+        _save(out, tuning, record, result, saver)
     return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
+
+
+def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool, overwrite: bool) -> Checkpointer | None:
+    """Every check a run can fail before it loads anything, then its checkpointer (None: no checkpoints)."""
+    saver = Checkpointer.start(out, run, resume=True) if resume else None  # a finished run or another run: say so first
+    check_run(run["model"], config, run["dtype"], run["norm_map"], out, overwrite, train_limit=run["train_limit"],
+              eval_limit=run["eval_limit"], generate=run["generate"], num_beams=run["num_beams"])
+    check_tracker(config.report_to)  # before the model loads, not 15 s into the run
+    if out is not None:  # a run killed while saving left temp files: they go before this one writes
+        for folder in (Path(out), Path(out) / CHECKPOINT_DIR):
+            remove_stale(folder)
+    if checkpoint and saver is None:
+        saver = Checkpointer.start(out, run, overwrite=overwrite)
+    return saver
+
+
+def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit) -> tuple[list[dict], list[dict]]:
+    """(training examples, examples for early stopping: dev, or a validation slice carved out of train)."""
+    if val_limit is None:
+        return load_split(t, "train", data_dir, train_limit, seed), load_split(t, "dev", data_dir, eval_limit, seed)
+    return carve_validation(t, data_dir, val_limit, train_limit, seed)
+
+
+def _record(t: Task, config: TrainConfig, result, train_ex: list, dev_ex: list, train_limit, eval_limit, curve,
+            call: str) -> dict:
+    """What a skin records about its run (skin.json), before the held-out scores and generations."""
+    record = {
+        "command": invocation(call),
+        "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
+        "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
+        "train": asdict(config),
+        "metrics": result.best,
+        "steps": result.steps,
+        "train_seconds": result.seconds,
+        "best_seconds": result.best_seconds,
+    }
+    majority = get_head(t.head).majority(dev_ex)
+    if majority is not None:
+        record["data"]["majority"] = {"dev": majority}  # what always guessing one class scores
+    if curve is not None:
+        record["curve"] = result.curve
+    return record
+
+
+def _save(out, tuning: Tuning, record: dict, result, saver: Checkpointer | None) -> None:
+    """The skin, then metrics.json beside it; a finished run is its skin, so its checkpoint goes."""
+    save_skin(out, tuning, record)
+    history = {"best": result.best, "history": result.history}
+    if "generation" in record:
+        history["generation"] = record["generation"]
+    write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+    if saver is not None:
+        saver.finish()
 
 
 def _score(lm, t, feats: list[dict], batch_size: int, mixed_precision: str) -> dict:
