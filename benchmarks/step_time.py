@@ -91,7 +91,7 @@ def parse() -> argparse.Namespace:
 
 def examples(args, n: int, tokenizer) -> list[dict]:
     """`n` encoded examples, every one exactly args.seq tokens long (padded), labels 0/1."""
-    from lntune.data.encode import encode
+    from lntune.heads import encode
 
     if args.data == "random":
         g = torch.Generator().manual_seed(0)

@@ -183,155 +183,188 @@ def train(
 
 def _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir, selector,
            curve) -> TrainResult:
-    train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
-    order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
-    total = config.max_steps or config.epochs * len(train_dl)
-    last = f"{tuning.lm.norms.blocks}.{tuning.lm.norms.num_layers - 1}."
-    cut = not (bottom.site or "").startswith(last)  # a cache serving the last block feeds it whole rows
-    step = Step(tuning, config, total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
-    model = step.model
-    inner = unwrap(model)  # the model inside DDP: the frozen bottom names its modules
-    train_dl = _Selecting(step.loaders[0], bottom, "train", parts=config.grad_accum, head=tuning.lm.head)
-    dev_dl = _Selecting(step.loaders[1], bottom, "dev", acc)
-    head = tuning.lm.head
-    state = _State(best_value=math.inf)
-    data = saver.data_digest(train_feats, dev_feats) if saver is not None else None
-    resumed = saver.resumed if saver is not None else None
-    if resumed is not None:
-        saver.check(acc, tuning.lm.fingerprint, data)
-        state = _restore(resumed, tuning, step, acc)
-    position = resumed["position"] if resumed is not None else None
-    log = RunLog(log_dir, acc, asdict(config), state.step if resumed is not None else None)
-    bar = tqdm(total=total, initial=state.step, desc="train", disable=not (config.progress and acc.is_main_process),
-               unit="step")
-    start = time.perf_counter() - state.seconds  # a resumed run's clock goes on from the checkpoint's
+    run = _Run(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir, selector)
+    try:
+        with bottom.active(run.inner):
+            run.loop(curve)
+    finally:
+        run.close()
+    tuning.load_state(run.state.snapshot, "best checkpoint")
+    return run.result()
 
-    def checkpoint(epoch: int) -> bool:
+
+class _Run:
+    """One training run's loop: its step, loaders, state, log and progress bar; `loop` trains, `evaluate` keeps
+    the best state and says when patience ran out, `save` checkpoints."""
+
+    def __init__(self, tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, saver, log_dir,
+                 selector) -> None:
+        self.tuning, self.config, self.label_names, self.acc, self.bottom = tuning, config, label_names, acc, bottom
+        self.saver, self.selector, self.feats = saver, selector, {"train": train_feats, "dev": dev_feats}
+        train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
+        self.order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
+        self.total = config.max_steps or config.epochs * len(train_dl)
+        last = f"{tuning.lm.norms.blocks}.{tuning.lm.norms.num_layers - 1}."
+        cut = not (bottom.site or "").startswith(last)  # a cache serving the last block feeds it whole rows
+        self.step = Step(tuning, config, self.total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
+        self.model = self.step.model
+        self.inner = unwrap(self.model)  # the model inside DDP: the frozen bottom names its modules
+        self.train_dl = _Selecting(self.step.loaders[0], bottom, "train", parts=config.grad_accum, head=tuning.lm.head)
+        self.dev_dl = _Selecting(self.step.loaders[1], bottom, "dev", acc)
+        self.head = tuning.lm.head
+        self.state = _State(best_value=math.inf)
+        self.data = saver.data_digest(train_feats, dev_feats) if saver is not None else None
+        self.resumed = saver.resumed if saver is not None else None
+        if self.resumed is not None:
+            saver.check(acc, tuning.lm.fingerprint, self.data)
+            self.state = _restore(self.resumed, tuning, self.step, acc)
+        self.log = RunLog(log_dir, acc, asdict(config), self.state.step if self.resumed is not None else None)
+        self.bar = tqdm(total=self.total, initial=self.state.step, desc="train", unit="step",
+                        disable=not (config.progress and acc.is_main_process))
+        self.start = time.perf_counter() - self.state.seconds  # a resumed run's clock goes on from the checkpoint's
+
+    def evaluate(self, epoch: int) -> bool:
+        """Evaluate on dev, keep the state when it is better; True when patience has run out."""
+        state, config = self.state, self.config
         began = time.perf_counter()
-        trained = began - start - state.eval_seconds
-        dev_dl.seen.clear()
-        m = evaluate(model, dev_dl, head, acc, label_names)
-        state.evaluated = len(dev_dl.seen)
-        bottom.set_eval(inner)  # evaluate() put every module back in training mode
+        trained = began - self.start - state.eval_seconds
+        self.dev_dl.seen.clear()
+        m = evaluate(self.model, self.dev_dl, self.head, self.acc, self.label_names)
+        state.evaluated = len(self.dev_dl.seen)
+        self.bottom.set_eval(self.inner)  # evaluate() put every module back in training mode
         m.update(step=state.step, epoch=epoch)
         state.history.append(m)
-        log.evaluation(m)
-        if not bar.disable:
-            bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
-        value = selector(m)
+        self.log.evaluation(m)
+        if not self.bar.disable:
+            self.bar.write(f"eval step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()
+                                                                  if isinstance(v, float)))
+        value = self.selector(m)
         if value < state.best_value - config.min_delta:
-            state.best_value, state.best, state.snapshot, state.bad = value, m, tuning.state(), 0
+            state.best_value, state.best, state.snapshot, state.bad = value, m, self.tuning.state(), 0
             state.best_seconds = trained
         else:
             state.bad += 1
         state.eval_seconds += time.perf_counter() - began
         return config.patience is not None and state.bad >= config.patience
 
-    def save(epoch: int, skip: int, done: bool, epoch_trained: float, loader_state: torch.Tensor) -> None:
+    def save(self, epoch: int, skip: int, done: bool, epoch_trained: float, loader_state: torch.Tensor) -> None:
         """After an evaluation: where the run is (resume skips `skip` batches of `epoch`, whose order
         `loader_state` draws) and everything it has."""
-        if saver is None:
+        if self.saver is None:
             return
-        state.seconds = time.perf_counter() - start
-        saver.save(acc, {
+        state, tuning, step, bottom = self.state, self.tuning, self.step, self.bottom
+        state.seconds = time.perf_counter() - self.start
+        self.saver.save(self.acc, {
             "position": {"epoch": epoch, "skip": skip, "done": done, "epoch_trained": epoch_trained},
             "loader": loader_state,
             "current": tuning.state(),
             "optimizer": step.opt.state_dict(),
             "schedule": step.sched.state_dict(),
-            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+            "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
             "snapshot": state.snapshot,
             "progress": progress(state),
             "cache": {"log": bottom.log, "served": bottom.served, "recorded": bottom.captured},
             "model": tuning.lm.fingerprint,
-            "data": data,
+            "data": self.data,
         })
 
-    epochs = math.ceil(total / len(train_dl)) if config.max_steps else config.epochs
-    first, skip, stop, carried = 1, 0, False, 0.0
-    rng = None  # a resumed run's generators, put back where the checkpoint took them
-    if position is not None:
-        first, skip, stop, carried = position["epoch"], position["skip"], position["done"], position["epoch_trained"]
-        order.set_state(resumed["loader"])
-        rng = resumed["rng"][acc.process_index]
-        if stop and skip:  # it ended inside an epoch, whose time was not in the list yet
-            state.epoch_seconds.append(carried)
-    try:
-        with bottom.active(inner):
-            if resumed is not None:
-                bottom.replay(inner, resumed["cache"]["log"], {"train": train_feats, "dev": dev_feats},
-                              partial(collate, pad_id=tuning.lm.tokenizer.pad_token_id), acc.device)
-                bottom.served, bottom.captured = resumed["cache"]["served"], resumed["cache"]["recorded"]
-            if total == 0 and resumed is None:
-                stop = checkpoint(0)
-                save(1, 0, True, 0.0, order.get_state())
-            for epoch in range(first, epochs + 1):
-                if stop or state.step >= total:
-                    break
-                model.train()
-                bottom.set_eval(inner)
-                epoch_start = order.get_state()
-                if rng is not None and not skip:  # checkpointed at an epoch's end: before this epoch's order is drawn
-                    set_rng_state(rng)
-                    rng = None
-                began, evaluating, carried = time.perf_counter() - carried, 0.0, 0.0
-                for i, batch in enumerate(train_dl):
-                    if i < skip:  # trained before the checkpoint: the same order, drawn again, skipped
-                        continue
-                    if rng is not None:
-                        set_rng_state(rng)
-                        rng = None
-                    loss = step.accumulate(batch)
-                    # several processes: the global batch's loss, so every process stops on a NaN together
-                    seen = acc.reduce(loss, "mean") if acc.num_processes > 1 else loss
-                    if not torch.isfinite(seen):  # before the update: the tuned tensors stay finite
-                        raise TrainingError(
-                            f"loss is {seen.item()} at step {state.step + 1} (lr {config.lr}); "
-                            "lower --lr, or train in float32 without --mixed-precision"
-                        )
-                    step.apply()
-                    state.step += 1
-                    state.losses.append(seen.item())
-                    log.step(state.step, epoch, state.losses[-1], step.sched.get_last_lr()[0])
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{state.losses[-1]:.4f}", epoch=epoch)
-                    if config.eval_every and state.step % config.eval_every == 0:
-                        t = time.perf_counter()
-                        stop = checkpoint(epoch)
-                        evaluating += time.perf_counter() - t
-                        save(epoch, i + 1, stop or state.step >= total, time.perf_counter() - began - evaluating,
-                             epoch_start)
-                    if stop or state.step >= total:
-                        break
-                skip = 0
-                if rng is not None:  # checkpointed after the epoch's last batch
-                    set_rng_state(rng)
-                    rng = None
-                state.epoch_seconds.append(time.perf_counter() - began - evaluating)
-                evaluated = state.history and state.history[-1]["step"] == state.step
-                if not stop and not evaluated and (not config.eval_every or state.step >= total):
-                    stop = checkpoint(epoch)
-                    save(epoch + 1, 0, stop or state.step >= total, 0.0, order.get_state())
-                if curve is not None and epoch in curve.epochs:
-                    t = time.perf_counter()
-                    state.curve.append({**evaluate(model, curve.loader(tuning, config), head, acc, label_names),
-                                        "epoch": epoch, "step": state.step})
-                    bottom.set_eval(inner)
-                    state.eval_seconds += time.perf_counter() - t
-                if stop or state.step >= total:
-                    break
-    finally:
-        bar.close()
-        step.close()
-        log.close()
-    tuning.load_state(state.snapshot, "best checkpoint")
-    cache = {}
-    if bottom.split is not None:
-        cache = {"lowest": bottom.split.lowest, "site": bottom.site,
-                 "granularity": bottom.split.granularity if bottom.site else None,
-                 "served": bottom.served, "recorded": bottom.captured}
-    return TrainResult(state.best, state.history, state.step, time.perf_counter() - start, state.losses, cache,
-                       state.epoch_seconds, state.best_seconds, state.evaluated, state.curve)
+    def loop(self, curve: Curve | None) -> None:
+        """Every epoch from where the run is (the start, or a resumed checkpoint's position) to the end."""
+        state, config, resumed, order, total = self.state, self.config, self.resumed, self.order, self.total
+        epochs = math.ceil(total / len(self.train_dl)) if config.max_steps else config.epochs
+        first, skip, stop, carried = 1, 0, False, 0.0
+        rng = None  # a resumed run's generators, put back where the checkpoint took them
+        if resumed is not None:
+            position = resumed["position"]
+            first, skip, stop, carried = position["epoch"], position["skip"], position["done"], position["epoch_trained"]
+            order.set_state(resumed["loader"])
+            rng = resumed["rng"][self.acc.process_index]
+            if stop and skip:  # it ended inside an epoch, whose time was not in the list yet
+                state.epoch_seconds.append(carried)
+            self.bottom.replay(self.inner, resumed["cache"]["log"], self.feats,
+                               partial(collate, pad_id=self.tuning.lm.tokenizer.pad_token_id), self.acc.device)
+            self.bottom.served, self.bottom.captured = resumed["cache"]["served"], resumed["cache"]["recorded"]
+        if total == 0 and resumed is None:
+            stop = self.evaluate(0)
+            self.save(1, 0, True, 0.0, order.get_state())
+        for epoch in range(first, epochs + 1):
+            if stop or state.step >= total:
+                break
+            self.model.train()
+            self.bottom.set_eval(self.inner)
+            epoch_start = order.get_state()
+            if rng is not None and not skip:  # checkpointed at an epoch's end: before this epoch's order is drawn
+                set_rng_state(rng)
+                rng = None
+            began = time.perf_counter() - carried
+            stop, rng, evaluating = self._epoch(epoch, skip, rng, began, epoch_start)
+            carried, skip = 0.0, 0
+            if rng is not None:  # checkpointed after the epoch's last batch
+                set_rng_state(rng)
+                rng = None
+            state.epoch_seconds.append(time.perf_counter() - began - evaluating)
+            evaluated = state.history and state.history[-1]["step"] == state.step
+            if not stop and not evaluated and (not config.eval_every or state.step >= total):
+                stop = self.evaluate(epoch)
+                self.save(epoch + 1, 0, stop or state.step >= total, 0.0, order.get_state())
+            if curve is not None and epoch in curve.epochs:
+                t = time.perf_counter()
+                state.curve.append({**evaluate(self.model, curve.loader(self.tuning, config), self.head, self.acc,
+                                               self.label_names), "epoch": epoch, "step": state.step})
+                self.bottom.set_eval(self.inner)
+                state.eval_seconds += time.perf_counter() - t
+            if stop or state.step >= total:
+                break
+
+    def _epoch(self, epoch: int, skip: int, rng, began: float, epoch_start) -> tuple[bool, object, float]:
+        """One epoch's batches (the first `skip` were trained before a checkpoint: drawn again, skipped);
+        returns (stop, the generators still to put back, seconds spent evaluating)."""
+        state, config, step, total = self.state, self.config, self.step, self.total
+        stop, evaluating = False, 0.0
+        for i, batch in enumerate(self.train_dl):
+            if i < skip:
+                continue
+            if rng is not None:
+                set_rng_state(rng)
+                rng = None
+            loss = step.accumulate(batch)
+            # several processes: the global batch's loss, so every process stops on a NaN together
+            seen = self.acc.reduce(loss, "mean") if self.acc.num_processes > 1 else loss
+            if not torch.isfinite(seen):  # before the update: the tuned tensors stay finite
+                raise TrainingError(
+                    f"loss is {seen.item()} at step {state.step + 1} (lr {config.lr}); "
+                    "lower --lr, or train in float32 without --mixed-precision"
+                )
+            step.apply()
+            state.step += 1
+            state.losses.append(seen.item())
+            self.log.step(state.step, epoch, state.losses[-1], step.sched.get_last_lr()[0])
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{state.losses[-1]:.4f}", epoch=epoch)
+            if config.eval_every and state.step % config.eval_every == 0:
+                t = time.perf_counter()
+                stop = self.evaluate(epoch)
+                evaluating += time.perf_counter() - t
+                self.save(epoch, i + 1, stop or state.step >= total, time.perf_counter() - began - evaluating,
+                          epoch_start)
+            if stop or state.step >= total:
+                break
+        return stop, rng, evaluating
+
+    def close(self) -> None:
+        self.bar.close()
+        self.step.close()
+        self.log.close()
+
+    def result(self) -> TrainResult:
+        state, bottom = self.state, self.bottom
+        cache = {}
+        if bottom.split is not None:
+            cache = {"lowest": bottom.split.lowest, "site": bottom.site,
+                     "granularity": bottom.split.granularity if bottom.site else None,
+                     "served": bottom.served, "recorded": bottom.captured}
+        return TrainResult(state.best, state.history, state.step, time.perf_counter() - self.start, state.losses,
+                           cache, state.epoch_seconds, state.best_seconds, state.evaluated, state.curve)
 
 
 def _restore(saved: dict, tuning: Tuning, step: Step, acc) -> _State:
