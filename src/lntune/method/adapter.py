@@ -16,19 +16,19 @@ from torch import nn
 
 from lntune.method.base import Method, Options, Tuned
 from lntune.method.sites import FFN_IN, FFN_OUT, MHA_OUT, blocks, features, find
-from lntune.spec.rules import SEED, Rule, ruled
+from lntune.spec.rules import SCALE, SEED, Rule, ruled
 
 
 @dataclass
 class AdapterConfig(Options):
     size: int = ruled(16, Rule(int, 1))  # bottleneck width d_b
-    scale: float = ruled(1.0, Rule(float))  # s: multiplies the adapter output (He et al. use 4 for the parallel adapter)
+    scale: float = ruled(1.0, SCALE)  # s: multiplies the adapter output (He et al. use 4 for the parallel adapter)
     seed: int = ruled(0, SEED)  # initialises the down-projection
 
 
 @dataclass
 class ParallelAdapterConfig(AdapterConfig):
-    scale: float = ruled(4.0, Rule(float))
+    scale: float = ruled(4.0, SCALE)
 
 
 class Bottleneck(nn.Module):

@@ -16,7 +16,7 @@ from lntune.spec.rules import SEED, Rule, ruled
 @dataclass
 class LoRAConfig(Options):
     r: int = ruled(8, Rule(int, 1))  # rank
-    alpha: float = ruled(16.0, Rule(float, 0, above=True))  # the update is scaled by alpha / r
+    alpha: float = ruled(16.0, Rule(float, 0, 1e4, above=True))  # the update is scaled by alpha / r
     # comma-separated projection names; auto: query,value / c_attn / q_proj,v_proj
     targets: str = ruled("auto", Rule(str, what="auto or comma-separated projection names (e.g. query,value)"))
     seed: int = ruled(0, SEED)  # initialises A

@@ -8,14 +8,14 @@ from lntune.method.adapter import ParAdapterFFN
 from lntune.method.base import Method, Options, Tuned
 from lntune.method.compose import Composite
 from lntune.method.prefix import PrefixTuning
-from lntune.spec.rules import SEED, Rule, ruled
+from lntune.spec.rules import SCALE, SEED, Rule, ruled
 
 
 @dataclass
 class MAMConfig(Options):
     length: int = ruled(16, Rule(int, 1))  # prefix length l
     size: int = ruled(16, Rule(int, 1))  # parallel adapter bottleneck d_b
-    scale: float = ruled(4.0, Rule(float))  # parallel adapter scaling s
+    scale: float = ruled(4.0, SCALE)  # parallel adapter scaling s
     seed: int = ruled(0, SEED)  # initialises both parts
 
 

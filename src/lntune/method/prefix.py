@@ -49,7 +49,7 @@ class PrefixConfig(Options):
     reparam: bool = ruled(False, Rule(bool))
     reparam_hidden: int = ruled(512, Rule(int, 1))  # hidden width of that MLP
     # std of the random initial prefix (with reparam: of the MLP's input embedding)
-    init_std: float = ruled(0.02, Rule(float, 0, above=True))
+    init_std: float = ruled(0.02, Rule(float, 0, 10, above=True))
     seed: int = ruled(0, SEED)  # initialises the prefix (or the MLP)
 
 

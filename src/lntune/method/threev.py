@@ -22,7 +22,7 @@ from torch import nn
 
 from lntune.errors import MethodError
 from lntune.method.base import Method, Options, Tuned
-from lntune.spec.rules import SEED, Rule, ruled
+from lntune.spec.rules import SCALE, SEED, Rule, ruled
 
 ATTR = "threev"  # fixed module name, so every apply yields the same parameter names for skins
 HEADS = ("classification", "regression")
@@ -35,8 +35,8 @@ class ThreeVConfig(Options):
     # uniform: equal weights on the L+1 states | last: 99% on the top state
     layer_init: str = ruled("uniform", Rule(str, choices=LAYER_INITS))
     # std of the initial query; 0 starts as the mask-aware mean over tokens
-    query_init: float = ruled(0.0, Rule(float, 0, note="a standard deviation"))
-    scale_init: float = ruled(1.0, Rule(float))  # initial value of every element of the scale vector
+    query_init: float = ruled(0.0, Rule(float, 0, 10, note="a standard deviation"))
+    scale_init: float = ruled(1.0, SCALE)  # initial value of every element of the scale vector
     seed: int = ruled(0, SEED)  # draws the initial query when query_init > 0, so apply is reproducible
 
 

@@ -36,7 +36,7 @@ class Rule:
         else:
             noun = "an integer" if self.kind is int else "a finite number" if self.finite else "a number"
             if self.lo is not None and self.hi is not None:
-                text = f"must be {noun} in [{self.lo}, {self.hi}]"
+                text = f"must be {noun} in {'(' if self.above else '['}{self.lo}, {self.hi}]"
             elif self.lo is not None:
                 text = f"must be {noun} {'>' if self.above else '>='} {self.lo}"
             else:
@@ -73,6 +73,7 @@ def either(items) -> str:
 
 
 SEED = Rule(int, 0, 2**32 - 1)  # numpy's seed range
+SCALE = Rule(float, -1e4, 1e4, note="a multiplier of float32 activations")  # beyond it float32 overflows in a step
 
 
 def ruled(default, rule: Rule):
