@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lntune.data import Task, get_task, resolve_data_dir, subset
-from lntune.durable import remove_stale
+from lntune.durable import next_dir, remove_stale, replace_folder
 from lntune.errors import LntuneError, MethodError
 from lntune.evaluate import evaluate
 from lntune.heads import encode, get_head
@@ -21,7 +22,7 @@ from lntune.method.tuning import Tuning
 from lntune.model import load_model
 from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, write_atomic
 from lntune.skin_card import invocation
-from lntune.spec.files import CHECKPOINT_DIR
+from lntune.spec.files import CHECKPOINT_DIR, SKIN_JSON
 from lntune.spec.metrics import greater_is_better
 from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
@@ -145,7 +146,7 @@ def train_task(
     run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume", "on_trained")}
     config = config or TrainConfig()
     run["config"] = asdict(config)
-    saver = _start(run, config, out, resume, checkpoint, overwrite)
+    saver, work = _start(run, config, out, resume, checkpoint, overwrite)
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
@@ -164,7 +165,7 @@ def train_task(
     if curve_epochs and not scored:
         raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
     curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
-    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=out,
+    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=work,
                    score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
     record = _record(t, config, result, train_ex, dev_ex, train_limit, eval_limit, curve,
                      f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
@@ -182,22 +183,32 @@ def train_task(
     if on_trained is not None:
         on_trained(tuning, base)
     if out is not None and is_main_process():  # under accelerate launch, one process writes
-        _save(out, tuning, record, result, saver)
+        _save(work, tuning, record, result, saver)
+        if work != out:  # the new skin is whole: it takes the old one's place in one step
+            replace_folder(work, out)
     return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
 
 
-def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool, overwrite: bool) -> Checkpointer | None:
-    """Every check a run can fail before it loads anything, then its checkpointer (None: no checkpoints)."""
-    saver = Checkpointer.start(out, run, resume=True) if resume else None  # a finished run or another run: say so first
+def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool,
+           overwrite: bool) -> tuple[Checkpointer | None, Path | None]:
+    """Every check a run can fail before it loads anything, then (its checkpointer or None, the folder it works
+    in). A run that replaces a finished skin works beside it (durable.next_dir), so the old skin stays whole and
+    loadable until the new one is, and `--resume OUT` finds the interrupted replacement there."""
+    work = out
+    if out is not None and (overwrite or resume) and (Path(out) / SKIN_JSON).is_file():
+        work = next_dir(Path(out))
+        if not resume and is_main_process():
+            shutil.rmtree(work, ignore_errors=True)  # a replacement started over, or an old skin a crash left
+    saver = Checkpointer.start(work, run, resume=True) if resume else None  # a finished run or another run: say so first
     check_run(run["model"], config, run["dtype"], run["norm_map"], out, overwrite, train_limit=run["train_limit"],
               eval_limit=run["eval_limit"], generate=run["generate"], num_beams=run["num_beams"])
     check_tracker(config.report_to)  # before the model loads, not 15 s into the run
-    if out is not None:  # a run killed while saving left temp files: they go before this one writes
-        for folder in (Path(out), Path(out) / CHECKPOINT_DIR):
+    if work is not None:  # a run killed while saving left temp files: they go before this one writes
+        for folder in (Path(work), Path(work) / CHECKPOINT_DIR):
             remove_stale(folder)
     if checkpoint and saver is None:
-        saver = Checkpointer.start(out, run, overwrite=overwrite)
-    return saver
+        saver = Checkpointer.start(work, run, overwrite=overwrite)
+    return saver, work
 
 
 def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit) -> tuple[list[dict], list[dict]]:

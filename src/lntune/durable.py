@@ -22,6 +22,39 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def next_dir(out: Path) -> Path:
+    """Where a run that replaces the finished skin at `out` works until its own skin is whole (a hidden sibling)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.next"
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two folders in one step where the system can (Linux renameat2 RENAME_EXCHANGE): a crash leaves each
+    name holding one whole folder. Elsewhere three renames, between which `b`'s old folder waits beside it."""
+    import ctypes
+
+    a, b = Path(a), Path(b)
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    at_cwd, exchange_flag = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if renameat2 is not None and renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange_flag) == 0:
+        fsync_dir(a.parent)
+        return
+    held = b.with_name(f"{b.name}.old")
+    os.replace(b, held)
+    os.replace(a, b)
+    os.replace(held, a)
+    fsync_dir(a.parent)
+
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Put the whole folder `new` (a skin) in the place of `out` by exchanging them, then remove the old one: at
+    every crash point `out` holds one whole folder, the old or the new."""
+    import shutil
+
+    exchange(Path(new), Path(out))
+    shutil.rmtree(new, ignore_errors=True)  # now the old one; a crash here leaves it for the next run to remove
+
+
 def remove_stale(folder: Path) -> list[Path]:
     """Delete the temp files that write_atomic calls killed mid-write left in `folder` (their process is gone);
     a live process's temp file is kept. Returns what was deleted."""

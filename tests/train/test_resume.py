@@ -4,6 +4,7 @@ the run depends on, so a run killed anywhere and resumed writes the skin an unin
 In-process tests stop a run by raising right after its k-th checkpoint (at an epoch's end, mid-epoch, after an
 epoch's last batch, with the frozen-bottom cache, with the per-tensor optimizer, twice in a row); the CLI test
 SIGKILLs `lntune train` mid-epoch and resumes it with `lntune train --resume RUN_DIR`."""
+import json
 import os
 import signal
 import subprocess
@@ -213,3 +214,94 @@ def test_resume_errors_are_one_line(tmp_path, tiny_dir, data_dir, monkeypatch):
     code, out = run("--resume", tmp_path / "cut")
     assert code == 0 and "dev (best by loss" in out, out
     assert (tmp_path / "cut" / "skin.json").exists() and not (tmp_path / "cut" / "checkpoint").exists()
+
+
+# --- an interrupted --overwrite (issue 24 #6): the old skin stays whole until the new one replaces it -------------
+
+def _files(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _overwrite_args(model, data_dir, out, seed):
+    return ["train", "--model", str(model), "--data-dir", str(data_dir), "--train-limit", "64", "--eval-limit", "16",
+            "--epochs", "1", "--batch-size", "8", "--eval-every", "2", "--no-progress", "--out", str(out),
+            "--seed", str(seed), "--overwrite"]
+
+
+@pytest.fixture
+def old_skin(tiny_dir, data_dir, tmp_path, one_thread):
+    model, out = tiny_dir("bert"), tmp_path / "skin"
+    res = CliRunner().invoke(app, _overwrite_args(model, data_dir, out, 1)[:-1])
+    assert res.exit_code == 0, res.output
+    return model, out, _files(out)
+
+
+def test_an_overwrite_killed_mid_training_leaves_the_old_skin_and_resumes(old_skin, data_dir, monkeypatch):
+    from lntune.durable import next_dir
+    from lntune.skin import load_skin
+
+    model, out, before = old_skin
+    real = Checkpointer.save
+
+    def dies(self, acc, payload):
+        real(self, acc, payload)
+        raise Killed
+
+    monkeypatch.setattr(Checkpointer, "save", dies)
+    with pytest.raises(Killed):
+        CliRunner().invoke(app, _overwrite_args(model, data_dir, out, 2), catch_exceptions=False)
+    monkeypatch.setattr(Checkpointer, "save", real)
+    assert _files(out) == before  # every byte of the old skin, metrics.jsonl included
+    load_skin(out, str(model))
+    assert state_path(next_dir(out)).is_file()
+    res = CliRunner().invoke(app, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 0 and f"skin: {out}" in res.output, res.output
+    assert json.loads((out / "skin.json").read_text())["train"]["seed"] == 2 and not next_dir(out).exists()
+    load_skin(out, str(model))
+
+
+def test_an_overwrite_killed_before_the_swap_finishes_on_resume(old_skin, data_dir, monkeypatch):
+    from lntune import api
+    from lntune.durable import next_dir
+
+    model, out, before = old_skin
+
+    def killed(new, old):
+        raise Killed
+
+    monkeypatch.setattr(api, "replace_folder", killed)
+    with pytest.raises(Killed):
+        CliRunner().invoke(app, _overwrite_args(model, data_dir, out, 2), catch_exceptions=False)
+    assert _files(out) == before and (next_dir(out) / "skin.json").is_file()
+    monkeypatch.undo()
+    res = CliRunner().invoke(app, ["train", "--resume", str(out), "--no-progress"])
+    assert res.exit_code == 2 and "its new skin was waiting beside it and is now in place" in res.output, res.output
+    assert json.loads((out / "skin.json").read_text())["train"]["seed"] == 2 and not next_dir(out).exists()
+
+
+def test_the_swap_leaves_one_whole_skin_at_every_point(tmp_path):
+    """durable.exchange swaps two folders in one step; a crash after it leaves the old skin beside, which the
+    next replacing run removes."""
+    from lntune.durable import exchange, next_dir
+
+    out, new = tmp_path / "skin", next_dir(tmp_path / "skin")
+    out.mkdir()
+    new.mkdir()
+    (out / "skin.json").write_text("old")
+    (new / "skin.json").write_text("new")
+    exchange(new, out)
+    assert (out / "skin.json").read_text() == "new" and (new / "skin.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".skin.next", "skin"]
+
+
+def test_a_sigkilled_overwrite_through_the_cli_keeps_the_old_skin_and_resumes(old_skin, data_dir):
+    from lntune.durable import next_dir
+
+    model, out, before = old_skin
+    cmd = [sys.executable, "-m", "lntune.cli", *_overwrite_args(model, data_dir, out, 2)]
+    _kill_after(cmd, next_dir(out), lambda p: True)
+    assert _files(out) == before
+    done = subprocess.run([sys.executable, "-m", "lntune.cli", "train", "--resume", str(out), "--no-progress"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "skin.json").read_text())["train"]["seed"] == 2 and not next_dir(out).exists()

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lntune.durable import fsync_dir, write_atomic
+from lntune.durable import fsync_dir, next_dir, replace_folder, write_atomic
 from lntune.errors import LntuneError, TrainingError
 from lntune.spec.files import CHECKPOINT_DIR
 
@@ -68,6 +68,13 @@ def load(run_dir: str | Path) -> dict:
     if not run_dir.is_dir():
         raise LntuneError(f"--resume {run_dir}: no such folder")
     if (run_dir / "skin.json").is_file():  # (a checkpoint left beside it: killed while removing it)
+        staged = next_dir(run_dir)  # a run replacing this finished skin works there (lntune.api._start)
+        if state_path(staged).is_file() and not (staged / "skin.json").is_file():
+            return load(staged)
+        if (staged / "skin.json").is_file():  # its new skin was whole, and killed before taking the old one's place
+            replace_folder(staged, run_dir)
+            raise LntuneError(f"--resume {run_dir}: the run replacing this skin had finished; its new skin was "
+                              "waiting beside it and is now in place, so there is nothing to resume")
         raise LntuneError(f"--resume {run_dir}: that run finished (its skin is there); nothing to resume")
     if not path.is_file():
         raise LntuneError(
