@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lntune.errors import LntuneError
 from lntune.serve.bank import BASE, SkinBank
 from lntune.serve.batcher import Batcher
+from lntune.serve.body import CheckedBody
 from lntune.serve.generate import LIMITS, MAX_STOPS, Generated, Sampling, stops_ok
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -179,7 +180,7 @@ async def _stream(bank: SkinBank, batcher: Batcher, requests: list, chunk, usage
 
 def router(bank: SkinBank, max_inputs: int, window: float = 0.005) -> APIRouter:
     """The /v1 routes; concurrent requests share batches (a Batcher gathering for `window` seconds)."""
-    api = APIRouter(prefix="/v1")
+    api = APIRouter(prefix="/v1", route_class=CheckedBody)
     batcher = Batcher(bank, window) if bank.generates else None
 
     def check(body: _Sampled, rows: int) -> None:

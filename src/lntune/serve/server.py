@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lntune.errors import LntuneError
 from lntune.serve.bank import BadInput, InputTooLong, SkinBank, SkinExists, UnknownSkin
+from lntune.serve.body import CheckedBody
 from lntune.skin import SKIN_JSON, TENSORS
 
 EXAMPLE = json.dumps({"inputs": [{"task": "<skin name>", "text": "a sentence", "text_pair": None}]})
@@ -239,6 +240,7 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
         raise LntuneError(f"--max-inputs {max_inputs!r}: give a whole number of rows >= 1")
     app = FastAPI(title="lntune serve", description="LN skins of one base model, mixed per row",
                   default_response_class=SafeJSON)
+    app.router.route_class = CheckedBody  # before any route is added
     # added innermost first: a request meets the Host check, then the key, then the body limit
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     if api_key is not None:
