@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from lntune import api
 from lntune.cli import app
-from lntune.errors import SkinError
+from lntune.errors import DiskError, SkinError
 from lntune.method import build_method, prepare
 from lntune.skin import SKIN_JSON, TENSORS, load_skin, read_skin, save_skin
 from lntune.interop.card import CARD
@@ -144,7 +144,7 @@ def test_a_crash_while_writing_skin_json_leaves_no_skin(tuning, tmp_path, monkey
         real(src, dst)
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DiskError, match=r"could not write .*skin.json \(disk full\)"):
         save_skin(out, tuning, {"train": {}})
     assert sorted(p.name for p in out.iterdir()) == [TENSORS]  # no temp file, and no skin.json vouching for it
     with pytest.raises(SkinError, match="no skin.json"):

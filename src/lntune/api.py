@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lntune.data import Task, get_task, resolve_data_dir, subset
 from lntune.durable import next_dir, remove_stale, replace_folder
-from lntune.errors import LntuneError, MethodError
+from lntune.errors import DiskError, LntuneError, MethodError
 from lntune.evaluate import evaluate
 from lntune.heads import encode, get_head
 from lntune.method import build_method, prepare
@@ -240,12 +240,22 @@ def _record(t: Task, config: TrainConfig, result, train_ex: list, dev_ex: list, 
 
 
 def _save(out, tuning: Tuning, record: dict, result, saver: Checkpointer | None) -> None:
-    """The skin, then metrics.json beside it; a finished run is its skin, so its checkpoint goes."""
-    save_skin(out, tuning, record)
+    """The skin, then metrics.json beside it; a finished run is its skin, so its checkpoint goes. A refused write
+    says what was saved, what was not, and how to go on."""
+    try:
+        save_skin(out, tuning, record)
+    except DiskError as e:
+        how = (f"its last checkpoint stands: free space, then lntune train --resume {saver.dir.parent} continues"
+               if saver is not None and saver.saves else "free space and train again")
+        raise LntuneError(f"{e}: the skin was not saved; {how}") from None
     history = {"best": result.best, "history": result.history}
     if "generation" in record:
         history["generation"] = record["generation"]
-    write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+    try:
+        write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
+    except DiskError as e:
+        raise LntuneError(f"the skin at {out} is saved and whole, but {e}: metrics.json (the evaluation history; "
+                          "metrics.jsonl has it line by line) was not written") from None
     if saver is not None:
         saver.finish()
 

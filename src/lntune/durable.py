@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lntune.errors import DiskError
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Temp file, fsync, rename over `path`, fsync the folder: after a crash `path` holds the old bytes or
@@ -16,10 +18,21 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # ENOSPC, EROFS, EACCES, a special file system: said in one line by the caller
+        tmp.unlink(missing_ok=True)
+        raise DiskError(f"could not write {path} ({e.strerror or e})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def make_dir(path: Path) -> None:
+    """mkdir -p, with a DiskError naming the folder when the file system refuses it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DiskError(f"could not make the folder {path} ({e.strerror or e})") from None
 
 
 def next_dir(out: Path) -> Path:

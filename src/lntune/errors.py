@@ -29,5 +29,9 @@ class BadInput(LntuneError):
     """An input to serve is malformed: empty batch, text of the wrong type, bad skin name (HTTP 422)."""
 
 
+class DiskError(LntuneError):
+    """A file or folder could not be written: a full disk, a read-only or special file system, no permission."""
+
+
 class TrainingError(LntuneError):
     """Training diverged (NaN/inf loss) or was configured inconsistently."""

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lntune import __version__
+from lntune.durable import fsync_dir, make_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.errors import ArchitectureError, DataError, LntuneError, SkinError
 from lntune.method import build_method, prepare
 from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
-from lntune.durable import fsync_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
 from lntune.spec.files import CHECKPOINT_DIR, HUB_FILES, SKIN_JSON, TENSORS
 from lntune.train.validate import check_out  # noqa: F401 - also imported from here
@@ -107,7 +107,7 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
         meta["data_root"] = str(Path.cwd().resolve())  # relative paths in its spec were given from here
     check_record(meta, f"{out / SKIN_JSON} (not saved)")
     new = [p for p in (out, *out.parents) if not p.exists()]
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     for folder in reversed(new):
         fsync_dir(folder.parent)  # the new folders' own entries
     from lntune.skin_card import CARD, model_card

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lntune.durable import fsync_dir, next_dir, replace_folder, write_atomic
-from lntune.errors import LntuneError, TrainingError
+from lntune.durable import fsync_dir, make_dir, next_dir, replace_folder, write_atomic
+from lntune.errors import DiskError, LntuneError, TrainingError
 from lntune.spec.files import CHECKPOINT_DIR
 
 DIR = CHECKPOINT_DIR
@@ -183,12 +183,17 @@ class Checkpointer:
         self.saves += 1
         if not acc.is_main_process:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fsync_dir(self.dir.parent)
         buf = io.BytesIO()
         torch.save({**payload, "format": FORMAT, "run": json.dumps(self.run), "rng": rngs,
                     "world_size": acc.num_processes}, buf)
-        write_atomic(self.dir / STATE, buf.getvalue())
+        try:
+            make_dir(self.dir)
+            fsync_dir(self.dir.parent)
+            write_atomic(self.dir / STATE, buf.getvalue())
+        except DiskError as e:
+            kept = "the previous checkpoint stands" if self.saves > 1 or self.resumed else "no checkpoint was kept"
+            raise TrainingError(f"{e}: training stopped and this evaluation's checkpoint was not written ({kept}); "
+                                f"free space, then lntune train --resume {self.dir.parent} continues") from None
 
     def check(self, acc, model_fingerprint: str, data: str) -> None:
         """A resumed run must have what the checkpointed one had: processes, base weights, examples."""

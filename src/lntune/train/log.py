@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
-from lntune.errors import TrainingError
+from lntune.durable import make_dir
+from lntune.errors import DiskError, TrainingError
 
 METRICS = "metrics.jsonl"
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
@@ -42,12 +44,13 @@ class RunLog:
         if not acc.is_main_process:
             return
         if out is not None:
-            path = Path(out) / METRICS
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = path = Path(out) / METRICS
             kept = _lines_until(path, resumed_step) if resumed_step is not None else []
-            self.file = path.open("w", encoding="utf-8")
-            self.file.writelines(kept)
-            self.file.flush()
+            with self._refused():
+                make_dir(path.parent)
+                self.file = path.open("w", encoding="utf-8")
+                self.file.writelines(kept)
+                self.file.flush()
         if self.trackers:
             acc.init_trackers(project, config={k: _plain(v) for k, v in config.items()})
 
@@ -73,8 +76,19 @@ class RunLog:
 
     def _write(self, row: dict) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(row, allow_nan=True) + "\n")
-            self.file.flush()  # a killed run keeps its lines up to the kill
+            with self._refused():
+                self.file.write(json.dumps(row, allow_nan=True) + "\n")
+                self.file.flush()  # a killed run keeps its lines up to the kill
+
+    @contextmanager
+    def _refused(self):
+        """A write the file system refuses (a full disk, say) stops training with one line saying how to go on."""
+        try:
+            yield
+        except (OSError, DiskError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise TrainingError(f"could not write {self.path} ({reason}): training stopped; free space, then "
+                                f"lntune train --resume {self.path.parent} continues from its last checkpoint") from None
 
 
 def _lines_until(path: Path, step: int) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from lntune.errors import LntuneError, SkinError
@@ -143,3 +144,8 @@ def check_out(out_dir: str | Path, overwrite: bool = False) -> None:
         raise SkinError(f"--out {out}: {existing} is a file, so no folder can be made under it; choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SkinError(f"--out {out}: cannot write in {existing} (permission denied); choose another --out")
+    try:  # os.access says yes to root everywhere, /proc and read-only mounts included: make a folder to know
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lntune-probe-"))
+    except OSError as e:
+        raise SkinError(f"--out {out}: cannot make a folder in {existing} ({e.strerror or e}); choose another "
+                        "--out") from None
