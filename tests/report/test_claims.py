@@ -11,7 +11,7 @@ from lntune.report.aggregate import aggregate
 from lntune.report.paired import holm
 from lntune.report.report import write_report
 
-from .records import efficiency, record, write_store
+from .records import edit, efficiency, record, write_store
 
 TASKS = (("sst2", "accuracy", 0.5), ("sick", "accuracy", 0.57), ("stsb", "pearson", None))
 SEEDS = (1, 2, 3, 4, 5)
@@ -80,12 +80,12 @@ def test_equivalence_claims_need_tost_within_the_margin():
 
 
 def test_a_side_that_never_left_the_majority_class_makes_the_claim_not_decidable():
-    prefix = runs("Prefix", "prefix", 0.0, group="unified")
-    for r in prefix:  # validation at the majority rate (+1 point): failed by the rule
-        if r["metric"] == "accuracy" and not r.get("picks_lr"):
-            r["val"] = {"accuracy": r["majority"]["dev"] + 0.01}
-        elif not r.get("picks_lr"):
-            r["val"] = {"pearson": 0.1}
+    def failing(r):  # validation at the majority rate (+1 point): failed by the rule
+        if r.picks_lr:
+            return r
+        return edit(r, val={"accuracy": r.majority["dev"] + 0.01} if r.metric == "accuracy" else {"pearson": 0.1})
+
+    prefix = [failing(r) for r in runs("Prefix", "prefix", 0.0, group="unified")]
     recs = prefix + runs("Prefix+LN", "prefix+ln", 5.0, group="unified")
     o = decided(recs)["Prefix+LN - Prefix"]
     assert o.verdict == C.NOT_DECIDABLE and o.reason == "Prefix failed in 15 of 15 runs"
@@ -94,18 +94,16 @@ def test_a_side_that_never_left_the_majority_class_makes_the_claim_not_decidable
 def test_the_failed_run_rule():
     rec = record(metric="accuracy", val=0.52, majority={"dev": 0.5})
     assert C.failed_run(rec, DESIGN)  # 2 points above the majority rate
-    assert not C.failed_run({**rec, "val": {"accuracy": 0.53}}, DESIGN)
+    assert not C.failed_run(edit(rec, val={"accuracy": 0.53}), DESIGN)
     assert C.failed_run(record(metric="pearson", val=0.19), DESIGN)
     assert not C.failed_run(record(metric="pearson", val=0.21), DESIGN)
     assert not C.failed_run(record(metric="accuracy", val=0.5), DESIGN)  # no majority rate recorded: no rule
 
 
 def test_failed_pairs_are_shown_without_them_and_under_training_is_flagged():
-    ln = runs("LN", "ln", 2.0, noise=0.5, seed0=1, steps=10)
-    for r in ln:
-        r["val"] = {**r["val"], "step": 10}  # every run kept its last evaluation
-    bad = next(r for r in ln if r["task"] == "sst2" and r["seed"] == 1)
-    bad["val"] = {"accuracy": 0.5, "step": 10}
+    ln = [edit(r, val={**r.val, "step": 10}) for r in runs("LN", "ln", 2.0, noise=0.5, seed0=1, steps=10)]
+    # every run kept its last evaluation; one failed
+    ln = [edit(r, val={"accuracy": 0.5, "step": 10}) if (r.task, r.seed) == ("sst2", 1) else r for r in ln]
     o = decided(ln + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2))["LN - BitFit"]
     assert o.failed == 1 and o.clean.pairs == 14 and o.result.pairs == 15
     assert any("without them" in f for f in o.flags)
@@ -114,27 +112,26 @@ def test_failed_pairs_are_shown_without_them_and_under_training_is_flagged():
 
 def test_time_to_best_is_a_paired_relative_difference():
     ln = runs("LN", "ln", 0.0, best_seconds=70.0)
-    ft = runs("FT", "full", 0.0, lr=1e-4, best_seconds=100.0)
-    for i, r in enumerate(ft):
-        r["best_seconds"] = 100.0 + i  # 70 / (100 + i) - 1
+    ft = [edit(r, best_seconds=100.0 + i)  # 70 / (100 + i) - 1
+          for i, r in enumerate(runs("FT", "full", 0.0, lr=1e-4, best_seconds=100.0))]
     diffs = C.time_to_best(ln + ft)
-    sst2 = [r for r in ft if r["task"] == "sst2" and not r.get("picks_lr")]
-    assert diffs["sst2"] == pytest.approx([100 * (70 - r["best_seconds"]) / r["best_seconds"] for r in sst2])
+    sst2 = [r for r in ft if r.task == "sst2" and not r.picks_lr]
+    assert diffs["sst2"] == pytest.approx([100 * (70 - r.best_seconds) / r.best_seconds for r in sst2])
     o = decided(ln + ft)["LN - FT, time to the best validation score"]
     assert o.verdict == C.HOLDS and o.result.mean < -25
-    for r in ln + ft:
-        r["val"]["step"] = 7 if r["row"] == "LN" else 10  # LN: 10 s a step; FT: (100 + i) / 10 s
-    per_step = C.step_time(ln + ft)["sst2"]
-    assert per_step == pytest.approx([100 * (10 - r["best_seconds"] / 10) / (r["best_seconds"] / 10) for r in sst2])
+    # LN: 10 s a step; FT: (100 + i) / 10 s
+    stepped = [edit(r, val={**r.val, "step": 7 if r.row == "LN" else 10}) for r in ln + ft]
+    per_step = C.step_time(stepped)["sst2"]
+    assert per_step == pytest.approx([100 * (10 - r.best_seconds / 10) / (r.best_seconds / 10) for r in sst2])
 
 
 def test_write_report_with_a_design_writes_claims_and_the_forest_plot(tmp_path):
     recs = (runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2)
             + runs("FT", "full", 3.0, noise=0.5, seed0=3, lr=1e-4) + [efficiency("ln", "LN"), efficiency("full", "FT")])
-    for r in recs:
-        if r["row"] in ("FT", "LN") and not r.get("picks_lr") and r["group"] == "main":
-            r["change"] = {"cells": [["attention.self.query", 0, 0.01], ["output.LayerNorm", 0, 0.02]],
-                           "ln": [["ffn", "weight", 0, 0.02], ["ffn", "bias", 0, 0.01]]}
+    change = {"cells": [["attention.self.query", 0, 0.01], ["output.LayerNorm", 0, 0.02]],
+              "ln": [["ffn", "weight", 0, 0.02], ["ffn", "bias", 0, 0.01]]}
+    recs = [edit(r, change=change) if r.row in ("FT", "LN") and not r.picks_lr and r.group == "main" else r
+            for r in recs]
     folder = write_store(tmp_path / "r", recs)
     (folder / "design.json").write_text(json.dumps({"analysis": {"margin": 1.0, "majority_margin": 2.0,
                                                                  "min_r": 0.2, "level": 0.95}}))
@@ -152,7 +149,7 @@ def test_write_report_with_a_design_writes_claims_and_the_forest_plot(tmp_path):
 
 def test_too_few_pairs_to_reach_p_005_is_not_decidable():
     only_sst2 = [r for r in runs("Only Bias", "ln", 3.0, group="ablation") + runs("Only Gain", "ln", 0.0,
-                 group="ablation") if r["task"] == "sst2"]
+                 group="ablation") if r.task == "sst2"]
     o = decided(only_sst2)["Only Bias - Only Gain"]
     assert o.pairs == 5 and o.verdict == C.NOT_DECIDABLE
     assert o.reason == "5 pairs: an exact sign-flip test cannot go below p = 0.0625"
@@ -164,5 +161,5 @@ def test_lr_choices_list_the_tries_and_the_lr_the_reported_seeds_used():
     got = {(r["row"], r["task"]): r for r in C.lr_choices(recs)}
     assert got[("LN", "sst2")]["chosen"] == "0.01"
     assert got[("LN", "sick")] == {"row": "LN", "task": "sick", "tried": {"0.003": 0.95}, "chosen": "0.01"}
-    timing_only = [r for r in recs if r.get("picks_lr") or r["group"] == "efficiency"]
+    timing_only = [r for r in recs if r.picks_lr or r.group == "efficiency"]
     assert {r["chosen"] for r in C.lr_choices(timing_only)} == {"(later seeds not run yet)"}

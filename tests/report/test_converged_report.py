@@ -12,7 +12,7 @@ from lntune.report.paired import holm, stratified_t
 from lntune.report.report import write_report
 from lntune.report.sequential import Sequential
 
-from .records import record, write_store
+from .records import edit, record, write_store
 from .test_claims import SEEDS, runs
 
 FAMILIES = (("primary", ("LN - BitFit", "LN - FT")), ("secondary", ("LN - Random (blocks)",)),
@@ -26,8 +26,7 @@ def design(**kw):
 def test_holm_runs_within_each_family_and_the_descriptive_family_has_no_verdict():
     recs = (runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2)
             + runs("FT", "full", 3.0, noise=0.5, seed0=3, lr=1e-4) + runs("Random (blocks)", "random", 1.0, 3.0, 4))
-    for r in recs:
-        r["best_seconds"], r["val"]["step"] = 10.0 if r["row"] == "LN" else 20.0, 5
+    recs = [edit(r, best_seconds=10.0 if r.row == "LN" else 20.0, val={**r.val, "step": 5}) for r in recs]
     outs = C.outcomes(aggregate(recs), recs, design())
     got = {o.contrast.name: o for o in outs}
     primary = [got["LN - BitFit"], got["LN - FT"]]
@@ -60,8 +59,9 @@ def test_each_contrast_is_analysed_on_the_seeds_where_its_rule_stopped():
 
 def test_a_row_that_keeps_its_last_evaluation_too_often_withholds_its_verdicts(tmp_path):
     recs = runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2)
-    for r in recs:  # every run stopped early (kept step 4 of 10) but BitFit's on SICK, 2 of 5 at the cap
-        r["val"]["step"] = 10 if r["row"] == "BitFit" and r["task"] == "sick" and r["seed"] <= 2 else 4
+    # every run stopped early (kept step 4 of 10) but BitFit's on SICK, 2 of 5 at the cap
+    recs = [edit(r, val={**r.val, "step": 10 if (r.row, r.task) == ("BitFit", "sick") and r.seed <= 2 else 4})
+            for r in recs]
     gated = design(gate=0.2, gate_rows=("LN", "BitFit"))
     o = {x.contrast.name: x for x in C.outcomes(aggregate(recs), recs, gated)}["LN - BitFit"]
     assert o.verdict == C.WITHHELD and "BitFit on sick: 2 of 5" in o.reason
@@ -91,8 +91,8 @@ def test_the_budget_curve_lines_up_epochs_and_compares_with_early_stopping(tmp_p
     assert (tmp_path / "out" / "budget_curve.png").is_file()
     row = next(csv.DictReader(open(tmp_path / "out" / "budget_curve.csv")))
     assert row["Seeds"] == "1, 2, 3" and row["Score by epoch"].startswith("1: 62.2; 2: 64.2")
-    early = np.mean([r["score"] for r in recs if r["row"] == "LN" and r["task"] == "sst2" and r["seed"] <= 3
-                     and not r.get("picks_lr")]) * 100
+    early = np.mean([r.score for r in recs if r.row == "LN" and r.task == "sst2" and r.seed <= 3
+                     and not r.picks_lr]) * 100
     assert float(row["Last - early-stopped"]) == pytest.approx(92.2 - early, abs=0.01)
 
 

@@ -8,7 +8,7 @@ from lntune.report.efficiency import efficiency_table
 from lntune.report.markdown import table_md
 from lntune.report.tables import BEST, SECOND, Value, fmt_pct, mark
 
-from .records import efficiency, record
+from .records import edit, efficiency, record
 
 # row -> task -> test scores over seeds; t2's metric is a loss (lower is better); D has no t3 (like 3V).
 SCORES = {
@@ -76,7 +76,7 @@ def test_mark_compares_values_as_displayed():
 
 def test_sections_per_model_mark_within_their_block():
     recs = main_records(scores={"A": {"t1": [0.8]}, "B": {"t1": [0.7]}})
-    recs += [dict(r, spec=dict(r["spec"], model="big"), key=r["key"] + "b")
+    recs += [edit(r, spec={**r.spec, "model": "big"}, key=r.key + "b")
              for r in main_records(scores={"A": {"t1": [0.5]}, "B": {"t1": [0.6]}})]
     [table] = build.main_tables(aggregate(recs))
     labels = [(r.label, r.section) for r in table.rows]

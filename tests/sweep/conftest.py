@@ -50,9 +50,9 @@ def write_yaml(path, cfg: dict):
     return path
 
 
-def comparable(records: list[dict]) -> dict:
-    """key -> record without the fields that change from run to run (timings, machine, clock)."""
-    return {r["key"]: {k: v for k, v in r.items() if k not in TIMING} for r in records}
+def comparable(records: list) -> dict:
+    """key -> record (as a dict) without the fields that change from run to run (timings, machine, clock)."""
+    return {r.key: {k: v for k, v in r.model_dump().items() if k not in TIMING} for r in records}
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +67,13 @@ def reference(tiny_model, data_dir, tmp_path_factory):
     report = run_sweep(load_config(path), folder / "results", progress=False)
     assert report.ok, report.failed
     return path, folder / "results", read_records(folder / "results")
+
+
+def finished(run, score: float = 0.5):
+    """The store's record of `run` as if it scored `score` on validation and test (sweep/driver.make_record)."""
+    from lntune.sweep.driver import make_record
+
+    counts = {"tuned": 10, "head": 2, "base": 1000, "tuned_pct": 1.0, "tuned_with_head_pct": 1.2}
+    result = {"val": {run.metric: score}, "test": {run.metric: score}, "counts": counts, "steps": 1,
+              "train_seconds": 1.0}
+    return make_record(run, result, "unit", None)

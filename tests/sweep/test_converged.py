@@ -15,7 +15,9 @@ from lntune.sweep.config import ConfigError, load_config, parse_config
 from lntune.sweep.grid import ladder, plan
 from lntune.report.sequential import contrast_stop
 
-from .conftest import tiny_sweep
+from tests.report.records import record
+
+from .conftest import finished, tiny_sweep
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -37,7 +39,7 @@ def _cfg(data_dir, **changes):
 
 def _done(runs, scores: dict[float, float], extra: dict | None = None) -> dict:
     out = dict(extra or {})
-    out.update({r.key: {"val_score": scores[r.lr]} for r in runs if r.picks_lr and r.lr in scores})
+    out.update({r.key: finished(r, scores[r.lr]) for r in runs if r.picks_lr and r.lr in scores})
     return out
 
 
@@ -90,10 +92,6 @@ def test_lr_from_runs_at_the_rows_chosen_lr_with_a_curve(data_dir):
     assert {r.key for r in curve}.isdisjoint({r.key for r in plain})
 
 
-def _record(row, task, seed, score):
-    return {"spec": {"kind": "train"}, "row": row, "task": task, "seed": seed, "score": score, "metric": "accuracy"}
-
-
 def test_the_sequential_rule_stops_a_contrast_at_its_half_width():
     rule = Sequential([("A", "B")], start=3, block=2, max=7, half_width=1.5)
     rng = np.random.default_rng(0)
@@ -104,8 +102,8 @@ def test_the_sequential_rule_stops_a_contrast_at_its_half_width():
         for t in ("t1", "t2"):
             for s in seeds[:n]:
                 d = 0.02 + rng.normal(0, sd / 100)
-                out[("A", t, s)] = {"score": 0.8 + d, "metric": "accuracy"}
-                out[("B", t, s)] = {"score": 0.8, "metric": "accuracy"}
+                out[("A", t, s)] = record(score=0.8 + d, metric="accuracy")
+                out[("B", t, s)] = record(score=0.8, metric="accuracy")
         return out
 
     assert contrast_stop(rule, "A", "B", ["t1", "t2"], seeds, {}) .seeds == 3  # nothing recorded: the start
@@ -126,15 +124,14 @@ def test_the_plan_names_later_seeds_only_as_the_rule_asks(data_dir):
     seq = {"contrasts": [["A", "B"]], "start": 2, "block": 1, "max": 4, "half_width": 1.0}
     cfg = _cfg(data_dir, runs=runs, seeds=[0, 1, 2, 3, 4], lr_growth=None, sequential=seq)
     p = plan(cfg, str(data_dir))
-    done = {r.key: {"val_score": 0.5} for r in p.runs}
+    done = {r.key: finished(r) for r in p.runs}
     p = plan(cfg, str(data_dir), done)
     named = {(r.row, r.seed) for r in p.runs if not r.picks_lr}
     assert named == {("A", 1), ("A", 2), ("B", 1), ("B", 2)} | {("C", s) for s in (1, 2, 3, 4)}  # C: no rule
     noisy = {1: 0.9, 2: 0.6}
     for r in p.runs:
         if not r.picks_lr:
-            done[r.key] = {**_record(r.row, "sst2", r.seed, noisy.get(r.seed, 0.7) if r.row == "A" else 0.7),
-                           "model": "minilm"}
+            done[r.key] = finished(r, noisy.get(r.seed, 0.7) if r.row == "A" else 0.7)
     p = plan(cfg, str(data_dir), done)
     assert {r.seed for r in p.runs if r.row == "A" and not r.picks_lr} == {1, 2, 3}  # too wide: one more seed
 

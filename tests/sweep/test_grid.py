@@ -5,7 +5,7 @@ import pytest
 from lntune.sweep.config import parse_config
 from lntune.sweep.grid import expand, spec_key
 
-from .conftest import tiny_sweep
+from .conftest import finished, tiny_sweep
 
 
 def runs_of(cfg: dict, data_dir) -> list:
@@ -135,10 +135,10 @@ def test_lr_seed_names_later_seeds_at_its_best_lr(data_dir):
     first = plan(parsed, str(data_dir))
     assert [(r.seed, r.lr, r.picks_lr) for r in first.runs] == [(1, 1e-2, True), (1, 1e-3, True)]
     assert first.waiting == 2
-    half = {first.runs[0].key: {"val_score": 0.7}}
+    half = {first.runs[0].key: finished(first.runs[0], 0.7)}
     assert plan(parsed, str(data_dir), half).waiting == 2  # one pick still running: nothing named yet
     for best, scores in ((1e-3, (0.7, 0.8)), (1e-2, (0.8, 0.8))):  # a tie goes to the first lr of the list
-        done = {r.key: {"val_score": s} for r, s in zip(first.runs, scores)}
+        done = {r.key: finished(r, s) for r, s in zip(first.runs, scores)}
         later = [r for r in plan(parsed, str(data_dir), done).runs if not r.picks_lr]
         assert [(r.seed, r.lr) for r in later] == [(2, best), (3, best)] and all(r.spec["train"]["lr"] == best
                                                                                  for r in later)

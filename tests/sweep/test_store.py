@@ -3,11 +3,17 @@ import json
 import pytest
 
 from lntune.errors import LntuneError
+from lntune.spec.records import Record
 from lntune.sweep.store import Store, read_records
+from tests.report.records import record
 
 
-def rec(i: int) -> dict:
-    return {"key": f"k{i}", "score": i / 10}
+def rec(i: int) -> Record:
+    return record(seed=i, score=i / 10)
+
+
+def line(r: Record, **changes) -> str:
+    return json.dumps({**r.model_dump(mode="json"), **changes}, separators=(",", ":"))
 
 
 def test_append_then_read(tmp_path):
@@ -24,7 +30,7 @@ def test_torn_tail_is_ignored_then_repaired(tmp_path):
         s.append(rec(1))
     path = tmp_path / "records.jsonl"
     whole = path.read_bytes()
-    path.write_bytes(whole + json.dumps(rec(2)).encode()[:9])  # a write cut short
+    path.write_bytes(whole + line(rec(2)).encode()[:9])  # a write cut short
     with pytest.warns(UserWarning, match="skipped 1 incomplete"):
         assert read_records(tmp_path) == [rec(0), rec(1)]
     with Store(tmp_path) as s:  # the next driver cuts the tail off before appending
@@ -35,14 +41,13 @@ def test_torn_tail_is_ignored_then_repaired(tmp_path):
 
 def test_garbage_lines_and_duplicates_are_dropped(tmp_path):
     path = tmp_path / "records.jsonl"
-    path.write_text("\n".join([json.dumps(rec(0)), "{not json", json.dumps(rec(0) | {"score": 9}),
-                               json.dumps([1]), json.dumps(rec(1))]) + "\n")
+    path.write_text("\n".join([line(rec(0)), "{not json", line(rec(0), score=9),
+                               json.dumps([1]), line(rec(1))]) + "\n")
     with pytest.warns(UserWarning):
         assert read_records(tmp_path) == [rec(0), rec(1)]
     with Store(tmp_path) as s:
         assert s.repair() == 0  # done on entry
-    assert path.read_text().splitlines() == [json.dumps(rec(0), separators=(",", ":")),
-                                             json.dumps(rec(1), separators=(",", ":"))]
+    assert path.read_text().splitlines() == [line(rec(0)), line(rec(1))]
 
 
 def test_one_driver_per_results_folder(tmp_path):

@@ -17,7 +17,7 @@ from lntune.errors import LntuneError
 from lntune.spec.metrics import greater_is_better as higher_is_better  # noqa: F401 - the report's name for it
 from lntune.spec.metrics import percent_scale  # noqa: F401 - also imported from here
 
-from lntune.spec.records import RECORDS  # noqa: E402 - one name for the file
+from lntune.spec.records import RECORDS, Record, read_records
 
 
 class ReportError(LntuneError):
@@ -68,29 +68,19 @@ class Cell:
                 "lrs_tried": json.dumps({str(k): v for k, v in self.lrs.items()})}
 
 
-def is_efficiency(record: dict) -> bool:
-    return (record.get("spec") or {}).get("kind") == "efficiency" or record.get("group") == "efficiency"
+
+def cell_key(record: Record) -> tuple:
+    mask = record.spec.get("mask") or {}
+    return (record.group, str(record.spec.get("model", "")), record.row or record.method,
+            record.task, mask.get("kind"), mask.get("fraction"))
 
 
-def is_reported(record: dict) -> bool:
-    """A scored training run that a table reports: not a timing run, and not one of a sweep's lr_seed runs
-    (`picks_lr`), which chose the lr of the other seeds."""
-    return not is_efficiency(record) and record.get("score") is not None and not record.get("picks_lr")
-
-
-def cell_key(record: dict) -> tuple:
-    spec = record.get("spec") or {}
-    mask = spec.get("mask") or {}
-    return (record.get("group", "main"), str(spec.get("model", "")), record.get("row") or record["method"],
-            record["task"], mask.get("kind"), mask.get("fraction"))
-
-
-def aggregate(records: list[dict]) -> list[Cell]:
+def aggregate(records: list[Record]) -> list[Cell]:
     """Cells of every reported training record, in order of first appearance. Runs of a sweep's lr_seed
     (`picks_lr`) chose the lr of the other seeds and are not reported (lntune.report.claims.lr_choices)."""
-    buckets: dict[tuple, list[dict]] = {}
+    buckets: dict[tuple, list[Record]] = {}
     for r in records:
-        if is_reported(r):
+        if r.is_reported:
             buckets.setdefault(cell_key(r), []).append(r)
     return [_cell(key, runs, i) for i, (key, runs) in enumerate(buckets.items())]
 
@@ -100,15 +90,15 @@ def _mean(values: list) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def choose_lr(runs: list[dict], higher: bool) -> float:
+def choose_lr(runs: list[Record], higher: bool) -> float:
     """The lr with the best mean val score; ties (and lrs without val scores) go to the lower lr_rank."""
-    by_lr: dict[float, list[dict]] = {}
+    by_lr: dict[float, list[Record]] = {}
     for r in runs:
-        by_lr.setdefault(r["lr"], []).append(r)
+        by_lr.setdefault(r.lr, []).append(r)
 
     def rank(lr: float) -> tuple:
-        val = _mean([r.get("val_score") for r in by_lr[lr]])
-        lr_rank = min(r.get("lr_rank", 0) for r in by_lr[lr])
+        val = _mean([r.val_score for r in by_lr[lr]])
+        lr_rank = min(r.lr_rank for r in by_lr[lr])
         if val is None:
             return (1, 0.0, lr_rank)
         return (0, -val if higher else val, lr_rank)
@@ -116,39 +106,39 @@ def choose_lr(runs: list[dict], higher: bool) -> float:
     return min(by_lr, key=rank)
 
 
-def _cell(key: tuple, runs: list[dict], order: int) -> Cell:
+def _cell(key: tuple, runs: list[Record], order: int) -> Cell:
     group, model, row, task, mask_kind, fraction = key
     first = runs[0]
-    metric = first.get("metric") or "score"
+    metric = first.metric
     lr = choose_lr(runs, higher_is_better(metric))
-    kept = sorted((r for r in runs if r["lr"] == lr), key=lambda r: r.get("seed", 0))
+    kept = sorted((r for r in runs if r.lr == lr), key=lambda r: r.seed)
     lrs = {}
     for r in runs:
-        lrs.setdefault(r["lr"], []).append(r)
+        lrs.setdefault(r.lr, []).append(r)
     return Cell(
-        group=group, model=model, row=row, task=task, task_kind=first.get("task_kind", "nlu"),
-        method=first["method"], metric=metric, options=(first.get("spec") or {}).get("options") or {},
-        mask_kind=mask_kind, fraction=fraction, lr=lr, seeds=[r.get("seed") for r in kept],
-        scores=[float(r["score"]) for r in kept], val_mean=_mean([r.get("val_score") for r in kept]),
-        tuned_pct=_mean([(r.get("counts") or {}).get("tuned_pct") for r in kept]),
+        group=group, model=model, row=row, task=task, task_kind=first.task_kind,
+        method=first.method, metric=metric, options=first.options,
+        mask_kind=mask_kind, fraction=fraction, lr=lr, seeds=[r.seed for r in kept],
+        scores=[float(r.score) for r in kept], val_mean=_mean([r.val_score for r in kept]),
+        tuned_pct=_mean([r.counts.tuned_pct for r in kept]),
         metrics=_metrics(kept), order=order,
-        lrs={k: {"val_mean": _mean([r.get("val_score") for r in v]), "seeds": len(v)} for k, v in lrs.items()},
+        lrs={k: {"val_mean": _mean([r.val_score for r in v]), "seeds": len(v)} for k, v in lrs.items()},
     )
 
 
-def _metrics(runs: list[dict]) -> dict[str, tuple[float, float]]:
+def _metrics(runs: list[Record]) -> dict[str, tuple[float, float]]:
     """Mean and std of each test metric that every seed reports as a number."""
-    names = [k for k, v in (runs[0].get("test") or {}).items() if isinstance(v, (int, float))
+    names = [k for k, v in (runs[0].test or {}).items() if isinstance(v, (int, float))
              and not isinstance(v, bool)]
     out = {}
     for name in names:
-        vals = [(r.get("test") or {}).get(name) for r in runs]
+        vals = [(r.test or {}).get(name) for r in runs]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             out[name] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
     return out
 
 
-def load_records(results: str | Path) -> list[dict]:
+def load_records(results: str | Path) -> list[Record]:
     """The finished runs of a results store, with a clear error when there are none."""
     results = Path(results)
     path = results / RECORDS
@@ -157,8 +147,6 @@ def load_records(results: str | Path) -> list[dict]:
                           "pass the folder a sweep wrote (lntune sweep CONFIG --results RESULTS)")
     if not path.is_file():
         raise ReportError(f"no results store at {results}: {path} is missing; run a sweep into it first")
-    from lntune.spec.records import read_records
-
     records = read_records(results)
     if not records:
         raise ReportError(f"{path} holds no finished runs; nothing to report")

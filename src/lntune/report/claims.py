@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from lntune.report.aggregate import Cell, higher_is_better, is_reported, percent_scale
+from lntune.report.aggregate import Cell, higher_is_better, percent_scale
+from lntune.spec.records import Record
 from lntune.report.paired import PairedResult, holm, min_p, paired, stratified_t
 from lntune.report.sequential import Sequential, Stop, contrast_stop
 
@@ -124,7 +125,7 @@ class Side:
     """One row's runs in a contrast, by (task, seed)."""
 
     row: str
-    runs: dict[tuple[str, int], dict] = field(default_factory=dict)
+    runs: dict[tuple[str, int], Record] = field(default_factory=dict)
     failed: set[tuple[str, int]] = field(default_factory=set)  # runs the design's failed-run rule flags
     last: int = 0  # runs whose kept state was the last evaluation (still improving when training stopped)
 
@@ -149,43 +150,43 @@ class Outcome:
     gate: list[str] = field(default_factory=list)  # "row on task: k of n kept their last evaluation" breaking it
 
 
-def failed_run(record: dict, design: Design) -> bool:
+def failed_run(record: Record, design: Design) -> bool:
     """The design's rule: a classifier that never left the majority class, or a correlation near zero."""
-    val, metric = record.get("val") or {}, record.get("metric")
+    val, metric = record.val or {}, record.metric
     score = val.get(metric)
     if score is None:
         return False
     if metric in ("pearson", "spearman"):
         return score < design.min_r
-    majority = (record.get("majority") or {}).get("dev")
+    majority = (record.majority or {}).get("dev")
     return majority is not None and round(100 * (score - majority), 6) <= design.majority_margin
 
 
-def kept_last(record: dict) -> bool:
+def kept_last(record: Record) -> bool:
     """Whether the kept state is the final one: the run may have stopped while it was still improving."""
-    return (record.get("val") or {}).get("step") == record.get("steps")
+    return (record.val or {}).get("step") == record.steps
 
 
-def side(row: str, cells: list[Cell], records: list[dict], design: Design) -> Side:
+def side(row: str, cells: list[Cell], records: list[Record], design: Design) -> Side:
     """The reported runs of `row` at each task's chosen lr (lr_seed runs excluded)."""
     chosen = {(c.model, c.task): c.lr for c in cells if c.row == row}
     out = Side(row)
     for r in records:
-        if r.get("row") != row or not is_reported(r):
+        if r.row != row or not r.is_reported:
             continue
-        if chosen.get(((r.get("spec") or {}).get("model"), r["task"])) != r["lr"]:
+        if chosen.get((r.spec.get("model"), r.task)) != r.lr:
             continue
-        key = (r["task"], r["seed"])
+        key = (r.task, r.seed)
         out.runs[key] = r
         out.failed |= {key} if failed_run(r, design) else set()
         out.last += kept_last(r)
     return out
 
 
-def _points(r: dict) -> float:
+def _points(r: Record) -> float:
     """The main test score on the display scale, signed so that higher is better."""
-    score = float(r["score"]) * percent_scale(r["metric"])
-    return score if higher_is_better(r["metric"]) else -score
+    score = float(r.score) * percent_scale(r.metric)
+    return score if higher_is_better(r.metric) else -score
 
 
 def differences(a: Side, b: Side, drop: set | None = None) -> dict[str, list[float]]:
@@ -234,7 +235,7 @@ def gate_breaks(s: Side, design: Design, tasks: tuple[str, ...]) -> list[str]:
     return out
 
 
-def evaluate(contrast: Contrast, cells: list[Cell], records: list[dict], design: Design) -> Outcome:
+def evaluate(contrast: Contrast, cells: list[Cell], records: list[Record], design: Design) -> Outcome:
     a, b = (side(row, cells, records, design) for row in (contrast.a, contrast.b))
     family = design.family(contrast.name)
     if contrast.measure != SCORE:  # times: relative differences, no equivalence margin on that scale
@@ -328,7 +329,7 @@ def _brief(r: PairedResult | None) -> str:
     return f"{r.mean:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}], p {r.p:.3g}"
 
 
-def outcomes(cells: list[Cell], records: list[dict], design: Design,
+def outcomes(cells: list[Cell], records: list[Record], design: Design,
              contrasts: tuple[Contrast, ...] = CONTRASTS) -> list[Outcome]:
     """Every registered contrast whose two rows the sweep ran, tested, Holm-adjusted and decided."""
     rows = {c.row for c in cells}
@@ -369,57 +370,57 @@ def _num(x: float | None, digits: int = 3) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
 
 
-def lr_choices(records: list[dict]) -> list[dict]:
+def lr_choices(records: list[Record]) -> list[dict]:
     """What the lr_seed's runs scored on validation at each lr, and the lr the other seeds used."""
     picks: dict[tuple, dict] = {}
     for r in records:
-        if r.get("picks_lr"):
-            picks.setdefault((r["row"], r["task"]), {})[r["lr"]] = r.get("val_score")
+        if r.picks_lr:
+            picks.setdefault((r.row, r.task), {})[r.lr] = r.val_score
     used: dict[tuple, set] = {}
     for r in records:
-        reported = not r.get("picks_lr") and (r.get("spec") or {}).get("kind") != "efficiency"
-        if reported and (r.get("row"), r.get("task")) in picks:
-            used.setdefault((r["row"], r["task"]), set()).add(r["lr"])
+        reported = not r.picks_lr and r.spec.get("kind") != "efficiency"
+        if reported and (r.row, r.task) in picks:
+            used.setdefault((r.row, r.task), set()).add(r.lr)
     return [{"row": row, "task": task, "tried": {f"{lr:g}": v for lr, v in sorted(tried.items(), reverse=True)},
              "chosen": ", ".join(f"{lr:g}" for lr in sorted(used.get((row, task), ()))) or "(later seeds not run yet)"}
             for (row, task), tried in picks.items()]
 
 
-def under_trained(records: list[dict]) -> dict[str, tuple[int, int]]:
+def under_trained(records: list[Record]) -> dict[str, tuple[int, int]]:
     """row -> (runs that kept their last epoch, reported runs)."""
     out: dict[str, list[int]] = {}
     for r in records:
-        if not is_reported(r):
+        if not r.is_reported:
             continue
-        n = out.setdefault(r["row"], [0, 0])
+        n = out.setdefault(r.row, [0, 0])
         n[0] += kept_last(r)
         n[1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _paired_times(records: list[dict], a: str, b: str, seconds) -> dict[str, list[float]]:
+def _paired_times(records: list[Record], a: str, b: str, seconds) -> dict[str, list[float]]:
     """Paired relative differences (%) of `seconds(record)` of A vs B over their reported (task, seed) runs."""
     runs: dict[str, dict[tuple, float]] = {a: {}, b: {}}
     for r in records:
-        if r.get("row") in runs and not r.get("picks_lr") and (t := seconds(r)):
-            runs[r["row"]][(r["task"], r["seed"])] = t
+        if r.row in runs and not r.picks_lr and (t := seconds(r)):
+            runs[r.row][(r.task, r.seed)] = t
     out: dict[str, list[float]] = {}
     for key in sorted(set(runs[a]) & set(runs[b])):
         out.setdefault(key[0], []).append(100.0 * (runs[a][key] - runs[b][key]) / runs[b][key])
     return out
 
 
-def time_to_best(records: list[dict], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
+def time_to_best(records: list[Record], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
     """Training time until the kept state (evaluations excluded), A vs B, in % of B's."""
-    return _paired_times(records, a, b, lambda r: r.get("best_seconds"))
+    return _paired_times(records, a, b, lambda r: r.best_seconds)
 
 
-def step_time(records: list[dict], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
+def step_time(records: list[Record], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:
     """Seconds per optimizer step up to the kept state (evaluations excluded), A vs B, in % of B's: every
     training run measures it, so the contrast has as many pairs as the scores (the timing runs, alone on the
     machine but a few per method, are the efficiency table's)."""
-    def per_step(r: dict) -> float | None:
-        step = (r.get("val") or {}).get("step")
-        return r["best_seconds"] / step if r.get("best_seconds") and step else None
+    def per_step(r: Record) -> float | None:
+        step = (r.val or {}).get("step")
+        return r.best_seconds / step if r.best_seconds and step else None
 
     return _paired_times(records, a, b, per_step)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from lntune.report.aggregate import is_efficiency
+from lntune.spec.records import Record
 from lntune.method import order
 from lntune.report.tables import Row, Table, Value, fmt_number, fmt_score
 
@@ -29,29 +29,29 @@ class EffRow:
     repeats: int = 1
 
 
-def _by_task(records: list[dict]) -> dict[str, dict[str, float]]:
+def _by_task(records: list[Record]) -> dict[str, dict[str, float]]:
     """task -> field -> mean over that task's records (seeds, repeats)."""
     tasks: dict[str, list[dict]] = {}
     for r in records:
-        tasks.setdefault(r.get("task", ""), []).append(r["efficiency"])
+        tasks.setdefault(r.task, []).append(r.efficiency.model_dump())
     return {t: {f: statistics.fmean(e[f] for e in effs if e.get(f) is not None)
                 for f, *_ in FIELDS if any(e.get(f) is not None for e in effs)} for t, effs in tasks.items()}
 
 
-def efficiency_rows(records: list[dict]) -> list[EffRow]:
-    recs = [r for r in records if is_efficiency(r) and r.get("efficiency")]
-    groups: dict[tuple, list[dict]] = {}
+def efficiency_rows(records: list[Record]) -> list[EffRow]:
+    recs = [r for r in records if r.is_timing and r.efficiency]
+    groups: dict[tuple, list[Record]] = {}
     for r in recs:
-        groups.setdefault((str((r.get("spec") or {}).get("model", "")), r.get("row") or r["method"]), []).append(r)
+        groups.setdefault((str(r.spec.get("model", "")), r.row or r.method), []).append(r)
     out = []
     per_task = {k: _by_task(v) for k, v in groups.items()}
     for (model, row), rs in groups.items():
         tasks = per_task[(model, row)]
         absolute = {f: statistics.fmean(v[f] for v in tasks.values() if f in v)
                     for f, *_ in FIELDS if any(f in v for v in tasks.values())}
-        out.append(EffRow(model, row, rs[0]["method"], absolute, repeats=len(rs) // max(len(tasks), 1)))
+        out.append(EffRow(model, row, rs[0].method, absolute, repeats=len(rs) // max(len(tasks), 1)))
     for e in out:
-        ft = next((k for k in groups if k[0] == e.model and groups[k][0]["method"] == FULL), None)
+        ft = next((k for k in groups if k[0] == e.model and groups[k][0].method == FULL), None)
         if ft is None:
             continue
         mine, ref = per_task[(e.model, e.row)], per_task[ft]
@@ -61,8 +61,8 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
             e.relative[f] = 100.0 * statistics.fmean(mine[t][f] for t in shared) / den if den else None
             stds = []
             for t in shared:  # std over repeats within a task, not across tasks (their lengths differ)
-                runs = [r["efficiency"][f] for r in groups[(e.model, e.row)]
-                        if r.get("task", "") == t and r["efficiency"].get(f) is not None]
+                runs = [getattr(r.efficiency, f) for r in groups[(e.model, e.row)]
+                        if r.task == t and getattr(r.efficiency, f) is not None]
                 if len(runs) > 1:
                     stds.append(statistics.stdev(runs))
             if den and stds:
@@ -70,7 +70,7 @@ def efficiency_rows(records: list[dict]) -> list[EffRow]:
     return sorted(out, key=lambda e: (e.model, order(e.method), len(e.method.split("+"))))
 
 
-def efficiency_table(records: list[dict]) -> Table | None:
+def efficiency_table(records: list[Record]) -> Table | None:
     rows = efficiency_rows(records)
     if not rows:
         return None
@@ -94,14 +94,14 @@ def efficiency_table(records: list[dict]) -> Table | None:
     return table
 
 
-def _notes(records: list[dict], rows: list[EffRow], relative: bool) -> list[str]:
-    recs = [r for r in records if is_efficiency(r) and r.get("efficiency")]
+def _notes(records: list[Record], rows: list[EffRow], relative: bool) -> list[str]:
+    recs = [r for r in records if r.is_timing and r.efficiency]
     settings = []
     for key, label in (("batch_size", "batch"), ("seq_len", "tokens"), ("device", "device"), ("threads", "threads")):
-        vals = sorted({str(r["efficiency"].get(key)) for r in recs if r["efficiency"].get(key) is not None})
+        vals = sorted({str(getattr(r.efficiency, key)) for r in recs if getattr(r.efficiency, key) is not None})
         if vals:
             settings.append(f"{label} {'/'.join(vals)}")
-    tasks = sorted({r.get("task", "") for r in recs})
+    tasks = sorted({r.task for r in recs})
     notes = [f"Median train step (forward, backward, optimizer step) and no-grad forward of one batch; peak memory "
              f"of the run's process. Settings: {', '.join(settings) or 'not recorded'}; tasks: {', '.join(tasks)}."]
     reps = max((e.repeats for e in rows), default=1)
@@ -113,7 +113,7 @@ def _notes(records: list[dict], rows: list[EffRow], relative: bool) -> list[str]
                      "fine-tuning's mean over the same tasks.")
     else:
         notes.append("No full fine-tuning (method full) efficiency record in this store: absolute values only.")
-    machines = sorted({r.get("machine") or "?" for r in recs})
+    machines = sorted({r.machine or "?" for r in recs})
     if len(machines) > 1:
         notes.append(f"Warning: efficiency records come from {len(machines)} machines; timings do not compare.")
     return notes

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from lntune.analyse.files import write_csv, write_json
 from lntune.report import claims as C
-from lntune.report.aggregate import Cell, is_reported
+from lntune.report.aggregate import Cell
+from lntune.spec.records import Record
 from lntune.report.document import Figure, Section
 from lntune.report.tables import Row, Table, Value
 
@@ -74,7 +75,7 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
     return t
 
 
-def lr_table(records: list[dict], edges: bool = False) -> Table | None:
+def lr_table(records: list[Record], edges: bool = False) -> Table | None:
     """Every lr the lr seed tried with its validation score; with `edges`, whether the choice is inside the grid."""
     rows = C.lr_choices(records)
     if not rows:
@@ -104,7 +105,7 @@ def _inside(choice: dict) -> str:
     return "yes"
 
 
-def health_table(outs: list[C.Outcome], records: list[dict], design: C.Design) -> Table | None:
+def health_table(outs: list[C.Outcome], records: list[Record], design: C.Design) -> Table | None:
     """The convergence gate per row and task: reported runs (on the seeds each row's contrasts use), and how many
     kept their last evaluation, i.e. were still improving when the epoch cap stopped them."""
     if design.gate is None:
@@ -129,21 +130,21 @@ def health_table(outs: list[C.Outcome], records: list[dict], design: C.Design) -
     return t
 
 
-def budget_section(records: list[dict], out: Path) -> Section | None:
+def budget_section(records: list[Record], out: Path) -> Section | None:
     """The budget curve: runs with a `curve` (no early stopping, one long schedule), their score after each listed
     epoch, beside the early-stopped runs of the same row and seeds (the gate's cross-check)."""
     from lntune.report import plots
 
     curves: dict[str, dict[int, dict[int, float]]] = {}  # row -> epoch -> seed -> score (points)
-    first: dict[str, dict] = {}  # row -> one of its records: the method, options and lr its early-stopped twin has
+    first: dict[str, Record] = {}  # row -> one of its records: the method, options and lr its early-stopped twin has
     task = metric = None
     for r in records:
-        if not r.get("curve") or r.get("picks_lr"):
+        if not r.curve or r.picks_lr:
             continue
-        task, metric = r["task"], r["metric"]
-        first.setdefault(r["row"], r)
-        for point in r["curve"]:
-            curves.setdefault(r["row"], {}).setdefault(point["epoch"], {})[r["seed"]] = \
+        task, metric = r.task, r.metric
+        first.setdefault(r.row, r)
+        for point in r.curve:
+            curves.setdefault(r.row, {}).setdefault(point["epoch"], {})[r.seed] = \
                 point[metric] * C.percent_scale(metric)
     if not curves:
         return None
@@ -158,8 +159,8 @@ def budget_section(records: list[dict], out: Path) -> Section | None:
         vals = [list(by_epoch[e].values()) for e in epochs]
         lines[row] = (epochs, [statistics.fmean(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals])
         seeds = sorted(by_epoch[epochs[-1]])
-        early = {r["seed"]: float(r["score"]) * scale for r in records
-                 if is_reported(r) and not r.get("curve") and r["seed"] in seeds and _same_run(r, first[row])}
+        early = {r.seed: float(r.score) * scale for r in records
+                 if r.is_reported and not r.curve and r.seed in seeds and _same_run(r, first[row])}
         last = by_epoch[epochs[-1]]
         gap = [last[s] - early[s] for s in seeds if s in early]
         sd = statistics.stdev(last.values()) if len(last) > 1 else float("nan")
@@ -180,20 +181,19 @@ def budget_section(records: list[dict], out: Path) -> Section | None:
                                                 "schedule per method (not separate runs per budget); band: seeds")])
 
 
-def _same_run(r: dict, curve: dict) -> bool:
+def _same_run(r: Record, curve: Record) -> bool:
     """Whether `r` trains what the curve run `curve` trains (task, method, options, lr), early-stopped."""
-    spec, other = r.get("spec") or {}, curve.get("spec") or {}
-    return (r.get("task"), r.get("lr"), spec.get("method"), spec.get("options")) == \
-        (curve.get("task"), curve.get("lr"), other.get("method"), other.get("options"))
+    return (r.task, r.lr, r.spec.get("method"), r.spec.get("options")) == \
+        (curve.task, curve.lr, curve.spec.get("method"), curve.spec.get("options"))
 
 
-def runs_table(records: list[dict], design: C.Design) -> Table | None:
+def runs_table(records: list[Record], design: C.Design) -> Table | None:
     """Per row: reported runs, those the failed-run rule flags, and those that kept their last epoch."""
     counts: dict[str, list[int]] = {}
     for r in records:
-        if not is_reported(r):
+        if not r.is_reported:
             continue
-        n = counts.setdefault(r["row"], [0, 0, 0])
+        n = counts.setdefault(r.row, [0, 0, 0])
         n[0] += 1
         n[1] += C.failed_run(r, design)
         n[2] += C.kept_last(r)
@@ -237,18 +237,18 @@ def forest_figures(outs: list[C.Outcome], out: Path, design: C.Design) -> list[F
     return figs
 
 
-def _mean_tables(records: list[dict], row: str, part: str) -> dict[str, dict[tuple, float]]:
+def _mean_tables(records: list[Record], row: str, part: str) -> dict[str, dict[tuple, float]]:
     """Per task: the mean over the reported seeds of one change table of `row`'s runs."""
     sums: dict[str, dict[tuple, list[float]]] = {}
     for r in records:
-        if r.get("row") != row or r.get("picks_lr") or not r.get("change"):
+        if r.row != row or r.picks_lr or not r.change:
             continue
-        for *key, d in r["change"][part]:
-            sums.setdefault(r["task"], {}).setdefault(tuple(key), []).append(d)
+        for *key, d in getattr(r.change, part):
+            sums.setdefault(r.task, {}).setdefault(tuple(key), []).append(d)
     return {task: {k: sum(v) / len(v) for k, v in table.items()} for task, table in sums.items()}
 
 
-def change_figures(records: list[dict], out: Path) -> list[Figure]:
+def change_figures(records: list[Record], out: Path) -> list[Figure]:
     """002 fig. 1 from the full fine-tunes (row FT) and 000 fig. 3 from the LN runs (row LN) of this sweep."""
     from lntune.analyse.report import change_figures as draw
 
@@ -257,7 +257,7 @@ def change_figures(records: list[dict], out: Path) -> list[Figure]:
         return []
     folder = out / CHANGE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    model = next(str((r.get("spec") or {}).get("model", "?")) for r in records if r.get("change"))
+    model = next(str(r.spec.get("model", "?")) for r in records if r.change)
     draw(folder, full, ln, model, f"Change per component after full fine-tuning ({model}, mean over seeds)")
     return [Figure(f"{CHANGE_DIR}/change_heatmap.png", "Mean |after - before| per component and layer after full "
                    "fine-tuning (paper 002 fig. 1), from this sweep's FT runs at their chosen lr, mean over seeds"),
@@ -265,7 +265,7 @@ def change_figures(records: list[dict], out: Path) -> list[Figure]:
                    "this sweep's LN runs, mean over seeds")]
 
 
-def evidence_sections(records: list[dict], cells: list[Cell], out: Path, design_json: dict,
+def evidence_sections(records: list[Record], cells: list[Cell], out: Path, design_json: dict,
                       baseline: Path | None = None) -> tuple[list[Section], dict]:
     """The sections, and claims rows for claims.csv / claims.json."""
     design = C.Design.from_json(design_json)

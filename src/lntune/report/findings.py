@@ -16,6 +16,7 @@ from lntune.spec.masks import FISHER_KINDS
 from lntune.report.build import ablation_kind, base_method, is_ln_combo, ln_defaults
 from lntune.report.efficiency import EffRow, efficiency_rows
 from lntune.report.tables import Row, Table, Value
+from lntune.spec.records import Record
 
 
 
@@ -217,7 +218,7 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
     return out
 
 
-def findings_table(cells: list[Cell], records: list[dict]) -> Table | None:
+def findings_table(cells: list[Cell], records: list[Record]) -> Table | None:
     eff = efficiency_rows(records)
     models = list(dict.fromkeys([c.model for c in cells] + [e.model for e in eff]))
     table = Table("findings", "The papers' findings, checked on this sweep",

@@ -9,30 +9,31 @@ from pathlib import Path
 from lntune.analyse.files import write_bytes, write_csv, write_json
 from lntune.errors import LntuneError
 from lntune.report import build, html, markdown
-from lntune.report.aggregate import Cell, aggregate, is_efficiency, load_records
+from lntune.report.aggregate import Cell, aggregate, load_records
 from lntune.report.document import Document, Figure, Section
 from lntune.report.efficiency import efficiency_rows, efficiency_table
 from lntune.report.evidence import evidence_sections, read_design
 from lntune.report.findings import findings_table
 from lntune.report.tables import Table
+from lntune.spec.records import Record
 
 REPORT_DIR = "report"
 
 
-def _distinct(records: list[dict], key) -> list[str]:
+def _distinct(records: list[Record], key) -> list[str]:
     return list(dict.fromkeys(str(v) for r in records if (v := key(r)) is not None))
 
 
-def header(records: list[dict], cells: list[Cell]) -> list[tuple[str, str]]:
-    train = [r for r in records if not is_efficiency(r)]
-    finished = sorted(r["finished_at"] for r in records if r.get("finished_at"))
+def header(records: list[Record], cells: list[Cell]) -> list[tuple[str, str]]:
+    train = [r for r in records if not r.is_timing]
+    finished = sorted(r.finished_at for r in records if r.finished_at)
     return [
-        ("Sweep", ", ".join(_distinct(records, lambda r: r.get("sweep"))) or "?"),
+        ("Sweep", ", ".join(_distinct(records, lambda r: r.sweep)) or "?"),
         ("Records", f"{len(records)} ({len(train)} training runs in {len(cells)} cells, "
                     f"{len(records) - len(train)} efficiency runs)"),
-        ("Models", ", ".join(_distinct(records, lambda r: (r.get("spec") or {}).get("model"))) or "?"),
-        ("Commits", ", ".join(_distinct(records, lambda r: r.get("commit"))) or "not recorded"),
-        ("Machines", "; ".join(_distinct(records, lambda r: r.get("machine"))) or "not recorded"),
+        ("Models", ", ".join(_distinct(records, lambda r: r.spec.get("model"))) or "?"),
+        ("Commits", ", ".join(_distinct(records, lambda r: r.commit)) or "not recorded"),
+        ("Machines", "; ".join(_distinct(records, lambda r: r.machine)) or "not recorded"),
         ("Runs finished", f"{finished[0]} to {finished[-1]}" if finished else "not recorded"),
         ("Report written", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
     ]
@@ -51,7 +52,7 @@ def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
     return figures
 
 
-def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dirs: list[Path] = (),
+def build_document(records: list[Record], cells: list[Cell], out: Path, figure_dirs: list[Path] = (),
                    design: dict | None = None, baseline: Path | None = None) -> tuple[Document, list[Table]]:
     """Tables and figures of every group present (figures are written into `out` as they are made).
 
@@ -59,7 +60,7 @@ def build_document(records: list[dict], cells: list[Cell], out: Path, figure_dir
     paired runs; one without gets the descriptive findings check (means compared, no test)."""
     from lntune.report import plots
 
-    doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.get('sweep'))) or 'results'}",
+    doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.sweep)) or 'results'}",
                    header(records, cells))
     if design is not None:
         doc.sections += evidence_sections(records, cells, out, design, baseline)[0]

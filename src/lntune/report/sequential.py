@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lntune.report.aggregate import higher_is_better, is_reported, percent_scale
+from lntune.report.aggregate import higher_is_better, percent_scale
+from lntune.spec.records import Record
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,18 @@ class Stop:
     half_width: float | None = None  # at `seeds`, once recorded
 
 
-def _points(record: dict) -> float:
-    score = float(record["score"]) * percent_scale(record["metric"])
-    return score if higher_is_better(record["metric"]) else -score
+def _points(record: Record) -> float:
+    score = float(record.score) * percent_scale(record.metric)
+    return score if higher_is_better(record.metric) else -score
 
 
-def reported(records: list[dict]) -> dict[tuple[str, str, int], dict]:
+def reported(records: list[Record]) -> dict[tuple[str, str, int], Record]:
     """(row, task, seed) -> the reported training record (lr_seed and timing runs excluded)."""
-    return {(r["row"], r["task"], r["seed"]): r for r in records if is_reported(r)}
+    return {(r.row, r.task, r.seed): r for r in records if r.is_reported}
 
 
 def contrast_stop(rule: Sequential, a: str, b: str, tasks: list[str], seeds: list[int],
-                  runs: dict[tuple[str, str, int], dict]) -> Stop:
+                  runs: dict[tuple[str, str, int], Record]) -> Stop:
     """Walk the rule for A - B over `tasks`, `seeds` being the reported seeds in order (lr_seed excluded)."""
     from lntune.report.paired import stratified_t  # scipy: only when a rule is walked, not when a config is read
 
@@ -74,7 +75,7 @@ def contrast_stop(rule: Sequential, a: str, b: str, tasks: list[str], seeds: lis
 
 
 def stop_points(rule: Sequential, tasks: dict[str, list[str]], seeds: dict[str, list[int]],
-                records: list[dict]) -> dict[tuple[str, str], Stop]:
+                records: list[Record]) -> dict[tuple[str, str], Stop]:
     """(A, B) -> Stop for every contrast of the rule; `tasks` and `seeds` per row (seeds: reported, in order)."""
     runs = reported(records)
     out = {}
@@ -86,7 +87,7 @@ def stop_points(rule: Sequential, tasks: dict[str, list[str]], seeds: dict[str, 
 
 
 def allowed_seeds(rule: Sequential, tasks: dict[str, list[str]], seeds: dict[str, list[int]],
-                  records: list[dict]) -> dict[str, int]:
+                  records: list[Record]) -> dict[str, int]:
     """row -> how many of its reported seeds may run now: the most any of its contrasts asks for."""
     out: dict[str, int] = {}
     for (a, b), stop in stop_points(rule, tasks, seeds, records).items():

@@ -81,7 +81,7 @@ def _dry_run(cfg, results, data_dir) -> None:
     from lntune.sweep.store import read_records
 
     folder = results_dir(cfg, results)
-    done = {r["key"]: r for r in read_records(folder)} if folder.exists() else {}
+    done = {r.key: r for r in read_records(folder)} if folder.exists() else {}
     p = plan(cfg, str(data_dir) if data_dir else None, done)
     runs, have = p.runs, set(done)
     rows: dict[tuple, list] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from lntune.sweep.config import SweepConfig
 from lntune.spec.metrics import greater_is_better
 from lntune.sweep.grid import Run, canonical, plan
+from lntune.spec.records import VERSION, Record, parse_record
 from lntune.sweep.store import Store
 
 
@@ -55,11 +56,9 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
         backend = LocalBackend(cfg.workers, [m.name for m in cfg.models], cfg.devices)
     with Store(results_dir(cfg, results)) as store, backend:
         if redo_timing:
-            from lntune.report.aggregate import is_efficiency  # what the report counts as timing, retired alike
-
-            store.retire({r["key"] for r in store.records() if is_efficiency(r)})
+            store.retire({r.key for r in store.records() if r.is_timing})
         write_design(store, cfg)
-        done = {r["key"]: r for r in store.records()}
+        done = {r.key: r for r in store.records()}
         p = plan(cfg, data, done)
         pending = [r for r in p.runs if r.key not in done]
         report = SweepReport(store.dir, len(p.runs) + p.waiting, len(p.runs) - len(pending))
@@ -72,7 +71,7 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
                 tried |= {r.key for r in train}
                 ex.fishers(train)
                 ex.run_all(train, limit=backend.capacity)
-                done = {r["key"]: r for r in store.records()}
+                done = {r.key: r for r in store.records()}
                 p = plan(cfg, data, done)
                 pending = [r for r in p.runs if r.key not in done]
                 report.total = report.skipped + report.done + len(pending) + p.waiting + len(report.failed)
@@ -259,29 +258,22 @@ def val_score(val: dict | None, metric: str) -> tuple[float | None, str | None]:
     return -val["loss"], "-loss"  # higher is better, like the metric it stands in for
 
 
-def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> dict:
-    """The store's record of a finished run (the shared schema the report reads)."""
+def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> Record:
+    """The store's record of a finished run: `result` is a worker's answer (sweep/run.execute)."""
     spec = run.spec
     val, test = result.get("val"), result.get("test")
     score, val_metric = val_score(val, run.metric)
-    rec = {
+    return parse_record({
         "key": run.key, "spec": spec, "sweep": sweep, "row": run.row, "group": run.group,
         "task": spec["task"], "task_kind": run.task_kind, "metric": run.metric,
         "method": spec["method"], "model": spec["model"], "lr": run.lr, "lr_rank": run.lr_rank, "seed": run.seed,
         "val": val, "val_score": score, "val_metric": val_metric,
         "test": test, "score": None if test is None else test.get(run.metric),
         "counts": result["counts"], "steps": result["steps"], "train_seconds": result["train_seconds"],
-        "efficiency": result.get("efficiency"),
-    }
-    if run.picks_lr:
-        rec["picks_lr"] = True
-    for k in ("majority", "change", "best_seconds", "curve"):
-        if k in result:
-            rec[k] = result[k]
-    if "sizes" in result:
-        rec["sizes"] = result["sizes"]
-    rec.update(finished_at=_now(), machine=result.get("machine"), commit=commit_sha)
-    return rec
+        "efficiency": result.get("efficiency"), "picks_lr": run.picks_lr,
+        **{k: result[k] for k in ("majority", "change", "best_seconds", "curve", "sizes") if k in result},
+        "finished_at": _now(), "machine": result.get("machine"), "commit": commit_sha, "version": VERSION,
+    }, f"the result of {run.describe()}")
 
 
 def commit() -> str | None:

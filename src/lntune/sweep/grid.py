@@ -17,6 +17,7 @@ from pathlib import Path
 from lntune.errors import LntuneError
 from lntune.heads import get_head
 from lntune.spec.metrics import greater_is_better
+from lntune.spec.records import Record
 from lntune.sweep.config import (
     LATE_FIELDS,
     MACHINE_FIELDS,
@@ -214,12 +215,12 @@ class Plan:
     waiting: int = 0  # runs of later seeds whose lr the lr_seed's runs have not chosen yet
 
 
-def expand(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | None = None) -> list[Run]:
+def expand(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, Record] | None = None) -> list[Run]:
     """Every run of the sweep that can be named now (see plan)."""
     return plan(cfg, data_dir, done).runs
 
 
-def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | None = None) -> Plan:
+def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, Record] | None = None) -> Plan:
     """Every run of the sweep, timing runs first, then by lr priority, seed and config order; a spec
     that two entries share runs once (under the first entry's row and group).
 
@@ -247,14 +248,14 @@ def plan(cfg: SweepConfig, data_dir: str | None = None, done: dict[str, dict] | 
     return Plan(out, waiting)
 
 
-def _allowed(cfg: SweepConfig, model: ModelEntry, done: dict[str, dict]) -> dict[str, int]:
+def _allowed(cfg: SweepConfig, model: ModelEntry, done: dict[str, Record]) -> dict[str, int]:
     """row -> reported seeds the sequential rule lets run now (rows outside the rule: absent, all of them)."""
     if cfg.sequential is None:
         return {}
     from lntune.report.sequential import allowed_seeds
 
     tasks, seeds = row_tasks_seeds(cfg, model)
-    records = [r for r in done.values() if r.get("model") == model.name]
+    records = [r for r in done.values() if r.model == model.name]
     return allowed_seeds(cfg.sequential, tasks, seeds, records)
 
 
@@ -294,7 +295,7 @@ def grown(picks: list[Run], best: Run, base: int, steps: int) -> float | None:
     return None
 
 
-def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
+def chosen_lr(picks: list[Run], done: dict[str, Record]) -> Run | None:
     """The lr_seed run whose lr the other seeds use (best validation score; ties: earlier in the lr list),
     or None while any of `picks` has no record."""
     if not picks or any(r.key not in done for r in picks):
@@ -303,7 +304,7 @@ def chosen_lr(picks: list[Run], done: dict[str, dict]) -> Run | None:
     worst = float("inf") if lower else float("-inf")
 
     def rank(r: Run) -> tuple:
-        v = done[r.key].get("val_score")
+        v = done[r.key].val_score
         v = worst if v is None or v != v else v
         return (v if lower else -v, r.lr_rank)
 
@@ -322,7 +323,7 @@ def _source_entry(cfg: SweepConfig, entry: RunEntry) -> RunEntry:
 
 
 def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data: dict,
-                done: dict[str, dict], allowed: dict[str, int] | None = None) -> tuple[list[tuple[tuple, Run]], int]:
+                done: dict[str, Record], allowed: dict[str, int] | None = None) -> tuple[list[tuple[tuple, Run]], int]:
     if entry.lr_from:
         source, _ = _train_runs(cfg, model, _source_entry(cfg, entry), task, data, done)
         best = chosen_lr([r for _, r in source if r.picks_lr and r.spec["mask"] is None], done)

@@ -17,7 +17,8 @@ from pathlib import Path
 from lntune.durable import write_atomic  # noqa: F401 - the store's writes, also imported from here
 from lntune.errors import LntuneError
 
-from lntune.spec.records import FAILURES, RECORDS, _lines, _parse, read_failures, read_records  # noqa: F401
+from lntune.spec.records import (  # noqa: F401 - readers re-exported for the sweep package
+    FAILURES, RECORDS, Record, _lines, _parse, raw_records, read_failures, read_records)
 RETIRED = "retired.jsonl"
 STATUS = "status.json"
 LOCK = ".lock"
@@ -85,7 +86,7 @@ class Store:
             write_atomic(self.records_path, body)
         return dropped
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[Record]:
         return read_records(self.dir)
 
     def retire(self, keys: set[str]) -> int:
@@ -93,7 +94,7 @@ class Store:
 
         Copy first, then rewrite records.jsonl atomically: a crash in between leaves the record in both
         files (redone later or not, never lost)."""
-        records = self.records()
+        records = raw_records(self.dir)  # moved byte for byte: a retired line is not migrated
         going = [r for r in records if r["key"] in keys]
         for r in going:
             append_line(self.dir / RETIRED, {**r, "retired_at": _now()})
@@ -104,10 +105,10 @@ class Store:
         return len(going)
 
     def keys(self) -> set[str]:
-        return {r["key"] for r in self.records()}
+        return {r.key for r in self.records()}
 
-    def append(self, record: dict) -> None:
-        append_line(self.records_path, record)
+    def append(self, record: Record) -> None:
+        append_line(self.records_path, record.model_dump(mode="json"))
 
     def append_failure(self, failure: dict) -> None:
         append_line(self.failures_path, failure)
