@@ -28,7 +28,7 @@ def test_a_default_run_goes_to_runs_task_method_and_checkpoints_there(tiny_dir, 
     monkeypatch.chdir(tmp_path)
     rec = api.train_task("rte", str(tiny_dir("bert")), "ln", config=TrainConfig(epochs=1, batch_size=16, progress=False),
                          data_dir=data_dir, train_limit=32, eval_limit=16)
-    assert rec["out"] == "runs/rte-ln" and (tmp_path / "runs/rte-ln/skin.json").is_file()
+    assert rec.out == "runs/rte-ln" and (tmp_path / "runs/rte-ln/skin.json").is_file()
     assert seen == [Path("runs/rte-ln")] and not (tmp_path / "runs/rte-ln/checkpoint").exists()
     seen.clear()
     api.train_task("rte", str(tiny_dir("bert")), "ln", config=TrainConfig(epochs=1, batch_size=16, progress=False),

@@ -49,7 +49,7 @@ def test_skin_round_trips_bit_exactly(trained):
 def test_eval_reproduces_saved_metrics_exactly(trained, data_dir):
     _, skin, rec = trained
     got = evaluate_skin(skin, data_dir)
-    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+    assert got["loss"] == rec.metrics["loss"] and got["accuracy"] == rec.metrics["accuracy"]
 
 
 def test_skin_for_another_base_is_refused(trained, tiny_dir):
@@ -91,11 +91,11 @@ def test_masked_skin_stores_only_masked_elements(tiny_dir, data_dir, tmp_path):
     rec = train_task("sst2", str(base), "ln", opts, FAST, tmp_path / "skin", data_dir, 64, 64)
     tensors = load_file(str(tmp_path / "skin" / "tuned.safetensors"))
     n = sum(int(m.sum()) for m in masks.values())
-    assert rec["counts"]["tuned"] == n
+    assert rec.counts.tuned == n
     assert sum(v.numel() for k, v in tensors.items() if k.endswith(".bias") and not k.startswith(("mask:", "classifier"))) == n
     (tmp_path / "mask.safetensors").unlink()  # the skin carries its masks
     tuning, _ = load_skin(tmp_path / "skin")
-    assert evaluate_skin(tmp_path / "skin", data_dir)["loss"] == rec["metrics"]["loss"]
+    assert evaluate_skin(tmp_path / "skin", data_dir)["loss"] == rec.metrics["loss"]
     params = dict(tuning.lm.model.named_parameters())
     fresh = dict(load_model(str(base)).model.named_parameters())
     for name, m in masks.items():
@@ -106,7 +106,7 @@ def test_bf16_autocast_run_evaluates_identically_from_its_skin(tiny_dir, data_di
     config = TrainConfig(**{**FAST.__dict__, "mixed_precision": "bf16"})
     rec = train_task("sst2", str(tiny_dir("bert")), "ln", {}, config, tmp_path / "s", data_dir, 64, 64)
     got = evaluate_skin(tmp_path / "s", data_dir)
-    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+    assert got["loss"] == rec.metrics["loss"] and got["accuracy"] == rec.metrics["accuracy"]
 
 
 def test_state_keys_name_exactly_what_state_returns(make_lm, tmp_path):

@@ -336,7 +336,7 @@ def test_relative_task_paths_resolve_against_the_skins_data_root(local_skin, tmp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the relative paths do not exist from here
-    assert evaluate_skin(skin)["loss"] == rec["metrics"]["loss"]
+    assert evaluate_skin(skin)["loss"] == rec.metrics["loss"]
     code, out = run("eval", "--skin", skin)
     assert code == 0 and "(same as saved)" in out, out
 
@@ -350,7 +350,7 @@ def test_eval_task_overrides_the_skins_task(local_skin, tmp_path, monkeypatch):
     spec = f"local:train={moved}/train.csv,dev={moved}/dev.csv,text=text,label=label"
     code, out = run("eval", "--skin", skin, "--task", spec)
     assert code == 0 and "(on --task" in out, out
-    assert float(out.split("loss: ")[1].split()[0]) == pytest.approx(rec["metrics"]["loss"], abs=1e-6)
+    assert float(out.split("loss: ")[1].split()[0]) == pytest.approx(rec.metrics["loss"], abs=1e-6)
     # a task the head cannot read is refused, with the user's own labels shown
     (moved / "three.csv").write_text("text,label\na,x\nb,y\nc,z\n")
     code, out = run("eval", "--skin", skin, "--task", f"local:train={moved}/three.csv,dev={moved}/dev.csv,text=text")

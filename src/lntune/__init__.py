@@ -2,7 +2,7 @@
 
     import lntune
     rec = lntune.train_task("sst2", "minilm", "ln")   # LN-tuning of the embedded MiniLM on SST-2
-    print(rec["metrics"], rec["out"])                  # dev metrics and the skin's directory
+    print(rec.metrics, rec.out)                        # dev metrics and the skin's directory (a RunResult)
 
 Every public name is imported on first use, so `import lntune` (and `lntune --help`) stays fast.
 """
@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "METHODS": "lntune.method",
+    "Record": "lntune.spec.records",
+    "RunResult": "lntune.spec.results",
     "TrainConfig": "lntune.spec.train",
     "build_method": "lntune.method",
     "evaluate_skin": "lntune.api",

@@ -24,6 +24,7 @@ from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, 
 from lntune.skin_card import invocation
 from lntune.spec.files import CHECKPOINT_DIR, SKIN_JSON
 from lntune.spec.metrics import greater_is_better
+from lntune.spec.results import DataInfo, RunRecord, RunResult, TaskInfo
 from lntune.train import TrainConfig, train
 from lntune.train.checkpoint import Checkpointer
 from lntune.train.log import check_tracker
@@ -117,12 +118,12 @@ def train_task(
     resume: bool = False,
     curve_epochs: tuple[int, ...] = (),
     on_trained: Callable[[Tuning, dict[str, torch.Tensor]], None] | None = None,
-) -> dict:
-    """Train `method` on `task`, save the skin and metrics.json under `out`; returns the skin record.
+) -> RunResult:
+    """Train `method` on `task`, save the skin and metrics.json under `out`; returns the run's RunResult.
 
     >>> from lntune import TrainConfig, train_task
     >>> rec = train_task("sst2", "minilm", "ln", config=TrainConfig(epochs=1), out="runs/sst2-ln")  # doctest: +SKIP
-    >>> rec["metrics"]["accuracy"], rec["counts"]["tuned"]  # doctest: +SKIP
+    >>> rec.metrics["accuracy"], rec.counts.tuned  # doctest: +SKIP
     (0.8..., 9984)
 
     `options` are the method's (for a composite like "prefix+ln": {part: options});
@@ -167,26 +168,33 @@ def train_task(
     curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
     result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=work,
                    score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
-    record = _record(t, config, result, train_ex, dev_ex, train_limit, eval_limit, curve,
-                     f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
-                     f"config=TrainConfig(**{asdict(config)!r}))")
+    data = _data(t, train_ex, dev_ex, train_limit, eval_limit)
+    held_out = {}  # what only a run scored on test_split has
     if scored:
-        record["data"].update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
-        if "majority" in record["data"]:
-            record["data"]["majority"]["test"] = get_head(t.head).majority(test_ex)
-        record["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
+        data.update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
+        if "majority" in data:
+            data["majority"]["test"] = get_head(t.head).majority(test_ex)
+        held_out["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
+    if curve is not None:
+        held_out["curve"] = result.curve
     if generate:
-        record["generation"] = _generation(
+        held_out["generation"] = _generation(
             tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
             split=test_split,
         )
+    record = RunRecord(
+        command=invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
+                           f"config=TrainConfig(**{asdict(config)!r}))"),
+        task=TaskInfo(name=t.name, head=t.head, labels=list(t.labels), metric=t.metric), data=DataInfo(**data),
+        train=asdict(config), metrics=result.best, steps=result.steps, train_seconds=result.seconds,
+        best_seconds=result.best_seconds, **held_out)
     if on_trained is not None:
         on_trained(tuning, base)
     if out is not None and is_main_process():  # under accelerate launch, one process writes
         _save(work, tuning, record, result, saver)
         if work != out:  # the new skin is whole: it takes the old one's place in one step
             replace_folder(work, out)
-    return {**record, "counts": tuning.counts(), "out": None if out is None else str(out)}
+    return RunResult(**record.skin_json(), counts=tuning.counts(), out=None if out is None else str(out))
 
 
 def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool,
@@ -218,39 +226,27 @@ def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit) 
     return carve_validation(t, data_dir, val_limit, train_limit, seed)
 
 
-def _record(t: Task, config: TrainConfig, result, train_ex: list, dev_ex: list, train_limit, eval_limit, curve,
-            call: str) -> dict:
-    """What a skin records about its run (skin.json), before the held-out scores and generations."""
-    record = {
-        "command": invocation(call),
-        "task": {"name": t.name, "head": t.head, "labels": list(t.labels), "metric": t.metric},
-        "data": {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)},
-        "train": asdict(config),
-        "metrics": result.best,
-        "steps": result.steps,
-        "train_seconds": result.seconds,
-        "best_seconds": result.best_seconds,
-    }
+def _data(t: Task, train_ex: list, dev_ex: list, train_limit, eval_limit) -> dict:
+    """The data a run read (DataInfo's fields), before a held-out split adds its own."""
+    data = {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)}
     majority = get_head(t.head).majority(dev_ex)
     if majority is not None:
-        record["data"]["majority"] = {"dev": majority}  # what always guessing one class scores
-    if curve is not None:
-        record["curve"] = result.curve
-    return record
+        data["majority"] = {"dev": majority}  # what always guessing one class scores
+    return data
 
 
-def _save(out, tuning: Tuning, record: dict, result, saver: Checkpointer | None) -> None:
+def _save(out, tuning: Tuning, record: RunRecord, result, saver: Checkpointer | None) -> None:
     """The skin, then metrics.json beside it; a finished run is its skin, so its checkpoint goes. A refused write
     says what was saved, what was not, and how to go on."""
     try:
-        save_skin(out, tuning, record)
+        save_skin(out, tuning, record.skin_json())
     except DiskError as e:
         how = (f"its last checkpoint stands: free space, then lntune train --resume {saver.dir.parent} continues"
                if saver is not None and saver.saves else "free space and train again")
         raise LntuneError(f"{e}: the skin was not saved; {how}") from None
     history = {"best": result.best, "history": result.history}
-    if "generation" in record:
-        history["generation"] = record["generation"]
+    if record.generation is not None:
+        history["generation"] = record.generation.model_dump()
     try:
         write_atomic(Path(out) / "metrics.json", json.dumps(history, indent=2).encode())
     except DiskError as e:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from lntune.errors import LntuneError
+from lntune.errors import LntuneError, LntuneWarning
 from lntune.heads import DEFAULT, HEADS
+
+if TYPE_CHECKING:
+    from lntune.spec.results import RunResult  # pydantic: not imported for --help
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LayerNorm tuning and friends.")
 
@@ -138,19 +142,19 @@ def _with_train_flags(command):
 train_cmd = app.command("train")(_with_train_flags(train_cmd))
 
 
-def _echo_result(rec: dict, method: str, model: str, progress: bool, main: bool) -> None:
+def _echo_result(rec: RunResult, method: str, model: str, progress: bool, main: bool) -> None:
     """What lntune train prints at the end: once, by the main process of a multi-process launch."""
     from lntune.api import describe_counts
 
     if not main:
         return
     if not progress:
-        typer.echo(describe_counts(method, model, rec["counts"]))
-    best = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items() if isinstance(v, float))
-    typer.echo(f"dev (best by {rec['train'].get('select', 'loss')}, step {rec['metrics']['step']}): {best}")
-    if "generation" in rec:
-        _echo_generation(rec["generation"])
-    typer.echo(f"skin: {rec['out']}")
+        typer.echo(describe_counts(method, model, rec.counts.model_dump()))
+    best = ", ".join(f"{k} {v:.4f}" for k, v in rec.metrics.items() if isinstance(v, float))
+    typer.echo(f"dev (best by {rec.train.get('select', 'loss')}, step {rec.metrics['step']}): {best}")
+    if rec.generation is not None:
+        _echo_generation(rec.generation.model_dump())
+    typer.echo(f"skin: {rec.out}")
 
 
 def _echo_generation(gen: dict, saved: dict | None = None) -> None:
@@ -306,7 +310,18 @@ app.command("merge")(merge_cmd)
 app.command("push")(push_cmd)
 
 
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    """lntune's own warnings as `warning: ...` lines; others as Python prints them."""
+    if issubclass(category, LntuneWarning):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+
+
 def main() -> None:
+    warnings.formatwarning = _one_line
     app(sys.argv[1:])
 
 

@@ -35,3 +35,11 @@ class DiskError(LntuneError):
 
 class TrainingError(LntuneError):
     """Training diverged (NaN/inf loss) or was configured inconsistently."""
+
+
+class LntuneWarning(UserWarning):
+    """Something users may want to change, though the run goes on (the command line prints it as one line)."""
+
+
+class FewStepsWarning(LntuneWarning):
+    """A run will take so few optimizer steps that it likely under-trains."""

@@ -84,10 +84,10 @@ def test_the_api_trains_and_scores_it_with_its_own_metric(ordinal, tiny_dir):
 
     record = train_task("toy-grades", str(tiny_dir("bert")), "ln", out=None, train_limit=0,
                         config=TrainConfig(epochs=1, batch_size=8, progress=False))
-    assert set(record["metrics"]) >= {"loss", "within_one"} and "accuracy" not in record["metrics"]
-    assert 0.0 <= record["metrics"]["within_one"] <= 1.0
-    assert record["data"]["majority"] == {"dev": 0.25}  # its own baseline hook
-    assert record["task"]["head"] == "toy-ordinal"
+    assert set(record.metrics) >= {"loss", "within_one"} and "accuracy" not in record.metrics
+    assert 0.0 <= record.metrics["within_one"] <= 1.0
+    assert record.data.majority == {"dev": 0.25}  # its own baseline hook
+    assert record.task.head == "toy-ordinal"
 
 
 def test_the_fisher_differentiates_its_log_likelihood(ordinal, tiny_dir, monkeypatch):

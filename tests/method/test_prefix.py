@@ -244,13 +244,13 @@ def test_skin_round_trip(tiny_dir, data_dir, tmp_path, arch):
 
     rec = train_task("sst2", str(tiny_dir(arch)), "prefix", {"length": 4}, FAST, tmp_path / "skin", data_dir, 64, 64)
     saved = load_file(str(tmp_path / "skin" / "tuned.safetensors"))
-    assert rec["counts"]["tuned"] == 2 * L * 4 * KV[arch]
+    assert rec.counts.tuned == 2 * L * 4 * KV[arch]
     tuning, _ = load_skin(tmp_path / "skin")
     loaded = tuning.state()
     assert saved.keys() == loaded.keys()
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
     got = evaluate_skin(tmp_path / "skin", data_dir)
-    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+    assert got["loss"] == rec.metrics["loss"] and got["accuracy"] == rec.metrics["accuracy"]
 
 
 def test_reparam_skin_stores_plain_vectors_and_reloads_to_the_same_outputs(tiny_dir, data_dir, tmp_path):
@@ -265,9 +265,9 @@ def test_reparam_skin_stores_plain_vectors_and_reloads_to_the_same_outputs(tiny_
     assert meta["options"]["reparam"] is True and meta["rebuild"]["reparam"] is False
     tensors = load_file(str(tmp_path / "skin" / "tuned.safetensors"))
     assert not any(ENCODER in k for k in tensors)
-    assert sum(v.numel() for k, v in tensors.items() if ".prefix." in k) == 2 * L * 4 * H == rec["counts"]["tuned"]
+    assert sum(v.numel() for k, v in tensors.items() if ".prefix." in k) == 2 * L * 4 * H == rec.counts.tuned
     tuning, _ = load_skin(tmp_path / "skin")
     assert not hasattr(tuning.lm.model, ENCODER)
     # the metrics recorded in training came from the MLP's prefix; the folded vectors give the same
     got = evaluate_skin(tmp_path / "skin", data_dir)
-    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+    assert got["loss"] == rec.metrics["loss"] and got["accuracy"] == rec.metrics["accuracy"]

@@ -179,7 +179,7 @@ def test_skin_round_trip(tiny_dir, data_dir, tmp_path):
 
     base = tiny_dir("bert")
     rec = train_task("sst2", str(base), "3v", {}, FAST, tmp_path / "skin", data_dir, 64, 64)
-    assert rec["counts"]["tuned"] == (L + 1) + 2 * H
+    assert rec.counts.tuned == (L + 1) + 2 * H
     saved = load_file(str(tmp_path / "skin" / "tuned.safetensors"))
     assert set(saved) == THREEV | {"classifier.bias", "classifier.weight"}
     tuning, meta = load_skin(tmp_path / "skin")
@@ -188,4 +188,4 @@ def test_skin_round_trip(tiny_dir, data_dir, tmp_path):
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
     got = evaluate_skin(tmp_path / "skin", data_dir)
-    assert got["loss"] == rec["metrics"]["loss"] and got["accuracy"] == rec["metrics"]["accuracy"]
+    assert got["loss"] == rec.metrics["loss"] and got["accuracy"] == rec.metrics["accuracy"]

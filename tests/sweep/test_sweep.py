@@ -54,7 +54,7 @@ def test_a_record_equals_a_plain_training_run(reference, data_dir):
     seed_everything(2)
     got = train_task(s["task"], s["model"], "bitfit", s["options"], TrainConfig(**s["train"], progress=False), None,
                      data_dir, s["train_limit"], s["eval_limit"], val_limit=s["val_limit"], test_split="dev")
-    assert got["metrics"] == rec.val and got["test"] == rec.test and got["counts"] == rec.counts.model_dump()
+    assert got.metrics == rec.val and got.test == rec.test and got.counts == rec.counts
 
 
 def test_a_torn_last_line_is_repaired_and_its_run_redone(reference, tmp_path):

@@ -76,9 +76,9 @@ def run_curve(
                         checkpoint=False,
                     )
                     done[key] = {
-                        "selected": rec["counts"]["tuned"],
-                        "value": rec["metrics"][metric],
-                        "loss": rec["metrics"]["loss"],
+                        "selected": rec.counts.tuned,
+                        "value": rec.metrics[metric],
+                        "loss": rec.metrics["loss"],
                         "run": str(run),
                     }
                 rows.append({"task": task, "kind": kind, "fraction": f, "metric": metric, **done[key]})

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lntune.errors import LntuneError
+from lntune.spec.results import Counts
 
 RECORDS = "records.jsonl"
 FAILURES = "failures.jsonl"
@@ -31,16 +32,6 @@ class RecordError(LntuneError):
 
 class _Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Counts(_Part):
-    """Parameter counts of the tuned model."""
-
-    tuned: int  # trainable parameters of the method (head excluded)
-    head: int  # trainable parameters of the task head
-    base: int  # parameters of the base model
-    tuned_pct: float  # tuned / base, in percent
-    tuned_with_head_pct: float
 
 
 class Sizes(_Part):
@@ -71,7 +62,16 @@ class Change(_Part):
 
 
 class Record(_Part):
-    """One finished run of a sweep, as records.jsonl holds it."""
+    """One finished run of a sweep, as records.jsonl holds it.
+
+    >>> from lntune import Record
+    >>> from lntune.spec.records import read_records
+    >>> records = read_records("docs/results/paper_cpu")  # doctest: +SKIP
+    >>> [(r.row, r.task, r.seed, r.score) for r in records if r.is_reported][:1]  # doctest: +SKIP
+    [('LN', 'sst2', 1, 0.79...)]
+    >>> sorted(Record.model_fields)[:4]
+    ['best_seconds', 'change', 'commit', 'counts']
+    """
 
     key: str  # sha256 of `spec`: the run's identity
     spec: dict[str, Any]  # what the key hashes (sweep/grid.Run.spec)

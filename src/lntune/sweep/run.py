@@ -68,19 +68,10 @@ def _train(job: dict) -> dict:
             curve_epochs=tuple(spec.get("curve") or ()), checkpoint=False,  # a sweep resumes by whole runs
             on_trained=(lambda tuning, base: measured.update(change=_change(tuning, base))) if analysed else None,
         )
-    change = measured.get("change")
-    test = dict(rec.get("test", rec["metrics"]))
-    if "generation" in rec:
-        test.update({k: v for k, v in rec["generation"]["metrics"].items() if v is not None})
-    out = {"val": rec["metrics"], "test": test, "counts": rec["counts"], "steps": rec["steps"],
-           "train_seconds": rec["train_seconds"], "best_seconds": rec["best_seconds"], "sizes": _sizes(rec["data"])}
-    if "majority" in rec["data"]:
-        out["majority"] = rec["data"]["majority"]
-    if change is not None:
-        out["change"] = change
-    if "curve" in rec:
-        out["curve"] = rec["curve"]
-    return out
+    out = {"val": rec.metrics, "test": rec.scored, "counts": rec.counts.model_dump(), "steps": rec.steps,
+           "train_seconds": rec.train_seconds, "best_seconds": rec.best_seconds, "sizes": rec.data.sizes}
+    optional = {"majority": rec.data.majority, "change": measured.get("change"), "curve": rec.curve}
+    return out | {k: v for k, v in optional.items() if v is not None}
 
 
 def _change(tuning, base: dict) -> dict:
@@ -93,10 +84,6 @@ def _change(tuning, base: dict) -> dict:
                       base_values=base)
     return {"cells": [[c, layer, d] for (c, layer), d in cell_table(rows).items()],
             "ln": [[n, term, layer, d] for (n, term, layer), d in ln_table(rows).items()]}
-
-
-def _sizes(data: dict) -> dict:
-    return {"train": data["train_size"], "val": data["dev_size"], "test": data.get("test_size", data["dev_size"])}
 
 
 def _mask_file(spec: dict, mask: bytes | None, folder: Path, data_dir) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from lntune.data.encode import collate
-from lntune.errors import TrainingError
+from lntune.errors import FewStepsWarning, TrainingError
 from lntune.evaluate import evaluate
 from lntune.method.tuning import Tuning
 from lntune.spec.train import TrainConfig
@@ -57,6 +58,20 @@ class Curve:
 
     def loader(self, tuning: Tuning, config: TrainConfig) -> DataLoader:
         return eval_loader(self.feats, config.eval_batch_size, tuning.lm.tokenizer.pad_token_id)
+
+
+FEW_STEPS = 100  # below this, runs on the papers' tasks were still far from their score (issue 25: 4 steps, 0.58)
+
+
+def few_steps(total: int, per_epoch: int, config: TrainConfig) -> None:
+    """Warn when a run will take fewer than FEW_STEPS optimizer steps, and say what to raise. A warning only: the
+    schedule stays as asked (epochs=0, a baseline, is meant to take none)."""
+    if total == 0 or total >= FEW_STEPS:
+        return
+    how = ("raise max_steps (--max-steps)" if config.max_steps else
+           f"raise epochs to {math.ceil(FEW_STEPS / max(per_epoch, 1))} (--epochs) or lower batch_size (--batch-size)")
+    warnings.warn(f"this run takes {total} optimizer steps ({per_epoch} per epoch at batch size {config.batch_size}); "
+                  f"fewer than about {FEW_STEPS} often under-trains: {how}", FewStepsWarning, stacklevel=4)
 
 
 def eval_loader(feats: list[dict], batch_size: int, pad_id: int) -> DataLoader:
@@ -204,6 +219,8 @@ class _Run:
         train_dl, dev_dl = loaders(tuning, train_feats, dev_feats, config, indexed=True)
         self.order = train_dl.generator  # the shuffle's generator: each epoch's order continues its stream
         self.total = config.max_steps or config.epochs * len(train_dl)
+        if acc.is_main_process and (saver is None or saver.resumed is None):  # said once, at the start
+            few_steps(self.total, len(train_dl), config)
         last = f"{tuning.lm.norms.blocks}.{tuning.lm.norms.num_layers - 1}."
         cut = not (bottom.site or "").startswith(last)  # a cache serving the last block feeds it whole rows
         self.step = Step(tuning, config, self.total, train_dl, dev_dl, acc=acc, probes=batches, cut=cut)
