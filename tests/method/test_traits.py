@@ -63,7 +63,7 @@ def test_a_sweep_takes_its_lr_family_and_refuses_heads_it_lacks(toy, data_dir):
                                                 runs=[{"method": "toy", "tasks": ["sst2"]}])), "s.yaml")
     assert lr_list(cfg, "toy") == cfg.lrs["ln"]
     runs = expand(cfg, str(data_dir))
-    assert {r.lr for r in runs} == set(cfg.lrs["ln"]) and all(r.spec["method"] == "toy" for r in runs)
+    assert {r.lr for r in runs} == set(cfg.lrs["ln"]) and all(r.spec.method == "toy" for r in runs)
     with pytest.raises(ConfigError, match="toy cannot run on stsb"):
         parse_config(copy.deepcopy(tiny_sweep("minilm", data_dir, tasks=["sst2", "stsb"],
                                               runs=[{"method": "toy"}])), "s.yaml")

@@ -14,8 +14,9 @@ def record(task="sst2", method="ln", row=None, group="main", lr=1e-2, lr_rank=0,
            test=None, sweep="unit", kind="train", efficiency=None, **extra) -> Record:
     spec = {"task": task, "model": model, "method": method, "options": options or {}, "mask": mask,
             "train": {"lr": lr, "seed": seed}, "train_limit": 100, "val_limit": 20, "eval_limit": None,
-            "kind": kind, "row": row, "group": group}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+            "kind": kind, "test_split": None, "generation": None, "data": None}
+    # rows of one method (ablations) share a spec here: the row keeps their keys apart
+    key = hashlib.sha256(json.dumps([spec, row, group], sort_keys=True).encode()).hexdigest()
     out = {
         "key": key, "spec": spec, "sweep": sweep, "row": row or method, "group": group, "task": task,
         "task_kind": task_kind, "metric": metric, "method": method, "model": model, "lr": lr, "lr_rank": lr_rank, "seed": seed,

@@ -76,7 +76,7 @@ def test_mark_compares_values_as_displayed():
 
 def test_sections_per_model_mark_within_their_block():
     recs = main_records(scores={"A": {"t1": [0.8]}, "B": {"t1": [0.7]}})
-    recs += [edit(r, spec={**r.spec, "model": "big"}, key=r.key + "b")
+    recs += [edit(r, spec={**r.spec.as_json(), "model": "big"}, key=r.key + "b")
              for r in main_records(scores={"A": {"t1": [0.5]}, "B": {"t1": [0.6]}})]
     [table] = build.main_tables(aggregate(recs))
     labels = [(r.label, r.section) for r in table.rows]

@@ -102,17 +102,17 @@ def test_paper_full_parses_and_expands_offline():
     runs = expand(cfg, data_dir="/nowhere")  # hub models and data: nothing is downloaded to expand
     assert len(runs) == len({r.key for r in runs}) == 3390 + 20 * 3  # training + timing (20 x 3 repeats)
     assert sum(r.kind == "train" for r in runs) == grid_size(cfg)
-    assert {r.spec["model"] for r in runs} == {"bert-base-uncased", "bert-large-uncased", "gpt2-medium",
+    assert {r.spec.model for r in runs} == {"bert-base-uncased", "bert-large-uncased", "gpt2-medium",
                                               "bert-large-cased"}
-    prefix = {r.spec["model"]: r.spec["options"]["length"] for r in runs if r.spec["method"] == "prefix"}
+    prefix = {r.spec.model: r.spec.options["length"] for r in runs if r.spec.method == "prefix"}
     assert prefix == {"bert-base-uncased": 16, "bert-large-uncased": 24, "gpt2-medium": 16}  # paper 000 sec. 4.1
-    sst2 = {(r.spec["model"], r.spec["method"]): r.spec["train"]["batch_size"] for r in runs
-            if r.spec["task"] == "sst2" and r.kind == "train" and r.group == "main"}
+    sst2 = {(r.spec.model, r.spec.method): r.spec.train["batch_size"] for r in runs
+            if r.spec.task == "sst2" and r.kind == "train" and r.group == "main"}
     assert sst2[("bert-base-uncased", "full")] == 256 and sst2[("bert-large-uncased", "mam")] == 256  # table 5
     assert sst2[("bert-base-uncased", "ln")] == 392
-    e2e = [r for r in runs if r.spec["task"] == "e2e" and r.kind == "train"]
+    e2e = [r for r in runs if r.spec.task == "e2e" and r.kind == "train"]
     assert {r.lr for r in e2e} == {2e-4} and {r.metric for r in e2e} == {"bleu"}
-    assert {r.spec["train"]["epochs"] for r in e2e} == {20}
+    assert {r.spec.train["epochs"] for r in e2e} == {20}
 
 
 def test_paper_cpu_parses_and_pairs_its_runs():
@@ -125,13 +125,13 @@ def test_paper_cpu_parses_and_pairs_its_runs():
     # once the lr is chosen: 5 reported seeds per (row, task), seeds 1-10 on the secondary rows, and seeds 6-8
     # added to the 5 primary rows on 3 tasks (the design's power rule)
     assert len(train) == 47 and first.waiting == 135 + 6 * 5 + 5 * 3 * 3
-    assert {r.spec["train"]["batch_size"] for r in train} == {16}  # one batch size: the same batches
-    assert {r.spec["train"]["head_lr"] for r in train} == {3e-3}  # one head lr for every method
+    assert {r.spec.train["batch_size"] for r in train} == {16}  # one batch size: the same batches
+    assert {r.spec.train["head_lr"] for r in train} == {3e-3}  # one head lr for every method
     rows = {r.row for r in train}
     assert {"LN (002 set)", "Random (all weights)", "Random (blocks)", "Head only"} <= rows
     ln002 = next(r for r in train if r.row == "LN (002 set)")
-    assert ln002.spec["options"]["modules"] == "ffn"
-    sick = {r.spec["eval_limit"] for r in train if r.spec["task"] == "sick"}
+    assert ln002.spec.options["modules"] == "ffn"
+    sick = {r.spec.eval_limit for r in train if r.spec.task == "sick"}
     assert sick == {1500} and cfg.analysis.margin == 1.5
 
 

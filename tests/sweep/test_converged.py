@@ -51,7 +51,7 @@ def test_a_grid_grows_until_its_winner_is_inside(data_dir):
     p = plan(cfg, str(data_dir), _done(first.runs, {1e-2: 0.7, 3e-3: 0.6, 3e-2: 0.8}))
     assert sorted(r.lr for r in p.runs) == sorted([1e-2, 3e-3, 3e-2, 1e-1]) and p.waiting == 2
     grown = next(r for r in p.runs if r.lr == 1e-1)
-    assert grown.picks_lr and grown.lr_rank == 3 and grown.spec["train"]["lr"] == 1e-1
+    assert grown.picks_lr and grown.lr_rank == 3 and grown.spec.train["lr"] == 1e-1
     # 1e-1 is worse: 3e-2 is inside, and seeds 1 and 2 run at it
     p = plan(cfg, str(data_dir), _done(p.runs, {1e-2: 0.7, 3e-3: 0.6, 3e-2: 0.8, 1e-1: 0.5}))
     assert [(r.seed, r.lr) for r in p.runs if not r.picks_lr] == [(1, 3e-2), (2, 3e-2)] and p.waiting == 0
@@ -86,9 +86,9 @@ def test_lr_from_runs_at_the_rows_chosen_lr_with_a_curve(data_dir):
     curve = [r for r in p.runs if r.row == "LN (budget)"]
     assert [(r.seed, r.lr) for r in curve] == [(1, 3e-3), (2, 3e-3)]
     for r in curve:
-        assert r.spec["curve"] == [1, 3] and r.spec["train"]["epochs"] == 3 and r.spec["train"]["patience"] is None
+        assert r.spec.curve == [1, 3] and r.spec.train["epochs"] == 3 and r.spec.train["patience"] is None
     plain = [r for r in p.runs if r.row == "LN"]
-    assert all("curve" not in r.spec for r in plain)  # keys of runs without a curve stay as before
+    assert all("curve" not in r.spec.as_json() for r in plain)  # keys of runs without a curve stay as before
     assert {r.key for r in curve}.isdisjoint({r.key for r in plain})
 
 

@@ -1,4 +1,3 @@
-import copy
 import os
 import signal
 import time
@@ -16,8 +15,8 @@ def _alive(pid: int) -> bool:
 def test_a_worker_dies_with_its_driver(reference, data_dir):
     """Closing the driver's end of the pipe (as the kernel does when the driver is SIGKILLed) ends a
     worker in the middle of a run that would otherwise take hours."""
-    spec = copy.deepcopy(next(r.spec for r in reference[2] if r.spec["kind"] == "train"))
-    spec["train"].update(max_steps=10**7, eval_every=None)
+    spec = next(r.spec for r in reference[2] if r.spec.kind == "train")
+    spec = spec.model_copy(update={"train": {**spec.train, "max_steps": 10**7, "eval_every": None}})
     job = {"kind": "run", "spec": spec, "data_dir": str(data_dir), "threads": 1, "mask": None}
     with LocalBackend(1) as backend:
         backend.submit(job, "endless")

@@ -24,17 +24,17 @@ def test_tiny_sweep_writes_one_record_per_run(reference):
         assert (rec.row, rec.group, rec.lr, rec.lr_rank, rec.seed) == \
             (run.row, run.group, run.lr, run.lr_rank, run.seed)
         assert rec.sweep == "tiny" and rec.task_kind == "nlu" and rec.finished_at.endswith("Z")
-    train = [r for r in records if r.spec["kind"] == "train"]
+    train = [r for r in records if r.spec.kind == "train"]
     for r in train:
         assert r.metric == "accuracy" and r.score == r.test["accuracy"]
         assert r.val_score == r.val["accuracy"] and r.val_metric == "accuracy"
         assert r.sizes.model_dump() == {"train": 32, "val": 16, "test": 32} and r.steps == 2 and r.efficiency is None
-    ln = [r.counts.tuned for r in train if r.method == "ln" and not r.spec["mask"]]
-    masked = [r for r in train if r.spec["mask"]]
+    ln = [r.counts.tuned for r in train if r.method == "ln" and not r.spec.mask]
+    masked = [r for r in train if r.spec.mask]
     # records are in finishing order, which two workers do not fix
     assert sorted(r.row for r in masked) == ["cv f=0.5", "individual f=0.5", "random f=0.5"]
     assert all(r.counts.tuned == round(0.5 * ln[0]) for r in masked)
-    timing = [r for r in records if r.spec["kind"] == "efficiency"]
+    timing = [r for r in records if r.spec.kind == "efficiency"]
     assert len(timing) == 1 and timing[0].group == "efficiency" and timing[0].score is None
     e = timing[0].efficiency
     assert e.train_step_seconds > 0 and e.infer_batch_seconds > 0 and e.peak_memory_mb > 0
@@ -52,8 +52,8 @@ def test_a_record_equals_a_plain_training_run(reference, data_dir):
     rec = next(r for r in reference[2] if r.method == "bitfit" and r.task == "rte" and r.seed == 2)
     s = rec.spec
     seed_everything(2)
-    got = train_task(s["task"], s["model"], "bitfit", s["options"], TrainConfig(**s["train"], progress=False), None,
-                     data_dir, s["train_limit"], s["eval_limit"], val_limit=s["val_limit"], test_split="dev")
+    got = train_task(s.task, s.model, "bitfit", s.options, TrainConfig(**s.train, progress=False), None,
+                     data_dir, s.train_limit, s.eval_limit, val_limit=s.val_limit, test_split="dev")
     assert got.metrics == rec.val and got.test == rec.test and got.counts == rec.counts
 
 
@@ -91,9 +91,11 @@ def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_pat
     path, results, records = reference
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
-    old = [r for r in records if r.spec["kind"] == "efficiency"]
+    old = [r for r in records if r.spec.kind == "efficiency"]
     # a timing record of an earlier `efficiency:` setting (another key) must go too: the report averages them all
-    stale = {**old[0].model_dump(mode="json"), "key": "0" * 64, "spec": {**old[0].spec, "efficiency": {"steps": 99}}}
+    spec = old[0].spec.as_json()
+    stale = {**old[0].model_dump(mode="json"), "key": "0" * 64,
+             "spec": {**spec, "efficiency": {**spec["efficiency"], "steps": 99}}}
     with open(copy / "records.jsonl", "a") as f:
         f.write(json.dumps(stale) + "\n")
     out = CliRunner().invoke(app, ["sweep", str(path), "--results", str(copy), "--no-progress", "--redo-timing"])
@@ -102,7 +104,7 @@ def test_redo_timing_measures_again_and_keeps_the_old_records(reference, tmp_pat
     now = read_records(copy)
     assert sorted(r.key for r in now) == sorted(r.key for r in records)  # same runs, none twice
     assert comparable(now) == comparable(records)
-    new = next(r for r in now if r.spec["kind"] == "efficiency")
+    new = next(r for r in now if r.spec.kind == "efficiency")
     assert new.finished_at >= old[0].finished_at and new.efficiency.train_step_seconds > 0
     retired = [json.loads(line) for line in (copy / "retired.jsonl").read_text().splitlines()]
     assert [r["key"] for r in retired] == [old[0].key, stale["key"]]
@@ -150,7 +152,7 @@ def test_a_converged_sweep_grows_stops_on_the_score_and_records_a_curve(tiny_mod
     best = max(picks, key=lambda r: (r.val_score, -r.lr_rank))
     ln = next(r for r in recs if r.row == "LN" and not r.picks_lr)
     curve = next(r for r in recs if r.row == "LN (budget)")
-    assert ln.lr == best.lr == curve.lr and ln.spec["train"]["select"] == "score"
+    assert ln.lr == best.lr == curve.lr and ln.spec.train["select"] == "score"
     assert [c["epoch"] for c in curve.curve] == [1, 2] and all("accuracy" in c for c in curve.curve)
     kept = curve.curve[curve.val["epoch"] - 1]  # the kept state was scored on the same split
     assert kept["accuracy"] == pytest.approx(curve.test["accuracy"])

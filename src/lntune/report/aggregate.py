@@ -70,9 +70,9 @@ class Cell:
 
 
 def cell_key(record: Record) -> tuple:
-    mask = record.spec.get("mask") or {}
-    return (record.group, str(record.spec.get("model", "")), record.row or record.method,
-            record.task, mask.get("kind"), mask.get("fraction"))
+    mask = record.spec.mask
+    return (record.group, record.spec.model, record.row or record.method, record.task,
+            mask and mask.kind, mask and mask.fraction)
 
 
 def aggregate(records: list[Record]) -> list[Cell]:

@@ -174,7 +174,7 @@ def side(row: str, cells: list[Cell], records: list[Record], design: Design) -> 
     for r in records:
         if r.row != row or not r.is_reported:
             continue
-        if chosen.get((r.spec.get("model"), r.task)) != r.lr:
+        if chosen.get((r.spec.model, r.task)) != r.lr:
             continue
         key = (r.task, r.seed)
         out.runs[key] = r
@@ -378,7 +378,7 @@ def lr_choices(records: list[Record]) -> list[dict]:
             picks.setdefault((r.row, r.task), {})[r.lr] = r.val_score
     used: dict[tuple, set] = {}
     for r in records:
-        reported = not r.picks_lr and r.spec.get("kind") != "efficiency"
+        reported = not r.picks_lr and r.spec.kind != "efficiency"
         if reported and (r.row, r.task) in picks:
             used.setdefault((r.row, r.task), set()).add(r.lr)
     return [{"row": row, "task": task, "tried": {f"{lr:g}": v for lr, v in sorted(tried.items(), reverse=True)},

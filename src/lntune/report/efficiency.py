@@ -42,7 +42,7 @@ def efficiency_rows(records: list[Record]) -> list[EffRow]:
     recs = [r for r in records if r.is_timing and r.efficiency]
     groups: dict[tuple, list[Record]] = {}
     for r in recs:
-        groups.setdefault((str(r.spec.get("model", "")), r.row or r.method), []).append(r)
+        groups.setdefault((r.spec.model, r.row or r.method), []).append(r)
     out = []
     per_task = {k: _by_task(v) for k, v in groups.items()}
     for (model, row), rs in groups.items():

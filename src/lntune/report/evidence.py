@@ -183,8 +183,8 @@ def budget_section(records: list[Record], out: Path) -> Section | None:
 
 def _same_run(r: Record, curve: Record) -> bool:
     """Whether `r` trains what the curve run `curve` trains (task, method, options, lr), early-stopped."""
-    return (r.task, r.lr, r.spec.get("method"), r.spec.get("options")) == \
-        (curve.task, curve.lr, curve.spec.get("method"), curve.spec.get("options"))
+    return (r.task, r.lr, r.spec.method, r.spec.options) == \
+        (curve.task, curve.lr, curve.spec.method, curve.spec.options)
 
 
 def runs_table(records: list[Record], design: C.Design) -> Table | None:
@@ -257,7 +257,7 @@ def change_figures(records: list[Record], out: Path) -> list[Figure]:
         return []
     folder = out / CHANGE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    model = next(str(r.spec.get("model", "?")) for r in records if r.change)
+    model = next(r.spec.model for r in records if r.change)
     draw(folder, full, ln, model, f"Change per component after full fine-tuning ({model}, mean over seeds)")
     return [Figure(f"{CHANGE_DIR}/change_heatmap.png", "Mean |after - before| per component and layer after full "
                    "fine-tuning (paper 002 fig. 1), from this sweep's FT runs at their chosen lr, mean over seeds"),

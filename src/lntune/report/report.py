@@ -31,7 +31,7 @@ def header(records: list[Record], cells: list[Cell]) -> list[tuple[str, str]]:
         ("Sweep", ", ".join(_distinct(records, lambda r: r.sweep)) or "?"),
         ("Records", f"{len(records)} ({len(train)} training runs in {len(cells)} cells, "
                     f"{len(records) - len(train)} efficiency runs)"),
-        ("Models", ", ".join(_distinct(records, lambda r: r.spec.get("model"))) or "?"),
+        ("Models", ", ".join(_distinct(records, lambda r: r.spec.model)) or "?"),
         ("Commits", ", ".join(_distinct(records, lambda r: r.commit)) or "not recorded"),
         ("Machines", "; ".join(_distinct(records, lambda r: r.machine)) or "not recorded"),
         ("Runs finished", f"{finished[0]} to {finished[-1]}" if finished else "not recorded"),

@@ -11,10 +11,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
 from lntune.errors import LntuneError
 from lntune.spec.results import Counts
+from lntune.spec.run import RunSpec
 
 RECORDS = "records.jsonl"
 FAILURES = "failures.jsonl"
@@ -74,7 +75,7 @@ class Record(_Part):
     """
 
     key: str  # sha256 of `spec`: the run's identity
-    spec: dict[str, Any]  # what the key hashes (sweep/grid.Run.spec)
+    spec: RunSpec  # what the key hashes
     sweep: str  # the sweep config's name
     row: str  # table row label
     group: str  # the table the run feeds; "efficiency" for timing runs
@@ -109,7 +110,7 @@ class Record(_Part):
     @property
     def is_timing(self) -> bool:
         """A timing run (efficiency table), not a training run with scores."""
-        return self.spec.get("kind") == "efficiency" or self.group == "efficiency"
+        return self.spec.kind == "efficiency" or self.group == "efficiency"
 
     @property
     def is_reported(self) -> bool:
@@ -119,7 +120,11 @@ class Record(_Part):
     @property
     def options(self) -> dict[str, Any]:
         """The method's options as the spec holds them."""
-        return self.spec.get("options") or {}
+        return self.spec.options
+
+    @field_serializer("spec")
+    def _spec_as_keyed(self, spec: RunSpec) -> dict[str, Any]:
+        return spec.as_json()  # the keys the key hashed, no others
 
     def __getitem__(self, name: str) -> Any:
         # Records were dicts before version 2; user code reading r["score"] keeps working, with a note.

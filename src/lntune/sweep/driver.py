@@ -17,7 +17,8 @@ from pathlib import Path
 
 from lntune.sweep.config import SweepConfig
 from lntune.spec.metrics import greater_is_better
-from lntune.sweep.grid import Run, canonical, plan
+from lntune.spec.run import canonical
+from lntune.sweep.grid import Run, plan
 from lntune.spec.records import VERSION, Record, parse_record
 from lntune.sweep.store import Store
 
@@ -146,11 +147,11 @@ class _Executor:
 
     def _job(self, run: Run) -> dict | str:
         """The job a worker runs, or why it cannot run."""
-        threads = run.spec["efficiency"]["threads"] if run.kind == "efficiency" else self.cfg.threads
+        threads = run.spec.efficiency.threads if run.kind == "efficiency" else self.cfg.threads
         job = {"kind": "run", "spec": run.spec, "data_dir": self.data_dir, "threads": threads, "mask": None,
                "train": run.machine}
-        mask = run.spec.get("mask")
-        if mask and mask["kind"] != "random":
+        mask = run.spec.mask
+        if mask and mask.kind != "random":
             missing = [self.fisher_failed[p] for p in self._fisher_files(run) if p in self.fisher_failed]
             if missing:
                 return f"the Fisher this mask needs failed: {missing[0]}"
@@ -161,8 +162,8 @@ class _Executor:
         return job
 
     def _failed(self, run: Run, result: dict) -> None:
-        failure = {"key": run.key, "spec": run.spec, "sweep": self.cfg.name, "row": run.row, "group": run.group,
-                   "run": run.describe(), "error": result.get("error"), "traceback": result.get("traceback", ""),
+        failure = {"key": run.key, "spec": run.spec.as_json(), "sweep": self.cfg.name, "row": run.row,
+                   "group": run.group, "run": run.describe(), "error": result.get("error"), "traceback": result.get("traceback", ""),
                    "failed_at": _now()}
         self.store.append_failure(failure)
         self.report.failed.append(failure)
@@ -171,14 +172,13 @@ class _Executor:
     # -- Fisher files and masks -----------------------------------------------------------------------
     def _fisher_files(self, run: Run) -> dict[str, tuple[str, dict]]:
         """{file: (task, settings, model)} of the Fisher files a masked run needs."""
-        spec = run.spec
-        f = spec["mask"]["fisher"]
-        settings = {k: f[k] for k in ("examples", "batch_size", "max_length", "seed")}
+        model, f = run.spec.model, run.spec.mask.fisher
+        settings = {"examples": f.examples, "batch_size": f.batch_size, "max_length": f.max_length, "seed": f.seed}
         out = {}
-        for task in f["tasks"]:
-            ident = {"model": spec["model"], "task": task, "settings": settings, "data": f["data"][task]}
+        for task in f.tasks:
+            ident = {"model": model, "task": task, "settings": settings, "data": f.data[task]}
             h = hashlib.sha256(canonical(ident)).hexdigest()[:16]
-            out[str(self.store.dir / "fisher" / f"fisher-{task}-{h}.safetensors")] = (task, settings, spec["model"])
+            out[str(self.store.dir / "fisher" / f"fisher-{task}-{h}.safetensors")] = (task, settings, model)
         return out
 
     def fishers(self, runs: list[Run]) -> None:
@@ -187,7 +187,7 @@ class _Executor:
 
         need: dict[str, tuple] = {}
         for run in runs:
-            if run.spec.get("mask") and run.spec["mask"]["kind"] != "random":
+            if run.spec.mask and run.spec.mask.kind != "random":
                 need.update(self._fisher_files(run))
         todo = {p: v for p, v in need.items() if not Path(p).exists()}
         queue = list(todo.items())
@@ -219,11 +219,11 @@ class _Executor:
         from lntune.analyse.fisher import load_fisher
         from lntune.analyse.mask import MaskSpec, build_mask, save_mask
 
-        m, task = run.spec["mask"], run.spec["task"]
+        m, task = run.spec.mask, run.spec.task
         fishers = {t: load_fisher(p)[0] for p, (t, _, _) in self._fisher_files(run).items()}
-        spec = MaskSpec(m["kind"], m["fraction"], task)
-        h = hashlib.sha256(canonical([run.spec["model"], m])).hexdigest()[:12]
-        path = self.store.dir / "masks" / f"{task}-{m['kind']}-f{m['fraction']:g}-{h}.safetensors"
+        spec = MaskSpec(m.kind, m.fraction, task)
+        h = hashlib.sha256(canonical([run.spec.model, run.spec.as_json()["mask"]])).hexdigest()[:12]
+        path = self.store.dir / "masks" / f"{task}-{m.kind}-f{m.fraction:g}-{h}.safetensors"
         if not path.exists():
             save_mask(path, build_mask(spec, fishers), spec, sorted(fishers))
         return path.read_bytes()
@@ -264,9 +264,9 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> R
     val, test = result.get("val"), result.get("test")
     score, val_metric = val_score(val, run.metric)
     return parse_record({
-        "key": run.key, "spec": spec, "sweep": sweep, "row": run.row, "group": run.group,
-        "task": spec["task"], "task_kind": run.task_kind, "metric": run.metric,
-        "method": spec["method"], "model": spec["model"], "lr": run.lr, "lr_rank": run.lr_rank, "seed": run.seed,
+        "key": run.key, "spec": spec.as_json(), "sweep": sweep, "row": run.row, "group": run.group,
+        "task": spec.task, "task_kind": run.task_kind, "metric": run.metric,
+        "method": spec.method, "model": spec.model, "lr": run.lr, "lr_rank": run.lr_rank, "seed": run.seed,
         "val": val, "val_score": score, "val_metric": val_metric,
         "test": test, "score": None if test is None else test.get(run.metric),
         "counts": result["counts"], "steps": result["steps"], "train_seconds": result["train_seconds"],

@@ -16,6 +16,7 @@ import torch
 
 from lntune.data.encode import collate
 from lntune.heads import IGNORE
+from lntune.spec.run import RunSpec
 
 
 def fixed_batch(feats: list[dict], pad_id: int, seq_len: int) -> dict[str, torch.Tensor]:
@@ -51,7 +52,7 @@ def peak_memory_mb(device: torch.device) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 
 
-def measure(spec: dict, data_dir=None, machine: dict | None = None) -> dict:
+def measure(spec: RunSpec, data_dir=None, machine: dict | None = None) -> dict:
     """Median seconds of a training step and of a no-grad forward of the same batch, and peak memory."""
     from lntune.api import load_split
     from lntune.data import get_task
@@ -61,19 +62,19 @@ def measure(spec: dict, data_dir=None, machine: dict | None = None) -> dict:
     from lntune.train import TrainConfig
     from lntune.train.step import Step, make_accelerator
 
-    e, train = spec["efficiency"], spec["train"]
-    config = TrainConfig(**{**train, **(machine or {}), "progress": False})
-    t = get_task(spec["task"])
+    e = spec.efficiency
+    config = TrainConfig(**{**spec.train, **(machine or {}), "progress": False})
+    t = get_task(spec.task)
     torch.manual_seed(config.seed)
-    lm = load_model(spec["model"], t.head, max(len(t.labels), 1))
-    tuning = prepare(lm, build_method(spec["method"], **spec["options"]))
-    examples = load_split(t.name, "train", data_dir, e["batch_size"], config.seed)
-    if len(examples) < e["batch_size"]:  # a small task: repeat rows to fill the batch
-        examples = (examples * e["batch_size"])[: e["batch_size"]]
-    feats = encode(examples, lm.tokenizer, t.head, e["seq_len"])
-    batch = fixed_batch(feats, lm.tokenizer.pad_token_id, e["seq_len"])
+    lm = load_model(spec.model, t.head, max(len(t.labels), 1))
+    tuning = prepare(lm, build_method(spec.method, **spec.options))
+    examples = load_split(t.name, "train", data_dir, e.batch_size, config.seed)
+    if len(examples) < e.batch_size:  # a small task: repeat rows to fill the batch
+        examples = (examples * e.batch_size)[: e.batch_size]
+    feats = encode(examples, lm.tokenizer, t.head, e.seq_len)
+    batch = fixed_batch(feats, lm.tokenizer.pad_token_id, e.seq_len)
     acc = make_accelerator(config.mixed_precision)
-    step = Step(tuning, config, e["warmup"] + e["steps"], acc=acc, probes=[batch])
+    step = Step(tuning, config, e.warmup + e.steps, acc=acc, probes=[batch])
     model = step.model
     batch = {k: v.to(acc.device) for k, v in batch.items()}
 
@@ -83,19 +84,19 @@ def measure(spec: dict, data_dir=None, machine: dict | None = None) -> dict:
 
     try:
         model.train()
-        train_times = _timed(lambda: step(batch), e["steps"], e["warmup"], acc.device)
+        train_times = _timed(lambda: step(batch), e.steps, e.warmup, acc.device)
         model.eval()
-        infer_times = _timed(infer, e["steps"], e["warmup"], acc.device)
+        infer_times = _timed(infer, e.steps, e.warmup, acc.device)
     finally:
         step.close()
     efficiency = {
         "train_step_seconds": statistics.median(train_times),
         "infer_batch_seconds": statistics.median(infer_times),
         "peak_memory_mb": peak_memory_mb(acc.device),
-        "batch_size": e["batch_size"],
-        "seq_len": e["seq_len"],
+        "batch_size": e.batch_size,
+        "seq_len": e.seq_len,
         "device": acc.device.type,
         "threads": torch.get_num_threads(),
     }
-    return {"efficiency": efficiency, "counts": tuning.counts(), "steps": e["steps"],
+    return {"efficiency": efficiency, "counts": tuning.counts(), "steps": e.steps,
             "train_seconds": sum(train_times)}

@@ -18,6 +18,7 @@ from lntune.errors import LntuneError
 from lntune.heads import get_head
 from lntune.spec.metrics import greater_is_better
 from lntune.spec.records import Record
+from lntune.spec.run import RunSpec, canonical
 from lntune.sweep.config import (
     LATE_FIELDS,
     MACHINE_FIELDS,
@@ -34,7 +35,7 @@ from lntune.sweep.config import (
 @dataclass
 class Run:
     key: str
-    spec: dict  # canonical: what the key hashes
+    spec: RunSpec  # what the key hashes
     row: str  # table row label
     group: str  # table the run feeds
     lr: float
@@ -48,21 +49,18 @@ class Run:
 
     @property
     def kind(self) -> str:
-        return self.spec["kind"]
+        return self.spec.kind
 
     def describe(self) -> str:
         s = self.spec
-        mask = f" {s['mask']['kind']} f={s['mask']['fraction']:g}" if s.get("mask") else ""
+        mask = f" {s.mask.kind} f={s.mask.fraction:g}" if s.mask else ""
         what = "timing" if self.kind == "efficiency" else f"lr {self.lr:g} seed {self.seed}"
-        return f"{s['task']} {s['method']}{mask} {what} ({self.source})"
+        return f"{s.task} {s.method}{mask} {what} ({self.source})"
 
 
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
-
-
-def spec_key(spec: dict) -> str:
-    return hashlib.sha256(canonical(spec)).hexdigest()
+def spec_key(spec: RunSpec | dict) -> str:
+    """The run key of a spec: a RunSpec, or the JSON a record holds (hashed as it is)."""
+    return spec.key() if isinstance(spec, RunSpec) else hashlib.sha256(canonical(spec)).hexdigest()
 
 
 def lr_list(cfg: SweepConfig, method: str) -> list[float]:
@@ -326,7 +324,7 @@ def _train_runs(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str,
                 done: dict[str, Record], allowed: dict[str, int] | None = None) -> tuple[list[tuple[tuple, Run]], int]:
     if entry.lr_from:
         source, _ = _train_runs(cfg, model, _source_entry(cfg, entry), task, data, done)
-        best = chosen_lr([r for _, r in source if r.picks_lr and r.spec["mask"] is None], done)
+        best = chosen_lr([r for _, r in source if r.picks_lr and r.spec.mask is None], done)
         if best is None:
             return [], len(entry.seeds or cfg.seeds)
         return _named(cfg, model, entry, task, data, [best.lr]), 0
@@ -393,8 +391,8 @@ def _maker(cfg: SweepConfig, model: ModelEntry, entry: RunEntry, task: str, data
         }
         if entry.curve:  # only curve runs carry it: every other key stays as it was
             spec["curve"] = entry.curve
-        spec = json.loads(canonical(spec))
-        run = Run(spec_key(spec), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
+        spec = RunSpec.model_validate(json.loads(canonical(spec)))  # JSON types: what a record will hold
+        run = Run(spec.key(), spec, _row(entry, mask), entry.group, lr, rank, seed, metric, task_kind,
                   f"runs[{entry.index}]", machine, picks_lr=seed == picker)
         out.append(((rank, si, len(out)), run))
         return run
@@ -431,9 +429,9 @@ def _efficiency_runs(cfg: SweepConfig, model: ModelEntry, data: dict[str, str]) 
             "train_limit": None, "val_limit": None, "eval_limit": None, "test_split": None, "generation": None,
             "data": data[task], "efficiency": timing,
         }
-        spec = json.loads(canonical(spec))
+        spec = RunSpec.model_validate(json.loads(canonical(spec)))
         what = f"timing {rep + 1}/{eff.repeats}" if eff.repeats > 1 else "timing"
-        out.append(Run(spec_key(spec), spec, entry.row or entry.method, "efficiency", lr, 0, eff.seed, metric,
+        out.append(Run(spec.key(), spec, entry.row or entry.method, "efficiency", lr, 0, eff.seed, metric,
                        task_kind, f"runs[{entry.index}] ({what})", machine))
     return out
 
@@ -442,6 +440,6 @@ def summary(runs: list[Run]) -> list[dict]:
     """Runs per (group, row, task), for --dry-run."""
     counts: dict[tuple, int] = {}
     for r in runs:
-        k = (r.spec["model"], r.group, r.row, r.spec["task"])
+        k = (r.spec.model, r.group, r.row, r.spec.task)
         counts[k] = counts.get(k, 0) + 1
     return [{"model": m, "group": g, "row": row, "task": t, "runs": n} for (m, g, row, t), n in counts.items()]

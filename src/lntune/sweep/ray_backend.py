@@ -52,7 +52,7 @@ class RayBackend:
             self._ray.shutdown()
 
     def submit(self, job: dict, tag: str) -> None:
-        timing = job["kind"] == "run" and job["spec"]["kind"] == "efficiency"
+        timing = job["kind"] == "run" and job["spec"].kind == "efficiency"
         self._refs[(self._fresh if timing else self._task).remote(job)] = tag
 
     def pids(self) -> dict[str, int]:

@@ -20,6 +20,8 @@ import threading
 import traceback
 from pathlib import Path
 
+from lntune.spec.run import RunSpec
+
 
 def machine() -> str:
     import torch
@@ -36,7 +38,7 @@ def execute(job: dict) -> dict:
         torch.set_num_threads(job.get("threads", 1))
         if job["kind"] == "fisher":
             out = _fisher(job)
-        elif job["spec"]["kind"] == "efficiency":
+        elif job["spec"].kind == "efficiency":
             from lntune.sweep.efficiency import measure
 
             out = measure(job["spec"], job.get("data_dir"), job.get("train", {}))
@@ -52,20 +54,21 @@ def _train(job: dict) -> dict:
     from lntune.method import parts
     from lntune.train import TrainConfig
 
-    spec, data_dir = job["spec"], job.get("data_dir")
-    config = TrainConfig(**{**spec["train"], **job.get("train", {}), "progress": False})
-    options = dict(spec["options"])
-    gen = spec.get("generation") or {}
-    analysed = all(m.records_change for m in parts(spec["method"])) and not spec.get("mask")
+    spec: RunSpec = job["spec"]
+    data_dir = job.get("data_dir")
+    config = TrainConfig(**{**spec.train, **job.get("train", {}), "progress": False})
+    options = dict(spec.options)
+    gen = spec.generation
+    analysed = all(m.records_change for m in parts(spec.method)) and not spec.mask
     measured = {}
     with tempfile.TemporaryDirectory(prefix="lntune-run-") as tmp:
-        if spec.get("mask"):
+        if spec.mask:
             options["mask"] = str(_mask_file(spec, job.get("mask"), Path(tmp), data_dir))
         rec = train_task(
-            spec["task"], spec["model"], spec["method"], options, config, out=None, data_dir=data_dir,
-            train_limit=spec["train_limit"], eval_limit=spec["eval_limit"], generate=gen.get("limit", 0),
-            num_beams=gen.get("num_beams", 1), val_limit=spec["val_limit"], test_split=spec["test_split"] or "dev",
-            curve_epochs=tuple(spec.get("curve") or ()), checkpoint=False,  # a sweep resumes by whole runs
+            spec.task, spec.model, spec.method, options, config, out=None, data_dir=data_dir,
+            train_limit=spec.train_limit, eval_limit=spec.eval_limit, generate=gen.limit if gen else 0,
+            num_beams=gen.num_beams if gen else 1, val_limit=spec.val_limit, test_split=spec.test_split or "dev",
+            curve_epochs=tuple(spec.curve or ()), checkpoint=False,  # a sweep resumes by whole runs
             on_trained=(lambda tuning, base: measured.update(change=_change(tuning, base))) if analysed else None,
         )
     out = {"val": rec.metrics, "test": rec.scored, "counts": rec.counts.model_dump(), "steps": rec.steps,
@@ -86,13 +89,13 @@ def _change(tuning, base: dict) -> dict:
             "ln": [[n, term, layer, d] for (n, term, layer), d in ln_table(rows).items()]}
 
 
-def _mask_file(spec: dict, mask: bytes | None, folder: Path, data_dir) -> Path:
+def _mask_file(spec: RunSpec, mask: bytes | None, folder: Path, data_dir) -> Path:
     """The run's LN mask as a file: sent by the driver (Fisher masks) or drawn here (random)."""
     path = folder / "mask.safetensors"
-    m = spec["mask"]
-    if m["kind"] != "random":
+    m = spec.mask
+    if m.kind != "random":
         if mask is None:
-            raise ValueError(f"run {spec['task']} {m['kind']} f={m['fraction']}: the driver sent no mask")
+            raise ValueError(f"run {spec.task} {m.kind} f={m.fraction}: the driver sent no mask")
         path.write_bytes(mask)
         return path
     from lntune.analyse.fisher import ln_names
@@ -100,11 +103,11 @@ def _mask_file(spec: dict, mask: bytes | None, folder: Path, data_dir) -> Path:
     from lntune.data import get_task
     from lntune.model import load_model
 
-    t = get_task(spec["task"])
-    lm = load_model(spec["model"], t.head, max(len(t.labels), 1))
+    t = get_task(spec.task)
+    lm = load_model(spec.model, t.head, max(len(t.labels), 1))
     params = dict(lm.model.named_parameters())
-    masks = random_fraction({n: params[n].shape for n in ln_names(lm)}, m["fraction"], m["seed"])
-    return save_mask(path, masks, MaskSpec("random", m["fraction"], spec["task"], m["seed"]), [])
+    masks = random_fraction({n: params[n].shape for n in ln_names(lm)}, m.fraction, m.seed)
+    return save_mask(path, masks, MaskSpec("random", m.fraction, spec.task, m.seed), [])
 
 
 def _fisher(job: dict) -> dict:
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     spec = json.loads(args.spec.read_text())
-    spec = spec.get("spec", spec)
+    spec = RunSpec.model_validate(spec.get("spec", spec))  # a record's spec, or the spec alone
     job = {"kind": "run", "spec": spec, "data_dir": args.data_dir, "threads": args.threads,
            "mask": args.mask.read_bytes() if args.mask else None}
     out = execute(job)
