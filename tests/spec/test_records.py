@@ -22,6 +22,7 @@ def test_every_committed_record_migrates_without_losing_a_value(store):
         dumped = json.loads(json.dumps(after.model_dump(mode="json")))
         assert {k: dumped[k] for k in before} == before  # every value read back as written
         assert after.version == VERSION and after.picks_lr == bool(before.get("picks_lr"))
+        assert after.spec.key() == before["key"]  # the typed spec hashes to the committed key
         assert set(dumped) - set(before) <= set(Record.model_fields)
 
 
