@@ -93,7 +93,7 @@ def test_overwrite_replaces_the_skin(skin, data_dir):
     assert code == 0, text
     after = snapshot(out)
     assert after[TENSORS] != before[TENSORS]  # another seed: another head
-    assert read_skin(out)["train"]["seed"] == 2
+    assert read_skin(out).train.seed == 2
     load_skin(out)  # whole and consistent
 
 

@@ -132,4 +132,20 @@ def test_saved_skin_json_fits_the_schema(trained):
     SkinRecord.model_validate(meta)
     assert meta["format"] == FORMAT == "lntune-skin/1"
     assert "data_root" not in meta  # recorded only for tasks whose spec names files (local:, conll:)
-    assert read_skin(skin, require=EVAL_NEEDS) == meta
+    assert read_skin(skin, require=EVAL_NEEDS).as_json() == meta  # every key read back, none added
+
+
+def test_read_skin_is_typed_frozen_and_keeps_old_dict_reads_with_a_note(trained):
+    import pytest
+
+    from lntune.skin import read_skin
+    from lntune.skin_schema import SkinKeyWarning
+
+    _, skin, _ = trained
+    meta = read_skin(skin)
+    assert meta.method == "ln" and meta.base.head == "classification" and meta.labels == meta.task.labels
+    assert meta.train.seed == meta.as_json()["train"]["seed"] and meta.train.lr > 0  # extras read by attribute too
+    with pytest.warns(SkinKeyWarning, match=r"read meta.method, not meta\['method'\]"):
+        assert meta["method"] == "ln"
+    with pytest.raises(Exception, match="frozen"):
+        meta.method = "full"

@@ -132,7 +132,7 @@ def test_a_skin_without_a_format_is_read_as_version_1(trained, data_dir):
     assert meta["format"] == "lntune-skin/1"
     del meta["format"]
     _write(skin, meta)
-    assert read_skin(skin)["format"] == "lntune-skin/1"
+    assert read_skin(skin).format == "lntune-skin/1"
     assert evaluate_skin(skin, data_dir) == before
 
 

@@ -282,9 +282,9 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
 def _for_eval(skin: str | Path, model: str | None) -> tuple:
     """(tuning, skin.json, its train settings, its data settings). A skin imported from PEFT was not trained by
     lntune, so it has neither: lntune's defaults stand in (the whole dev split, seed 42, max length 128, ...)."""
-    if "imported" not in read_skin(skin):
+    if read_skin(skin).imported is None:
         tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
-        return tuning, meta, meta["train"], meta["data"]
+        return tuning, meta, meta.train.as_json(), {"eval_limit": meta.data.eval_limit}
     tuning, meta = load_skin(skin, model)
     return tuning, meta, asdict(TrainConfig()), {"eval_limit": None}
 
@@ -317,10 +317,10 @@ def generate_skin(
     0.4...
     """
     tuning, meta, cfg, _ = _for_eval(skin, model)
-    saved = (meta.get("generation") or {}).get("settings", {})
-    limit = saved.get("limit") if limit is None else limit
-    num_beams = num_beams or saved.get("num_beams", 1)
-    batch = saved.get("batch_size") or cfg["eval_batch_size"]
+    saved = meta.generation.settings if meta.generation else None
+    limit = (saved and saved.limit) if limit is None else limit
+    num_beams = num_beams or (saved.num_beams if saved else 1)
+    batch = (saved and saved.batch_size) or cfg["eval_batch_size"]
     with skin_task(skin, meta, task) as t:
         return _generation(tuning.lm, t, data_dir, limit, cfg["seed"], num_beams, batch, predictions)
 

@@ -207,11 +207,11 @@ def eval_cmd(
 
         skin = resolve_skin(skin)  # a folder, or a Hub repo id (user/name@revision)
         meta = read_skin(skin)
-        if "imported" not in meta:  # an imported skin (from PEFT) has no saved numbers: evaluate_skin says what it needs
+        if meta.imported is None:  # an imported skin (from PEFT) has no saved numbers: evaluate_skin says what it needs
             read_skin(skin, require=EVAL_NEEDS)
-        saved = meta.get("metrics") or {}
+        saved = meta.metrics or {}
         got = evaluate_skin(skin, data_dir, model, task)
-        saved_gen = meta.get("generation")
+        saved_gen = meta.generation
         gen = None
         if generate or (generate is None and saved_gen):
             gen = generate_skin(skin, data_dir, model, generate, num_beams, predictions, task)
@@ -224,8 +224,8 @@ def eval_cmd(
         same = "same as saved" if saved.get(k) == v else f"saved {saved.get(k)}"
         typer.echo(f"{k}: {v:.6f} ({same})")
     if gen is not None:
-        same_settings = task is None and saved_gen and saved_gen["settings"] == gen["settings"]
-        _echo_generation(gen, saved_gen["metrics"] if same_settings else None)
+        same_settings = task is None and saved_gen and saved_gen.settings.as_json() == gen["settings"]
+        _echo_generation(gen, saved_gen.metrics if same_settings else None)
 
 
 @app.command("norms")

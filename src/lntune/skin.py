@@ -22,7 +22,7 @@ from lntune.errors import ArchitectureError, DataError, LntuneError, SkinError
 from lntune.method import build_method, prepare
 from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
-from lntune.skin_schema import EVAL_NEEDS, FORMAT, check_record
+from lntune.skin_schema import EVAL_NEEDS, FORMAT, BaseRecord, SkinRecord, TaskRecord, check_record
 from lntune.spec.files import CHECKPOINT_DIR, HUB_FILES, SKIN_JSON, TENSORS
 from lntune.train.validate import check_out  # noqa: F401 - also imported from here
 
@@ -121,7 +121,7 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     return out
 
 
-def read_skin(skin_dir: str | Path, require: tuple[str, ...] = ()) -> dict:
+def read_skin(skin_dir: str | Path, require: tuple[str, ...] = ()) -> SkinRecord:
     """skin.json, checked against the schema; `require`: dotted keys a caller needs (EVAL_NEEDS to evaluate)."""
     path = Path(skin_dir) / SKIN_JSON
     if not path.exists():
@@ -138,7 +138,7 @@ def read_skin(skin_dir: str | Path, require: tuple[str, ...] = ()) -> dict:
     return check_record(meta, path, require)
 
 
-def _read_tensors(skin_dir: Path, meta: dict) -> dict:
+def _read_tensors(skin_dir: Path, meta: SkinRecord) -> dict:
     """The skin's tensors, checked: the checksum skin.json records, finite values, masks that fit their values."""
     from safetensors.torch import load
 
@@ -146,7 +146,7 @@ def _read_tensors(skin_dir: Path, meta: dict) -> dict:
     if not path.exists():
         raise SkinError(f"{path}: missing; the skin is incomplete, train it again")
     data = path.read_bytes()  # once, for the checksum and the tensors: a server adds skins while it generates
-    if _sha256(data) != meta["tensors_sha256"]:
+    if _sha256(data) != meta.tensors_sha256:
         raise SkinError(f"{path}: checksum differs from {SKIN_JSON}; the file is corrupt or was replaced")
     try:
         tensors = load(data)  # from bytes: a quarter of load_file's time on a skin's many small tensors
@@ -180,39 +180,39 @@ def _check_masks(path: Path, tensors: dict) -> None:
 
 
 def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | None = None,
-              require: tuple[str, ...] = ()) -> tuple[Tuning, dict]:
-    """Load the skin's base model (or `model`), check it is the same base, and apply the skin.
+              require: tuple[str, ...] = ()) -> tuple[Tuning, SkinRecord]:
+    """Load the skin's base model (or `model`), check it is the same base, and apply the skin; returns the tuning
+    and skin.json's typed record.
 
     >>> from lntune import load_skin
     >>> tuning, meta = load_skin("runs/sst2-ln")  # doctest: +SKIP
-    >>> meta["method"], tuning.lm.head  # doctest: +SKIP
+    >>> meta.method, meta.task.name, tuning.lm.head  # doctest: +SKIP
     ('ln', 'classification')
     """
     skin_dir = resolve_skin(skin_dir)  # a folder, or a Hub repo id (user/name@revision)
     meta = read_skin(skin_dir, require)
     tensors = _read_tensors(skin_dir, meta)
-    base = meta["base"]
-    labels = (meta.get("task") or {}).get("labels") or []
+    base, labels = meta.base, meta.labels
     if model is not None:
-        lm = load_model(model, base["head"], max(len(labels), 1), base["dtype"], norm_map)
+        lm = load_model(model, base.head, max(len(labels), 1), base.dtype, norm_map)
     else:
         lm = _load_base(skin_dir, base, max(len(labels), 1), norm_map)
     return apply_skin(lm, skin_dir, meta, tensors), meta
 
 
-def _load_base(skin_dir: Path, base: dict, num_labels: int, norm_map: dict | None) -> LoadedModel:
+def _load_base(skin_dir: Path, base: BaseRecord, num_labels: int, norm_map: dict | None) -> LoadedModel:
     """The base model the skin names. Its name comes from the skin: a local folder that fails to load is
     named, but what transformers says about the files in it is not repeated (it may quote them)."""
     from lntune.train.validate import check_model
 
-    name, where = base["model"], f"{skin_dir / SKIN_JSON}: base.model {base['model']!r}"
+    name, where = base.model, f"{skin_dir / SKIN_JSON}: base.model {base.model!r}"
     fix = "pass --model with the base model this skin was trained on"
     try:
         check_model(name)
     except LntuneError:
         raise SkinError(f"{where} is not a model folder (a file, or a folder without config.json); {fix}") from None
     try:
-        return load_model(name, base["head"], num_labels, base["dtype"], norm_map)
+        return load_model(name, base.head, num_labels, base.dtype, norm_map)
     except ArchitectureError:
         raise  # unlabelled norms: the message names modules and says how to map them
     except Exception as e:  # noqa: BLE001 - any other loading failure is a base the skin names that will not load
@@ -221,20 +221,20 @@ def _load_base(skin_dir: Path, base: dict, num_labels: int, norm_map: dict | Non
         raise SkinError(f"{where} could not be loaded ({detail}); {fix}") from None
 
 
-def apply_skin(lm: LoadedModel, skin_dir: Path, meta: dict, tensors: dict) -> Tuning:
+def apply_skin(lm: LoadedModel, skin_dir: Path, meta: SkinRecord, tensors: dict) -> Tuning:
     skin_dir = Path(skin_dir)
-    base = meta["base"]
-    if lm.fingerprint != base["fingerprint"]:
+    base = meta.base
+    if lm.fingerprint != base.fingerprint:
         raise SkinError(
-            f"{skin_dir}: this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
+            f"{skin_dir}: this skin was trained on {base.model!r} (weights {base.fingerprint[:19]}…), "
             f"but the model given ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; "
-            f"load it onto the model it was trained on (--model {base['model']})"
+            f"load it onto the model it was trained on (--model {base.model})"
         )
     masks = {k[len(MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
     try:
-        tuning = prepare(lm, build_method(meta["method"], **meta["rebuild"]), only=meta["tuned"], masks=masks)
+        tuning = prepare(lm, build_method(meta.method, **meta.rebuild), only=meta.tuned, masks=masks)
     except (LntuneError, TypeError, ValueError) as e:
-        raise SkinError(f"{skin_dir / SKIN_JSON}: method {meta['method']} cannot be rebuilt from its options: "
+        raise SkinError(f"{skin_dir / SKIN_JSON}: method {meta.method} cannot be rebuilt from its options: "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     for t in tuning.all:
         if t.mask is not None and t.name in masks and tuple(t.mask.shape) != tuple(t.param.shape):
@@ -286,11 +286,11 @@ def _rebase(name: str, root: Path) -> str:
     return f"{kind}:{','.join(out)}"
 
 
-def _skin_spec(skin_dir: Path, meta: dict) -> str:
+def _skin_spec(skin_dir: Path, meta: SkinRecord) -> str:
     """The skin's task name, relative file paths resolved against the folder they were given from (data_root,
     recorded by save_skin); a skin without one, or whose folder is not here, reads them from the current one."""
-    name = meta["task"]["name"]
-    root = meta.get("data_root")
+    name = meta.task.name
+    root = meta.data_root
     if root and _spec_files(name)[0] and Path(root).is_dir() and not set(",=") & set(root):
         return _rebase(name, Path(root))
     return name
@@ -308,7 +308,7 @@ def _hidden(skin_json: Path, name: str) -> str:
 
 
 @contextmanager
-def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
+def skin_task(skin_dir: str | Path, meta: SkinRecord, task: str | None = None):
     """The task to evaluate a skin on, as a context: `task` (given now, e.g. lntune eval --task) must have
     the skin's head and labels; without it, the skin's own task, whose relative file paths are resolved
     against its data_root. Within the context, a DataError about a file the skin's own task names becomes a
@@ -316,12 +316,12 @@ def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
     from lntune.data import get_task
 
     skin_json = Path(skin_dir) / SKIN_JSON
-    if task is None and meta.get("imported"):
-        raise SkinError(f"{skin_json}: this skin was imported (from {meta['imported'].get('from', 'a PEFT adapter')}) "
+    if task is None and meta.imported:
+        raise SkinError(f"{skin_json}: this skin was imported (from {meta.imported.get('from', 'a PEFT adapter')}) "
                         "and records no task data; pass --task NAME to evaluate it on a task, e.g. --task sst2")
     if task is not None:
         t = get_task(task)  # named by the user now: its errors are theirs to read in full
-        _check_fits(t, meta["task"], f"--task {task}", skin_json)
+        _check_fits(t, meta.task, f"--task {task}", skin_json)
         yield t
         return
     name = _skin_spec(Path(skin_dir), meta)
@@ -331,12 +331,12 @@ def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
         except DataError as e:
             raise SkinError(f"{skin_json}: task.name: {e}; pass --task to evaluate on a task this lntune has") \
                 from None
-        _check_fits(t, meta["task"], f"task {t.name}", skin_json)
+        _check_fits(t, meta.task, f"task {t.name}", skin_json)
         yield t
         return
     try:
         t = get_task(name)
-        _check_fits(t, meta["task"], "the task it names", skin_json, show_file_labels=False)
+        _check_fits(t, meta.task, "the task it names", skin_json, show_file_labels=False)
         yield t
     except DataError as e:
         # Problems with the spec itself quote only the spec (from skin.json); a file path can't start with it.
@@ -345,12 +345,14 @@ def skin_task(skin_dir: str | Path, meta: dict, task: str | None = None):
         raise SkinError(_hidden(skin_json, name)) from None
 
 
-def _check_fits(t, recorded: dict, what: str, skin_json: Path, show_file_labels: bool = True) -> None:
+def _check_fits(t, recorded: TaskRecord | None, what: str, skin_json: Path, show_file_labels: bool = True) -> None:
     """The skin's head reads `t`'s labels by index: the head and the label list must be the skin's."""
-    head = recorded.get("head")
+    if recorded is None:  # an imported skin records no task: any task of its head's width may be asked for
+        return
+    head = recorded.head
     if head and t.head != head:
         raise SkinError(f"{skin_json}: the skin has a {head} head; {what} is a {t.head} task")
-    labels = list(recorded.get("labels") or [])
+    labels = list(recorded.labels)
     if labels and list(t.labels) != labels:
         got = f" {list(t.labels)}" if show_file_labels else ""
         raise SkinError(f"{skin_json}: the skin was trained on labels {labels}; {what} has {len(t.labels)} "

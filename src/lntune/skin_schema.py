@@ -3,11 +3,16 @@
 Keys a skin needs to load (base, method, rebuild, tuned, head, tensors_sha256) are required; the
 record of the run (task, data, train, metrics, generation) is typed where present and required only by
 what uses it (`require`: `lntune eval` needs the task, the dev subset, the training settings and the
-saved metrics). Unknown keys are kept, so a newer lntune can add some without a new format version.
+saved metrics). Readers get the typed, frozen `SkinRecord` and read it by attribute.
+
+Unknown keys are kept (and typed by nobody), unlike a sweep record's: skins travel between machines and
+versions (the Hub), so a key a newer lntune adds must not make the skin unreadable here; a change that old
+readers must not ignore raises FORMAT_VERSION instead.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -31,9 +36,28 @@ Head = Literal[tuple(HEADS)]  # type: ignore[valid-type]
 Dtype = Literal[DTYPE_NAMES]  # type: ignore[valid-type]
 
 
+class SkinKeyWarning(DeprecationWarning):
+    """skin.json's record read like the dict it was (meta["method"]); lntune's own code never does."""
+
+
 class _Record(BaseModel):
     # strict: "64" is not a batch size, true is not 1; extra keys are kept (and typed by nobody)
-    model_config = ConfigDict(strict=True, extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    def __getitem__(self, name: str) -> Any:
+        # read_skin and load_skin returned the parsed JSON before; meta["method"] keeps working, with a note.
+        warnings.warn(f"skin records are lntune.skin_schema.SkinRecord objects: read meta.{name}, not "
+                      f"meta[{name!r}]", SkinKeyWarning, stacklevel=2)
+        return self.as_json()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        warnings.warn(f"skin records are lntune.skin_schema.SkinRecord objects: read meta.{name}, not "
+                      f"meta.get({name!r})", SkinKeyWarning, stacklevel=2)
+        return self.as_json().get(name, default)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as skin.json holds it (the keys it was read with, extra ones included)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class BaseRecord(_Record):
@@ -41,6 +65,7 @@ class BaseRecord(_Record):
     fingerprint: str = Field(min_length=1)
     dtype: Dtype
     head: Head
+    source: Optional[dict[str, Any]] = None  # where the weights came from (model/load), for cards and exports
 
 
 class TaskRecord(_Record):
@@ -48,6 +73,7 @@ class TaskRecord(_Record):
     head: Optional[Head] = None
     labels: list[str] = []
     metric: Optional[str] = None
+    text_columns: Optional[list[str]] = None  # the texts per input, when the task names them
 
     @field_validator("labels")
     @classmethod
@@ -61,6 +87,8 @@ class TaskRecord(_Record):
 class DataRecord(_Record):
     train_limit: Optional[int] = Field(None, ge=0)
     eval_limit: Optional[int] = Field(None, ge=0)
+    train_size: Optional[int] = None
+    dev_size: Optional[int] = None
 
 
 _EVAL_TRAIN = ("seed", "max_length", "eval_batch_size", "mixed_precision")
@@ -113,6 +141,13 @@ class SkinRecord(_Record):
     train: Optional[TrainRecord] = None
     metrics: Optional[dict[str, Any]] = None
     generation: Optional[GenerationRecord] = None
+    command: Optional[str] = None  # how the run was started
+    imported: Optional[dict[str, Any]] = None  # a skin made from a PEFT adapter: where from
+
+    @property
+    def labels(self) -> list[str]:
+        """The task's class names in index order; empty when the skin records none."""
+        return list(self.task.labels) if self.task is not None else []
 
     @field_validator("format")
     @classmethod
@@ -180,16 +215,17 @@ def _message(e: ValidationError) -> str:
     return text + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
-def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> dict:
-    """`meta` (skin.json's parsed JSON) checked against the schema: returns it as it is, with a missing
+def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> SkinRecord:
+    """`meta` (skin.json's parsed JSON) checked against the schema: returns the typed record, with a missing
     "format" read as version 1, or raises one SkinError line naming `path`. `require`: dotted keys that
     must be present (EVAL_NEEDS for evaluating)."""
     if not isinstance(meta, dict):
         kind = {list: "a list", str: "a string", type(None): "null"}.get(type(meta), type(meta).__name__)
         raise SkinError(f"{path}: {kind}, not a skin record (a JSON object with base, method, tuned, ...); "
                         "the skin is corrupt, train it again")
+    meta = {"format": FORMAT, **meta}  # a skin.json without "format" was written before it was checked
     try:
-        SkinRecord.model_validate(meta)
+        record = SkinRecord.model_validate(meta)
     except ValidationError as e:
         if e.errors()[0]["loc"][:1] == ("format",):  # another format or version: "corrupt" would mislead
             raise SkinError(f"{path}: {_message(e)}") from None
@@ -202,5 +238,4 @@ def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> dict:
                 raise SkinError(f"{path}: {key} is missing, and evaluating the skin needs it; the skin is "
                                 "incomplete or was edited, train it again")
             node = node[part]
-    meta.setdefault("format", FORMAT)
-    return meta
+    return record

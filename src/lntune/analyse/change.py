@@ -88,13 +88,11 @@ def measure(
     source, bases = Path(source), bases or Bases()
     if (source / SKIN_JSON).exists():
         meta = read_skin(source)
-        base_id = model or meta["base"]["model"]
+        base_id = model or meta.base.model
         tuning, _ = load_skin(source, base_id, bases.norm_map)
-        before = bases.get(
-            base_id, meta["base"]["head"], max(len(meta["task"].get("labels") or []), 1), meta["base"]["dtype"]
-        )
+        before = bases.get(base_id, meta.base.head, max(len(meta.labels), 1), meta.base.dtype)
         rows = abs_change(before, _params(tuning.lm.model), str(source))
-        return Change(task or meta["task"]["name"], str(source), base_id, rows)
+        return Change(task or meta.task.name, str(source), base_id, rows)
     if (source / "config.json").exists():
         if model is None:
             raise LntuneError(f"{source} is a full model directory: say which base it was fine-tuned from with --model")

@@ -183,7 +183,7 @@ def check_fit(i: int, skin, text: object) -> None:
     """A text pair sent to a skin trained on single texts is refused (the model would read it as one run-on text)."""
     pair = isinstance(text, (tuple, list)) and len(text) == 2 and text[1] is not None
     if pair and skin.sentences == 1:
-        task = str(skin.task.get("name")).partition(":")[0]  # a local: spec names files on the server
+        task = str(skin.task and skin.task.name).partition(":")[0]  # a local: spec names files on the server
         raise BadInput(f"input {i}: skin {skin.name!r} was trained on single texts (task {task!r}); "
                        "send text without text_pair, or use a skin of a pair task")
 

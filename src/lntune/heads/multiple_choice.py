@@ -57,7 +57,7 @@ class MultipleChoice(Head):
         if not ok:
             raise BadInput(f"input {i}: skin {skin.name!r} answers multiple-choice questions: give "
                            "{\"question\": str, \"choices\": [str, str, ...], \"context\": str (optional)}")
-        if skin.task.get("labels") and len(item["choices"]) != len(skin.labels):
+        if skin.task and skin.task.labels and len(item["choices"]) != len(skin.labels):
             raise BadInput(f"input {i}: {len(item['choices'])} choices; skin {skin.name!r} was trained on "
                            f"{len(skin.labels)} ({', '.join(skin.labels)})")
 

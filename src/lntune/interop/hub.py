@@ -28,6 +28,6 @@ def push_skin(skin: str | Path, repo_id: str, revision: str | None = None, priva
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     info = api.upload_folder(
         folder_path=str(skin), repo_id=repo_id, revision=revision, allow_patterns=HUB_FILES,
-        commit_message=message or f"lntune skin: {meta['method']} on {meta['base']['model']}",
+        commit_message=message or f"lntune skin: {meta.method} on {meta.base.model}",
     )
     return str(getattr(info, "commit_url", info))

@@ -21,26 +21,26 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
     >>> merge_skin("runs/sst2-ln", "runs/sst2-ln-merged")  # doctest: +SKIP
     >>> # then: AutoModelForSequenceClassification.from_pretrained("runs/sst2-ln-merged")
     """
-    from lntune.interop.peft import _check_out, _fresh
+    from lntune.interop.peft import _check_out, _fresh_of
     from lntune.skin import load_skin, read_skin
 
     out = Path(out)
     _check_out(out, overwrite)
     meta = read_skin(skin)
-    methods = parts(meta["method"])
+    methods = parts(meta.method)
     if any(m.merge is None for m in methods):
         mergeable = ", ".join(name for name, m in METHODS.items() if m.merge is not None)
-        raise SkinError(f"{skin}: a {meta['method']} skin adds modules the base model does not have, so it cannot "
+        raise SkinError(f"{skin}: a {meta.method} skin adds modules the base model does not have, so it cannot "
                         f"be merged into plain transformers weights (mergeable: {mergeable}); serve it with "
                         "lntune serve, or load it with lntune.load_skin")
     tuning, meta = load_skin(skin, model)
-    lm = _fresh(meta, model)
+    lm = _fresh_of(meta, model)
     state = {k: v for k, v in tuning.lm.model.state_dict().items() if ".lora." not in k}
     lm.model.load_state_dict(state, strict=True)
     for m in methods:
         if m.merge == "lora":  # its own options: the whole rebuild for a lone method, its part's for a composite
-            _fold_lora(lm.model, tuning.lm.model, meta["rebuild"] if len(methods) == 1 else meta["rebuild"][m.name])
-    labels = (meta.get("task") or {}).get("labels") or []
+            _fold_lora(lm.model, tuning.lm.model, meta.rebuild if len(methods) == 1 else meta.rebuild[m.name])
+    labels = meta.labels
     if labels and get_head(lm.head).named_labels:
         lm.model.config.id2label = dict(enumerate(labels))
         lm.model.config.label2id = {v: i for i, v in enumerate(labels)}

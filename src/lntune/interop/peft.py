@@ -17,6 +17,7 @@ from lntune.errors import LntuneError, SkinError
 from lntune.heads import get_head, peft_head
 from lntune.method import METHODS, parts
 from lntune.model.embedded import ORIGIN, hub_id
+from lntune.skin_schema import SkinRecord
 
 ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
 NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
@@ -50,13 +51,16 @@ def _exact(modules: list[str]) -> str:
     return "^(" + "|".join(re.escape(m) for m in modules) + ")$"
 
 
-def _fresh(meta: dict, model: str | None):
-    """The skin's base model as loaded for training, before any method touched it."""
+def _fresh(base: str, head: str, labels: list[str], dtype: str = "float32"):
+    """A skin's base model as loaded for training, before any method touched it."""
     from lntune.model import load_model
 
-    labels = (meta.get("task") or {}).get("labels") or []
-    base = meta["base"]
-    return load_model(model or base["model"], base["head"], max(len(labels), 1), base["dtype"])
+    return load_model(base, head, max(len(labels), 1), dtype)
+
+
+def _fresh_of(meta: SkinRecord, model: str | None):
+    """The base model `meta` names (or `model`), fresh."""
+    return _fresh(model or meta.base.model, meta.base.head, meta.labels, meta.base.dtype)
 
 
 def export_peft(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
@@ -73,7 +77,7 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     out = Path(out)
     _check_out(out, overwrite)
     meta = read_skin(skin)
-    method = meta["method"]
+    method = meta.method
     kind = _peft_type(method)
     if kind is None:
         formats = ", ".join(f"{m.peft_type} for {name}" for name, m in METHODS.items() if m.peft_type)
@@ -82,22 +86,22 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
                         f"lntune merge writes a plain transformers folder for {mergeable} skins")
     tuning, meta = load_skin(skin, model)
     skinned = tuning.lm.model
-    lm = _fresh(meta, model)
-    head = _modules(meta["head"])
+    lm = _fresh_of(meta, model)
+    head = _modules(meta.head)
     task_type = get_head(lm.head).peft_task_type
     if kind == "LN_TUNING":
-        targets = _modules(meta["tuned"])
+        targets = _modules(meta.tuned)
         config = LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
     else:
-        opts = meta["rebuild"]
-        targets = _modules([n for n in meta["tuned"] if n.endswith(".lora.A")])
+        opts = meta.rebuild
+        targets = _modules([n for n in meta.tuned if n.endswith(".lora.A")])
         targets = [t.rpartition(".lora")[0] for t in targets]
         config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
                             target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
     with _quiet():
         peft_model = get_peft_model(lm.model, config)
     # After get_peft_model, which sets the id to the folder the base was loaded from (a path on this machine).
-    base_id, weights = _base_of(meta)
+    base_id, weights = _base_of(meta.base.model, meta.base.source)
     peft_model.peft_config[ADAPTER].base_model_name_or_path = base_id
     inner = peft_model.base_model.model
     with torch.no_grad():
@@ -111,8 +115,8 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
         for name in head:
             wrapper = inner.get_submodule(name)
             wrapper.modules_to_save[ADAPTER].load_state_dict(skinned.get_submodule(name).state_dict())
-    note = {"head": lm.head, "labels": (meta.get("task") or {}).get("labels") or [], "method": method,
-            "base": meta["base"]["model"], "base_weights": weights, "from_skin": str(Path(skin).resolve())}
+    note = {"head": lm.head, "labels": meta.labels, "method": method,
+            "base": meta.base.model, "base_weights": weights, "from_skin": str(Path(skin).resolve())}
     # The weights statement goes here and in the card, not into adapter_config.json: PEFT warns about every
     # key it does not know each time the adapter loads.
     _write(peft_model, out, {NOTE: json.dumps(note, indent=1), "README.md": _card(meta, base_id, weights, kind)})
@@ -128,39 +132,38 @@ def _quiet():
         yield
 
 
-def _base_of(meta: dict) -> tuple[str, str]:
+def _base_of(model: str, source: dict | None) -> tuple[str, str]:
     """(the base id the adapter names, one sentence on which weights it was trained on). An embedded model names
     its Hub id even where its weights are not the Hub's (SmolLM2 is a dequantised GGUF); the sentence says so."""
-    source = meta["base"].get("source") or {}
+    source = source or {}
     if hub_id(source):
         return hub_id(source), f"the Hub's {hub_id(source)} weights"
     if source.get("kind") == "embedded":
         return source["hub_id"], (f"the {source['package']} {source.get('version') or ''} package's weights, not the "
                                   f"Hub's: a quantised copy of {source['hub_id']}, dequantised, so outputs on the Hub's "
-                                  f"weights differ slightly; lntune --model {meta['base']['model']} loads the exact "
+                                  f"weights differ slightly; lntune --model {model} loads the exact "
                                   "base").replace("  ", " ")
-    return meta["base"]["model"], f"the local model {meta['base']['model']} (not on the Hub)"
+    return model, f"the local model {model} (not on the Hub)"
 
 
-def _card(meta: dict, base_id: str, weights: str, kind: str) -> str:
+def _card(meta: SkinRecord, base_id: str, weights: str, kind: str) -> str:
     """README.md of an exported adapter: lntune's card, not PEFT's empty template."""
     from huggingface_hub import ModelCardData
 
-    task = meta.get("task") or {}
-    labels = task.get("labels") or []
+    labels, task_name = meta.labels, meta.task.name if meta.task else None
     # The base with its head shaped as at training (AutoPeftModel would build a 2-label head whatever the task).
-    head = get_head(meta["base"]["head"])
+    head = get_head(meta.base.head)
     shape = "".join(f", {k}={v!r}" for k, v in head.model_kwargs(len(labels)).items())
     load = (f"from peft import PeftModel\nfrom transformers import {head.auto_class}\n\n"
             f"base = {head.auto_class}.from_pretrained({base_id!r}{shape})\n"
             "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")").replace("'", '"')
-    metrics = {k: v for k, v in (meta.get("metrics") or {}).items()
+    metrics = {k: v for k, v in (meta.metrics or {}).items()
                if isinstance(v, (int, float)) and k not in ("loss", "step", "epoch")}
     data = ModelCardData(base_model=base_id, library_name="peft",
                          tags=["lntune", "peft", kind.lower().replace("_", "-")])
-    body = [f"# {task.get('name', 'adapter')} — {meta['method']} ({kind}), exported by lntune", "",
-            f"A PEFT {kind} adapter of `{base_id}`, trained with lntune ({meta['method']}) "
-            f"on {task.get('name', 'a task it does not name')}.", "",
+    body = [f"# {task_name or 'adapter'} — {meta.method} ({kind}), exported by lntune", "",
+            f"A PEFT {kind} adapter of `{base_id}`, trained with lntune ({meta.method}) "
+            f"on {task_name or 'a task it does not name'}.", "",
             f"**Base weights.** Trained on {weights}.", "", "## Use", "", "```python", load, "```", ""]
     if labels:
         body += [f"Labels by output index: {', '.join(f'{i} {n}' for i, n in enumerate(labels))}.", ""]
@@ -218,11 +221,10 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     if not base:
         raise LntuneError(f"{adapter}: adapter_config.json names no base model; pass --model")
     head, labels = _task(adapter, cfg)
-    meta = {"base": {"model": base, "head": head, "dtype": "float32"}, "task": {"labels": labels}}
     with _quiet():
-        peft_model = PeftModel.from_pretrained(_fresh(meta, None).model, adapter)
+        peft_model = PeftModel.from_pretrained(_fresh(base, head, labels).model, adapter)
     values, method = _values(peft_model.base_model.model, kind, adapter, cfg)
-    lm = _fresh(meta, None)  # a clean base for lntune's own modules
+    lm = _fresh(base, head, labels)  # a clean base for lntune's own modules
     tuning = prepare(lm, method, only=list(values))
     if {t.name for t in tuning.all} != set(values):
         odd = sorted({t.name for t in tuning.all} ^ set(values))

@@ -61,7 +61,7 @@ def ask_cmd(
 
         path = resolve_skin(skin)
         meta = read_skin(path)
-        head = meta["base"]["head"]
+        head = meta.base.head
         lines = [x for x in (sys.stdin.read().splitlines() if not inputs or inputs == ["-"] else inputs) if x]
         if not lines:
             raise LntuneError("no inputs: give them as arguments, or one per line on stdin")
@@ -71,7 +71,7 @@ def ask_cmd(
             raise LntuneError(f"--chat: this is a {head} skin; --chat is for causal-LM skins")
         from lntune.serve.bank import _NAME, BASE, SkinBank
 
-        bank = SkinBank(model or meta["base"]["model"], head=get_head(head).bank_head)
+        bank = SkinBank(model or meta.base.model, head=get_head(head).bank_head)
         name = path.name if _NAME.fullmatch(path.name) and path.name != BASE else "skin"  # "task" in --json
         bank.add_skin(name, path)
         if bank.generates:

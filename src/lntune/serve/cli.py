@@ -73,8 +73,8 @@ def serve_cmd(
         if skins:
             from lntune.skin import read_skin
 
-            first = read_skin(skins[0][1])["base"]
-            model, head = model or first["model"], head or first["head"]
+            first = read_skin(skins[0][1]).base
+            model, head = model or first.model, head or first.head
         import torch
 
         from lntune.serve.bank import SkinBank

@@ -14,13 +14,9 @@ from lntune.heads import HEADS, get_head
 from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
+from lntune.skin_schema import SkinRecord, TaskRecord
 
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
-# What serving reads from skin.json, and its JSON type: checked before use, so that a crafted or
-# damaged skin.json is a SkinError (HTTP 422), never a KeyError/TypeError in the middle of loading.
-_META = {"method": str, "base": dict, "tuned": list, "head": list, "tensors_sha256": str}
-_BASE = {"model": str, "fingerprint": str, "head": str}
-_OPTIONAL = {"task": dict, "metrics": dict, "counts": dict}
 
 
 @dataclass
@@ -29,22 +25,22 @@ class Skin:
 
     name: str
     path: Path
-    meta: dict
+    meta: SkinRecord  # typed and strict: a crafted skin.json is a SkinError (HTTP 422) before any use
     norms: dict[str, torch.Tensor]  # tuned tensor name ("<norm path>.weight" or ".bias") -> full [d] values
     heads: dict[str, torch.Tensor]  # head parameter name -> tensor
     outputs: int  # width of the head: labels, or 1 for regression; 0 for a causal LM (it has no task head)
 
     @property
-    def task(self) -> dict:
-        return self.meta.get("task", {})
+    def task(self) -> TaskRecord | None:
+        return self.meta.task
 
     @property
     def head(self) -> str:
-        return self.meta["base"]["head"]
+        return self.meta.base.head
 
     @property
     def labels(self) -> list[str]:
-        return list(self.task.get("labels") or [str(i) for i in range(self.outputs)])
+        return self.meta.labels or [str(i) for i in range(self.outputs)]
 
     @property
     def sentences(self) -> int | None:
@@ -53,21 +49,21 @@ class Skin:
 
     def info(self) -> dict:
         # finite numbers only: a NaN in skin.json would make every GET /skins answer invalid JSON
-        metrics = {k: v for k, v in (self.meta.get("metrics") or {}).items()
+        metrics = {k: v for k, v in (self.meta.metrics or {}).items()
                    if isinstance(v, (int, float)) and math.isfinite(v)}
-        counts = {k: v for k, v in (self.meta.get("counts") or {}).items() if isinstance(v, int)}
-        return {"name": self.name, "path": str(self.path), "task": self.task.get("name"), "head": self.head,
+        counts = {k: v for k, v in (self.meta.counts or {}).items() if isinstance(v, int)}
+        return {"name": self.name, "path": str(self.path), "task": self.task and self.task.name, "head": self.head,
                 "labels": get_head(self.head).labels_shown(self.labels), "counts": counts,
                 "metrics": metrics, "sentences": self.sentences}
 
 
-def _sentences(task: dict) -> int | None:
-    columns = task.get("text_columns")
-    if isinstance(columns, list) and len(columns) in (1, 2):  # recorded with the skin
-        return len(columns)
-    name = task.get("name")
-    if not isinstance(name, str):
+def _sentences(task: TaskRecord | None) -> int | None:
+    if task is None:
         return None
+    columns = task.text_columns
+    if columns is not None and len(columns) in (1, 2):  # recorded with the skin
+        return len(columns)
+    name = task.name
     kind, sep, spec = name.partition(":")
     if sep and kind == "local":  # the spec's text=A or text=A+B; never open the files it names
         fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
@@ -82,29 +78,11 @@ def _refuse(path: Path, why: str) -> SkinError:
     return SkinError(f"{path}: {why}")
 
 
-def _check_meta(path: Path, meta: object) -> None:
-    if not isinstance(meta, dict):
-        raise _refuse(path, f"{SKIN_JSON} holds a JSON {type(meta).__name__}, not an object; the skin is corrupt")
-    for where, fields, value in (("", _META, meta), ("base.", _BASE, meta.get("base"))):
-        for key, kind in fields.items():
-            if not isinstance(value.get(key), kind):
-                raise _refuse(path, f"{SKIN_JSON}: {where}{key} is missing or not a JSON {kind.__name__}; "
-                                    "the skin is corrupt or not an lntune skin")
-    for key, kind in _OPTIONAL.items():
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise _refuse(path, f"{SKIN_JSON}: {key} is not a JSON object")
-    names = meta["tuned"] + meta["head"]
-    labels = (meta.get("task") or {}).get("labels") or []
-    if not all(isinstance(n, str) for n in names) or not isinstance(labels, list) \
-            or not all(isinstance(x, str) for x in labels):
-        raise _refuse(path, f"{SKIN_JSON}: tuned, head and task.labels must be lists of names (strings)")
-
-
-def _read_checked(path: Path) -> tuple[dict, dict]:
-    """skin.json and the tensors, with every way a damaged or crafted file can fail turned into a SkinError."""
+def _read_checked(path: Path) -> tuple[SkinRecord, dict]:
+    """skin.json and the tensors, with every way a damaged or crafted file can fail turned into a SkinError.
+    read_skin's strict schema types every field serving reads (names are strings, base.head a known head, ...)."""
     try:
         meta = read_skin(path)
-        _check_meta(path, meta)  # what serving reads, whatever read_skin checked
         tensors = _read_tensors(path, meta)
     except SkinError:
         raise
@@ -119,31 +97,30 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, 
     computed once by a bank that reads many skins."""
     path = Path(path)
     meta, tensors = _read_checked(path)
-    base = meta["base"]
-    if meta["method"] not in LN_METHODS:
-        raise _refuse(path, f"method {meta['method']!r}; mixed serving takes LN-tuning skins only (method ln, "
+    base = meta.base
+    if meta.method not in LN_METHODS:
+        raise _refuse(path, f"method {meta.method!r}; mixed serving takes LN-tuning skins only (method ln, "
                             "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
                             "with lntune eval")
-    if base["head"] not in HEADS:
-        raise _refuse(path, f"head {base['head']!r}; lntune serve answers {', '.join(HEADS)} skins only")
-    if HEADS[base["head"]].bank_head != get_head(lm.head).bank_head:  # one model answers both sequence heads
-        raise _refuse(path, f"a {base['head']} skin, but this bank serves {lm.head} skins (its model was loaded "
+    if base.head not in HEADS:
+        raise _refuse(path, f"head {base.head!r}; lntune serve answers {', '.join(HEADS)} skins only")
+    if HEADS[base.head].bank_head != get_head(lm.head).bank_head:  # one model answers both sequence heads
+        raise _refuse(path, f"a {base.head} skin, but this bank serves {lm.head} skins (its model was loaded "
                             f"with a {lm.head} head); serve it from a bank of its kind (SkinBank(..., "
-                            f"head={base['head']!r}); lntune serve picks it from the first --skin)")
-    if lm.fingerprint != base["fingerprint"]:
-        raise _refuse(path, f"this skin was trained on {base['model']!r} (weights {base['fingerprint'][:19]}…), "
+                            f"head={base.head!r}); lntune serve picks it from the first --skin)")
+    if lm.fingerprint != base.fingerprint:
+        raise _refuse(path, f"this skin was trained on {base.model!r} (weights {base.fingerprint[:19]}…), "
                             f"but the bank's model ({lm.model_id!r}) has weights {lm.fingerprint[:19]}…; serve it "
-                            f"on the model it was trained on (--model {base['model']})")
-    if set(meta["head"]) != set(lm.head_names):
-        raise _refuse(path, f"head tensors {meta['head']} differ from the bank model's {list(lm.head_names)}")
-    norms = _norm_values(norm_bases(lm) if bases is None else bases, path, meta["tuned"], tensors)
-    head = _head_values(lm, path, meta["head"], tensors)
-    known = set(meta["tuned"]) | set(meta["head"]) | {MASK_PREFIX + n for n in meta["tuned"]}
+                            f"on the model it was trained on (--model {base.model})")
+    if set(meta.head) != set(lm.head_names):
+        raise _refuse(path, f"head tensors {meta.head} differ from the bank model's {list(lm.head_names)}")
+    norms = _norm_values(norm_bases(lm) if bases is None else bases, path, meta.tuned, tensors)
+    head = _head_values(lm, path, meta.head, tensors)
+    known = set(meta.tuned) | set(meta.head) | {MASK_PREFIX + n for n in meta.tuned}
     if set(tensors) - known:
         raise _refuse(path, f"unexpected tensors {sorted(set(tensors) - known)[:3]}; the skin is not plain LN-tuning")
     outputs = head[sorted(n for n in head if n.endswith(".weight"))[-1]].shape[0] if head else 0
-    labels = (meta.get("task") or {}).get("labels") or []
-    misfit = HEADS[base["head"]].check_outputs(labels, outputs)
+    misfit = HEADS[base.head].check_outputs(meta.labels, outputs)
     if misfit:
         raise _refuse(path, misfit)
     return Skin(name, path, meta, norms, head, outputs)
