@@ -21,6 +21,7 @@ from lntune.method.options import for_build, merge, paper_preset
 from lntune.method.tuning import Tuning
 from lntune.model import load_model
 from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, write_atomic
+from lntune.skin_schema import SkinRecord
 from lntune.skin_card import invocation
 from lntune.spec.files import CHECKPOINT_DIR, SKIN_JSON
 from lntune.spec.metrics import greater_is_better
@@ -75,6 +76,7 @@ def default_out(task: str, method: str, overwrite: bool = False) -> Path:
 
 
 VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs and seeds are judged on the same rows
+CARVED_SHARE = 0.1  # of a training file given without a dev file, held out for early stopping (issue 25 #9)
 
 
 def carve_validation(
@@ -85,7 +87,7 @@ def carve_validation(
     of the rest for training."""
     t = get_task(task) if isinstance(task, str) else task
     rows = t.load("train", resolve_data_dir(data_dir))
-    n = round(val_limit * len(rows)) if isinstance(val_limit, float) and val_limit < 1 else int(val_limit)
+    n = max(1, round(val_limit * len(rows))) if isinstance(val_limit, float) and val_limit < 1 else int(val_limit)
     if not 0 < n < len(rows):
         raise LntuneError(
             f"val_limit {val_limit}: task {t.name} has {len(rows)} training examples; "
@@ -151,7 +153,15 @@ def train_task(
     t = get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
+    scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
+    carved = val_limit is None and "dev" not in t.splits  # one file: early stopping reads a slice of it
+    if carved:
+        val_limit = CARVED_SHARE
     train_ex, dev_ex = _examples(t, data_dir, config.seed, train_limit, eval_limit, val_limit)
+    if carved and config.progress and is_main_process():
+        print(f"{t.name}: no dev file, so {len(dev_ex)} of the training file's {len(dev_ex) + len(train_ex)} rows "
+              f"(a seeded {CARVED_SHARE:.0%}) are held out as the validation slice for early stopping; its score "
+              "also chose the kept state, so add dev=PATH for an unbiased one", file=sys.stderr)
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
     base = {n: p.detach().clone() for n, p in lm.base_parameters()} if on_trained is not None else None
     seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
@@ -161,7 +171,6 @@ def train_task(
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
     feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
     test_ex = load_split(t, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
     if curve_epochs and not scored:
         raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
@@ -169,6 +178,8 @@ def train_task(
     result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=work,
                    score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
     data = _data(t, train_ex, dev_ex, train_limit, eval_limit)
+    if carved:
+        data.update(val_limit=val_limit, carved=True)
     held_out = {}  # what only a run scored on test_split has
     if scored:
         data.update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
@@ -180,7 +191,7 @@ def train_task(
     if generate:
         held_out["generation"] = _generation(
             tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
-            split=test_split,
+            split=test_split, rows=dev_ex if carved else None,
         )
     record = RunRecord(
         command=invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
@@ -274,9 +285,18 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     """
     tuning, meta, cfg, data = _for_eval(skin, model)
     with skin_task(skin, meta, task) as t:  # errors about files the skin names do not quote them
-        dev_ex = subset(t.load("dev", resolve_data_dir(data_dir)), data["eval_limit"], cfg["seed"])
+        dev_ex = _carved(t, data_dir, meta, cfg) if task is None else None
+        if dev_ex is None:
+            dev_ex = subset(t.load("dev", resolve_data_dir(data_dir)), data["eval_limit"], cfg["seed"])
     feats = encode(dev_ex, tuning.lm.tokenizer, t.head, cfg["max_length"])
     return _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
+
+
+def _carved(t: Task, data_dir, meta: SkinRecord, cfg: dict) -> list[dict] | None:
+    """The validation slice a skin trained without a dev file was stopped on (the same rows: VAL_SEED), else None."""
+    if meta.data is None or not meta.data.carved:
+        return None
+    return carve_validation(t, data_dir, meta.data.val_limit, None, cfg["seed"])[1]
 
 
 def _for_eval(skin: str | Path, model: str | None) -> tuple:
@@ -290,13 +310,14 @@ def _for_eval(skin: str | Path, model: str | None) -> tuple:
 
 
 def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_size: int, predictions=None,
-                split: str = "dev") -> dict:
-    """Generation metrics on `limit` unique inputs of the whole `split` (-1 or None: all)."""
+                split: str = "dev", rows: list[dict] | None = None) -> dict:
+    """Generation metrics on `limit` unique inputs of the whole `split` (-1 or None: all), or of `rows` (the
+    validation slice of a task given without a dev file)."""
     from lntune.evaluate.generate import generation_metrics
 
     if not hasattr(t, "gen_metrics"):
         raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
-    dev_ex = load_split(t, split, data_dir, None, seed)
+    dev_ex = load_split(t, split, data_dir, None, seed) if rows is None else rows
     limit = None if limit is None or limit < 0 else limit
     return generation_metrics(lm, t, dev_ex, limit, seed, num_beams, batch_size, predictions)
 
@@ -322,7 +343,8 @@ def generate_skin(
     num_beams = num_beams or (saved.num_beams if saved else 1)
     batch = (saved and saved.batch_size) or cfg["eval_batch_size"]
     with skin_task(skin, meta, task) as t:
-        return _generation(tuning.lm, t, data_dir, limit, cfg["seed"], num_beams, batch, predictions)
+        rows = _carved(t, data_dir, meta, cfg) if task is None else None
+        return _generation(tuning.lm, t, data_dir, limit, cfg["seed"], num_beams, batch, predictions, rows=rows)
 
 
 def generate_base(

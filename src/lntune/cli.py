@@ -151,7 +151,9 @@ def _echo_result(rec: RunResult, method: str, model: str, progress: bool, main: 
     if not progress:
         typer.echo(describe_counts(method, model, rec.counts.model_dump()))
     best = ", ".join(f"{k} {v:.4f}" for k, v in rec.metrics.items() if isinstance(v, float))
-    typer.echo(f"dev (best by {rec.train.get('select', 'loss')}, step {rec.metrics['step']}): {best}")
+    split = ("validation slice carved from train (it chose the kept state; add dev=PATH for an unbiased score)"
+             if rec.data.carved else "dev")
+    typer.echo(f"{split} (best by {rec.train.get('select', 'loss')}, step {rec.metrics['step']}): {best}")
     if rec.generation is not None:
         _echo_generation(rec.generation.model_dump())
     typer.echo(f"skin: {rec.out}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -89,6 +89,8 @@ class DataRecord(_Record):
     eval_limit: Optional[int] = Field(None, ge=0)
     train_size: Optional[int] = None
     dev_size: Optional[int] = None
+    val_limit: Optional[Union[int, float]] = None  # a validation slice held out of train (sweeps; carved)
+    carved: Optional[bool] = None  # no dev file: the validation slice was carved from the training file
 
 
 _EVAL_TRAIN = ("seed", "max_length", "eval_batch_size", "mixed_precision")

@@ -46,6 +46,7 @@ class DataInfo(Part):
     val_limit: Number | None = None  # sweeps: the validation slice carved out of train
     test_split: str | None = None  # the split the kept state was scored on as "test"
     test_size: int | None = None
+    carved: bool | None = None  # True: no dev file, so the validation slice (val_limit) was carved from train
 
     @property
     def sizes(self) -> dict[str, int]:
