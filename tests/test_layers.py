@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lntune"
 
 # Bottom to top. A part is a top-level module or package of lntune; a package's own cli.py is part of it.
 LAYERS = [
-    {"errors", "lazy", "durable", "spec", "__init__"},  # lntune/__init__ exports names lazily: it loads nothing
+    {"errors", "lazy", "durable", "offline", "spec", "__init__"},  # lntune/__init__ exports names lazily: it loads nothing
     {"heads"},  # kinds of task output: encoding, loss terms, metrics, log-likelihood, names other libraries use
     {"data", "model"},
     {"method", "evaluate"},

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lntune.data import Task, get_task, resolve_data_dir, subset
+from lntune.data.rows import KIND as ROWS_KIND
+from lntune.data.rows import RowsTask, is_rows
 from lntune.durable import next_dir, remove_stale, replace_folder
 from lntune.errors import DiskError, LntuneError, MethodError
 from lntune.evaluate import evaluate
@@ -99,7 +101,7 @@ def carve_validation(
 
 
 def train_task(
-    task: str = "sst2",
+    task: str | Any = "sst2",
     model: str = "minilm",
     method: str = "ln",
     options: dict | None = None,
@@ -120,6 +122,8 @@ def train_task(
     resume: bool = False,
     curve_epochs: tuple[int, ...] = (),
     on_trained: Callable[[Tuning, dict[str, torch.Tensor]], None] | None = None,
+    columns: dict[str, str] | None = None,
+    dev: Any = None,
 ) -> RunResult:
     """Train `method` on `task`, save the skin and metrics.json under `out`; returns the run's RunResult.
 
@@ -142,15 +146,24 @@ def train_task(
     `curve_epochs` (with `val_limit`) also scores the `test_split` after each listed epoch, into "curve".
     `on_trained(tuning, base)` sees the trained model (its kept state) and the base parameters as loaded, before
     anything is saved: a sweep measures the change in memory instead of writing a skin to diff.
+    `task` may also be rows in memory (a list of dicts, a pandas DataFrame, a datasets Dataset or DatasetDict),
+    read with `columns` as a local: spec names them ({"text": "A" or "A+B", "label": ..., "head": "regression"});
+    `dev` rows are optional (without them a slice of the training rows is held out, as for a local: file).
     """
+    rows = RowsTask.build(task, columns, dev) if is_rows(task) else None  # bad rows fail before anything starts
+    if rows is None and (columns is not None or dev is not None):
+        raise LntuneError(f"columns= and dev= go with rows given in Python; task {task!r} is a name "
+                          "(for files, write the columns into a local: spec)")
+    task = task if rows is None else rows.name  # what the checkpoint, the command line and the skin record
     if out is DEFAULT_OUT:
-        out = default_out(task, method, overwrite)
+        out = default_out(ROWS_KIND if rows is not None else task, method, overwrite)
     checkpoint = checkpoint and out is not None  # nowhere to write one
-    run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume", "on_trained")}
+    run = {k: v for k, v in locals().items() if k not in ("checkpoint", "resume", "on_trained", "columns", "dev",
+                                                          "rows")}
     config = config or TrainConfig()
     run["config"] = asdict(config)
     saver, work = _start(run, config, out, resume, checkpoint, overwrite)
-    t = get_task(task)
+    t = rows or get_task(task)
     if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
     scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split

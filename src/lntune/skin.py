@@ -45,8 +45,19 @@ def resolve_skin(skin: str | Path) -> Path:
     """
     path = Path(skin)
     m = REPO.fullmatch(str(skin))
-    if path.exists() or m is None:
+    if path.exists():
         return path
+    near = _nearest_skin(path)
+    if near is not None:  # a typo of a folder here, not a Hub repo: say so now, without a download attempt
+        raise SkinError(f"{skin}: no such folder; did you mean {near}?")
+    if m is None:
+        return path
+    from lntune import offline as _offline
+
+    offline = _offline.hub_offline()
+    if offline:
+        raise SkinError(f"{skin}: no such local folder, and the Hub (where it would be a repo id) cannot be reached "
+                        f"({offline})")
     import huggingface_hub
 
     try:
@@ -56,6 +67,19 @@ def resolve_skin(skin: str | Path) -> Path:
         raise SkinError(f"{skin}: no such local folder, and the Hub repo {m['repo']}"
                         f"{'@' + m['rev'] if m['rev'] else ''} could not be fetched ({type(e).__name__}: {first})"
                         ) from None
+
+
+def _nearest_skin(path: Path) -> Path | None:
+    """The skin folder beside `path` whose name is closest to it (runs/sst2_ln -> runs/sst2-ln), if one is close."""
+    import difflib
+
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        names = [p.name for p in parent.iterdir() if (p / SKIN_JSON).is_file()]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return parent / close[0] if close else None
 
 
 def check_finite(tensors: dict, where: str) -> None:

@@ -62,6 +62,7 @@ def hub(tmp_path, monkeypatch):
     fake = FakeHub(tmp_path / "hub")
     monkeypatch.setattr(huggingface_hub, "HfApi", fake.api)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake.snapshot_download)
+    monkeypatch.setattr("lntune.offline.hub_offline", lambda: None)  # the fake Hub answers
     return fake
 
 
@@ -138,6 +139,18 @@ def test_push_refuses_what_is_not_a_finished_skin(tmp_path, hub):
 def test_real_client_offline_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(SkinError, match=r"nobody/nothing: no such local folder, and the Hub \(where it would be a "
+                                         r"repo id\) cannot be reached \(HF_HUB_OFFLINE is set"):
+        resolve_skin("nobody/nothing")
+    monkeypatch.setattr("lntune.offline.hub_offline", lambda: None)  # a reachable Hub: the client's own error
     with pytest.raises(SkinError, match="nobody/nothing: no such local folder, and the Hub repo nobody/nothing could"):
         resolve_skin("nobody/nothing")
     assert resolve_skin(tmp_path) == tmp_path  # a folder that exists is never looked up
+
+
+def test_a_misspelt_skin_folder_suggests_the_nearest(tmp_path, monkeypatch):
+    (tmp_path / "runs" / "sst2-ln").mkdir(parents=True)
+    (tmp_path / "runs" / "sst2-ln" / "skin.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SkinError, match=r"runs/sst2_ln: no such folder; did you mean runs/sst2-ln\?"):
+        resolve_skin("runs/sst2_ln")

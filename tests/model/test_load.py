@@ -69,3 +69,14 @@ def test_smollm2_alias_dequantises_once_and_caches(tmp_path, monkeypatch):
 def test_a_head_transformers_lacks_for_the_model_is_one_clear_error(tiny_dir):
     with pytest.raises(LntuneError, match=r"\(LlamaConfig\) has no multiple-choice head .* need an encoder"):
         load_model(str(tiny_dir("llama")), "multiple-choice")
+
+
+def test_a_hub_id_offline_fails_in_seconds_naming_why(monkeypatch):
+    import time
+
+    monkeypatch.setattr("lntune.offline.hub_offline", lambda: "HF_HUB_OFFLINE is set; unset it to download")
+    began = time.perf_counter()
+    with pytest.raises(LntuneError, match=r"could not load model 'no-such-org/no-such-model': no such local folder, "
+                                          r"not in the Hugging Face cache, and the Hub cannot be reached \(HF_HUB_OFF"):
+        load_model("no-such-org/no-such-model")
+    assert time.perf_counter() - began < 3  # transformers alone retries for most of a minute

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lntune import offline as _offline
 from lntune.errors import LntuneError
 from lntune.heads import get_head
 from lntune.model.archmap import NormMap, map_norms
@@ -87,6 +88,16 @@ def resolve(model_id: str) -> str:
     return model_id
 
 
+def _cached(model_id: str) -> bool:
+    """Whether the Hugging Face cache holds `model_id`'s config (a download from an earlier, online run)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an id the cache cannot even parse is not cached
+        return False
+
+
 def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype, seed: int | None = None,
                      name: str | None = None):
     import transformers
@@ -94,6 +105,13 @@ def _from_pretrained(source: str, head: str, num_labels: int, dtype: torch.dtype
 
     kind = get_head(head)
     kwargs = {"dtype": dtype, "output_loading_info": True, **kind.model_kwargs(num_labels)}
+    if not Path(source).exists():  # a Hub id: offline, transformers would retry for most of a minute
+        offline = _offline.hub_offline()
+        if offline and not _cached(source):
+            raise LntuneError(f"could not load model {source!r}: no such local folder, not in the Hugging Face "
+                              f"cache, and the Hub cannot be reached ({offline}).\nUse an alias (minilm, smollm2), "
+                              "a local directory with config.json and weights, or a Hugging Face id while online.")
+        kwargs["local_files_only"] = bool(offline)  # cached: load it without asking the Hub
 
     # The load report only says the task head is new, which is the point of a task head.
     logging.set_verbosity_error()
