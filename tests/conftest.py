@@ -286,3 +286,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, tier))
         if not any(item.get_closest_marker(m) for m in TIER_MARKERS):
             item.add_marker(pytest.mark.fast)
+
+
+@pytest.fixture
+def hub_answers(monkeypatch):
+    """A Hub that answers: for tests that stand a fake in for datasets.load_dataset or huggingface_hub, so the
+    offline probe (lntune.offline.hub_offline) does not short-cut them on a machine without network."""
+    monkeypatch.setattr("lntune.offline.hub_offline", lambda: None)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)

@@ -5,6 +5,8 @@ import pytest
 from lntune.data import get_task
 from lntune.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("hub_answers")  # the fakes here stand in for a Hub that answers
+
 
 def test_cb_carves_a_fixed_dev_split_and_tests_on_val(data_dir):
     cb = get_task("cb")

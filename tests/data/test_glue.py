@@ -3,6 +3,8 @@ import pytest
 from lntune.data import get_task, resolve_data_dir, subset
 from lntune.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("hub_answers")  # the fakes here stand in for a Hub that answers
+
 SST2 = get_task("sst2")
 
 

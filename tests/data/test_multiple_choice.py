@@ -7,6 +7,8 @@ from lntune.data.encode import collate
 from lntune.errors import DataError
 from lntune.heads import encode
 
+pytestmark = pytest.mark.usefixtures("hub_answers")  # the fakes here stand in for a Hub that answers
+
 SIQA, CSQA = get_task("socialiqa"), get_task("csqa")
 
 

@@ -9,6 +9,8 @@ from lntune.data import get_task
 from lntune.data.nlg import group_references
 from lntune.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("hub_answers")  # the fakes here stand in for a Hub that answers
+
 
 def _pairs_and_inputs(train, dev):
     examples = train + dev

@@ -8,7 +8,7 @@ from lntune.data import get_task
 from lntune import offline as task_module
 from lntune.errors import DataError
 
-PROBE = task_module.hub_offline  # the real one: this folder's autouse fixture stands a reachable Hub in
+PROBE = task_module.hub_offline  # the real one (fixtures may stand a reachable Hub in)
 
 
 def _load(name, data_dir, monkeypatch, why):
@@ -43,6 +43,8 @@ def test_a_hub_only_task_offline_says_it_has_no_offline_files(tmp_path, monkeypa
 @pytest.mark.parametrize("env,value,offline", [("HF_HUB_OFFLINE", "1", True), ("HF_DATASETS_OFFLINE", "true", True),
                                                ("HF_HUB_OFFLINE", "0", None)])
 def test_the_probe_reads_the_offline_settings_and_skips_behind_a_proxy(monkeypatch, env, value, offline):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv(env, value)
     monkeypatch.setattr(task_module, "_no_address", lambda host: None)  # a resolvable Hub
     probe = PROBE
