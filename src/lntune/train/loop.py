@@ -190,8 +190,13 @@ def train(
     batches = probes(train_feats, partial(collate, pad_id=pad), pad) if train_feats else []
     bottom = setup(tuning, {"train": train_feats, "dev": dev_feats}, batches, config)
     try:
-        return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint, log_dir,
-                      _selector(config, score), curve)
+        with warnings.catch_warnings():
+            # torch's SDPA says this whenever bf16 autocast trains with attention dropout on CPU: nothing the user
+            # can act on (the masks are the ones training means to draw)
+            warnings.filterwarnings("ignore", message="Dropout mask should only be used for testing",
+                                    category=UserWarning)
+            return _train(tuning, config, label_names, acc, bottom, batches, train_feats, dev_feats, checkpoint,
+                          log_dir, _selector(config, score), curve)
     finally:
         bottom.close()  # also when setting up failed: the disk-backed cache goes
 
