@@ -82,11 +82,13 @@ CARVED_SHARE = 0.1  # of a training file given without a dev file, held out for 
 
 
 def carve_validation(
-    task: str | Task, data_dir, val_limit: int | float, train_limit: int | None, seed: int
+    task: str | Task, data_dir, val_limit: int | float, train_limit: int | None, seed: int,
+    by_class: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """(train, validation): a fixed seeded slice of the training split held out for early stopping and
     lr choice (`val_limit` examples, or that share of the split when below 1), then a `seed`ed subset
-    of the rest for training."""
+    of the rest for training. `by_class` (a file given without dev) draws the share from each class, so a
+    small file's slice holds every class it can; sweeps keep the plain draw their records were made with."""
     t = get_task(task) if isinstance(task, str) else task
     rows = t.load("train", resolve_data_dir(data_dir))
     n = max(1, round(val_limit * len(rows))) if isinstance(val_limit, float) and val_limit < 1 else int(val_limit)
@@ -95,9 +97,24 @@ def carve_validation(
             f"val_limit {val_limit}: task {t.name} has {len(rows)} training examples; "
             "hold out between 1 and all but one of them (a count, or a share below 1)"
         )
-    held = set(random.Random(VAL_SEED).sample(range(len(rows)), n))
+    held = _by_class(rows, n) if by_class else set(random.Random(VAL_SEED).sample(range(len(rows)), n))
     train_rows = [r for i, r in enumerate(rows) if i not in held]
     return subset(train_rows, train_limit, seed), [r for i, r in enumerate(rows) if i in held]
+
+
+def _by_class(rows: list[dict], n: int) -> set[int]:
+    """`n` row indices drawn class by class in proportion (seeded by VAL_SEED), at least one from each class that
+    has two rows or more; rows without a class label (regression, generation) are one group."""
+    groups: dict = {}
+    for i, r in enumerate(rows):
+        label = r.get("label")
+        groups.setdefault(label if isinstance(label, int) else None, []).append(i)
+    rng, held = random.Random(VAL_SEED), set()
+    for key in sorted(groups, key=lambda k: (k is None, k if k is not None else 0)):
+        members = groups[key]
+        take = min(len(members) - 1, max(1, round(n * len(members) / len(rows)))) if len(members) > 1 else 0
+        held.update(rng.sample(members, take))
+    return held
 
 
 def train_task(
@@ -170,7 +187,7 @@ def train_task(
     carved = val_limit is None and "dev" not in t.splits  # one file: early stopping reads a slice of it
     if carved:
         val_limit = CARVED_SHARE
-    train_ex, dev_ex = _examples(t, data_dir, config.seed, train_limit, eval_limit, val_limit)
+    train_ex, dev_ex = _examples(t, data_dir, config.seed, train_limit, eval_limit, val_limit, carved)
     if carved and config.progress and is_main_process():
         print(f"{t.name}: no dev file, so {len(dev_ex)} of the training file's {len(dev_ex) + len(train_ex)} rows "
               f"(a seeded {CARVED_SHARE:.0%}) are held out as the validation slice for early stopping; its score "
@@ -243,11 +260,12 @@ def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool,
     return saver, work
 
 
-def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit) -> tuple[list[dict], list[dict]]:
+def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit,
+              carved: bool = False) -> tuple[list[dict], list[dict]]:
     """(training examples, examples for early stopping: dev, or a validation slice carved out of train)."""
     if val_limit is None:
         return load_split(t, "train", data_dir, train_limit, seed), load_split(t, "dev", data_dir, eval_limit, seed)
-    return carve_validation(t, data_dir, val_limit, train_limit, seed)
+    return carve_validation(t, data_dir, val_limit, train_limit, seed, by_class=carved)
 
 
 def _data(t: Task, train_ex: list, dev_ex: list, train_limit, eval_limit) -> dict:
@@ -309,7 +327,7 @@ def _carved(t: Task, data_dir, meta: SkinRecord, cfg: dict) -> list[dict] | None
     """The validation slice a skin trained without a dev file was stopped on (the same rows: VAL_SEED), else None."""
     if meta.data is None or not meta.data.carved:
         return None
-    return carve_validation(t, data_dir, meta.data.val_limit, None, cfg["seed"])[1]
+    return carve_validation(t, data_dir, meta.data.val_limit, None, cfg["seed"], by_class=True)[1]
 
 
 def _for_eval(skin: str | Path, model: str | None) -> tuple:
