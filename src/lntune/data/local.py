@@ -26,7 +26,7 @@ _USAGE = ("write local:train=PATH,dev=PATH,text=COL[+COL],label=COL"
           "[,head=regression][,header=none][,encoding=ENC]")
 _JSONL_HINT = "local: JSONL files hold one JSON object per line"
 _HINT = "local: files start with a header row naming the columns (without one, add header=none and number them)"
-_JSON_KINDS = {list: "a JSON array", dict: "a JSON object"}
+_JSON_KINDS = {list: "a JSON array", dict: "a JSON object", bool: "a JSON true/false"}
 
 
 def read_table(path: Path, columns: tuple[str, ...], header: bool, encoding: str, spec: str) -> list[tuple[int, dict]]:
@@ -73,6 +73,9 @@ def _encodable(text: str, where: str, what: str) -> str:
 
 def _class_name(value, where: str, column: str) -> str:
     """A classification label as the string the label set holds; a missing label is refused, not learned."""
+    if isinstance(value, bool):  # str(True) would make a class "True" that no CSV or string label matches
+        raise DataError(f"{where}: label {column!r} is JSON {str(value).lower()}; write the class as a string "
+                        f'("{str(value).lower()}") or a number')
     if value is None or type(value) in _JSON_KINDS or not str(value).strip():
         what = "null" if value is None else _JSON_KINDS.get(type(value), "empty")
         raise DataError(f"{where}: label {column!r} is {what}; every row needs a label")
@@ -95,6 +98,8 @@ def _number(text: str) -> float | None:
 def _score(value, where: str) -> float:
     """A regression label; NaN/inf are refused here, or training fails later for an unrelated-looking reason."""
     try:
+        if isinstance(value, bool):  # float(True) is 1.0: a flag is not a score
+            raise TypeError
         score = float(value)
     except (TypeError, ValueError):
         raise DataError(f"{where}: label {clip(value)} is not a number (head=regression)") from None

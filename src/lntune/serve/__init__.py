@@ -7,6 +7,14 @@ checks skin files, tables.py holds their values, mixed.py and heads.py apply the
 """
 from __future__ import annotations
 
+# Defaults of SkinBank and lntune serve, here so that `lntune --help` reads them without importing torch.
+BATCH_SIZE = 64  # inputs per forward pass
+# Padded tokens per predict pass. A pass cannot be interrupted, so its length is how long a small request waits
+# behind a large one: MiniLM reads about 2,000 tokens a second per core at any batch size from 350 tokens up
+# (benchmarks/serve_load.py), so 1,024 tokens is a pass of a quarter to half a second on 2 cores, at the same
+# throughput as larger passes.
+BATCH_TOKENS = 1024
+
 
 def __getattr__(name: str):
     # Lazy, so `lntune --help` does not import torch, transformers or FastAPI.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from lntune.heads import HEADS, get_head
 from lntune.heads.base import check_unicode
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
-from lntune.serve import heads, mixed
+from lntune.serve import BATCH_SIZE, BATCH_TOKENS, heads, mixed
 from lntune.serve.generate import Generated, OnText, OnToken, RowText, Sampling
 from lntune.serve.skins import Skin, norm_bases, read_ln_skin
 from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
@@ -67,11 +67,12 @@ class SkinBank:
     """One base model and the skins served on it; thread-safe."""
 
     def __init__(self, model: str | LoadedModel = "minilm", *, dtype: str = "float32", max_tokens: int | None = None,
-                 batch_size: int = 64, norm_map: dict | None = None, device: str = "cpu",
-                 head: str = "classification") -> None:
+                 batch_size: int = BATCH_SIZE, batch_tokens: int = BATCH_TOKENS, norm_map: dict | None = None,
+                 device: str = "cpu", head: str = "classification") -> None:
         """`head`: the kind of skins served: classification and regression (one model answers both), or
-        causal-lm (generation); a LoadedModel brings its own."""
-        for option, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+        causal-lm (generation); a LoadedModel brings its own. `batch_size` and `batch_tokens`: inputs and padded
+        tokens per predict pass (at least one input)."""
+        for option, value in (("batch_size", batch_size), ("batch_tokens", batch_tokens), ("max_tokens", max_tokens)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise LntuneError(f"{option} {value!r}: give a whole number >= 1")
         if dtype != "float32":
@@ -90,7 +91,7 @@ class SkinBank:
         if max_tokens is not None and limit is not None and max_tokens > limit:
             raise LntuneError(f"--max-tokens {max_tokens}: the model reads at most {limit} positions")
         self.max_tokens = max_tokens or limit or 512
-        self.batch_size = batch_size
+        self.batch_size, self.batch_tokens = batch_size, batch_tokens
         self.route = mixed.Route()
         self.norms = mixed.install(self.lm.norms, self.route)
         self.heads = heads.install(self.lm.model, self.lm.head_names, self.route)
@@ -268,6 +269,15 @@ class SkinBank:
         """`inputs`: (skin name, input) per row; one dict per row, in order. The input is a text or a (text,
         text_pair) pair for classification/regression skins, a text (split on whitespace) or a list of words for
         token-classification skins, {"question", "choices"[, "context"]} for multiple-choice skins."""
+        rows = self.prepare_rows(inputs)
+        while rows.todo:
+            self.forward_rows(next_pass([rows], self.batch_size, self.batch_tokens))
+            if rows.error is not None:
+                raise rows.error
+        return rows.out
+
+    def prepare_rows(self, inputs: list[tuple[str, object]]) -> Rows:
+        """Check `inputs` (as `predict` takes them) and tokenise them: bad input fails here, before any pass."""
         if self.generates:
             raise BadInput("this server serves causal-LM skins, which generate text: use /v1/completions or "
                            "/v1/chat/completions (SkinBank.generate)")
@@ -284,21 +294,19 @@ class SkinBank:
                 get_head(skin.head).check_input(i, skin, text)
         feats, extras = map(list, zip(*(get_head(self._skins[n].head).serve_encode(i, t, self)
                                         for i, (n, t) in enumerate(inputs))))
-        out: list[dict | None] = [None] * len(inputs)
-        for rows in self._batches(feats):
-            names = [inputs[i][0] for i in rows]
-            batch = self.collate([feats[i] for i in rows])
-            for i, (skin, logits) in zip(rows, self.logits(names, batch, _choices(feats[rows[0]]))):
-                out[i] = _answer(skin, logits, extras[i])
-        return out
+        return Rows([n for n, _ in inputs], feats, extras)
 
-    def _batches(self, feats: list[dict]) -> list[list[int]]:
-        """Input indices per forward pass: batch_size at most; inputs with the same number of choices together
-        (a batch of several sequences per input is [rows, choices, tokens])."""
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            groups.setdefault(_choices(f), []).append(i)
-        return [g[s : s + self.batch_size] for g in groups.values() for s in range(0, len(g), self.batch_size)]
+    def forward_rows(self, picks: list[tuple[Rows, int]]) -> None:
+        """One forward pass over `picks` (rows of one or more Rows, all with one number of choices, as
+        `next_pass` chooses them); each answer goes to its Rows' `out`. An output that cannot be answered (NaN)
+        fails only the Rows it belongs to (its `error`); a pass that cannot run (a skin removed) raises."""
+        names = [rows.names[i] for rows, i in picks]
+        feats = [rows.feats[i] for rows, i in picks]
+        for (rows, i), (skin, logits) in zip(picks, self.logits(names, self.collate(feats), _choices(feats[0]))):
+            try:
+                rows.out[i] = _answer(skin, logits, rows.extras[i])
+            except LntuneError as e:
+                rows.error = rows.error or e
 
     def with_tokenizer(self, fn, *args):
         """fn(*args, tokenizer) under the tokenizer's lock (fast tokenizers raise "Already borrowed" when shared)."""
@@ -420,6 +428,50 @@ def _answer(skin: Skin, logits: torch.Tensor, extra: object) -> dict:
         raise SkinError(f"skin {skin.name!r} gives NaN or infinite outputs for this input; the skin is broken, "
                         "remove it (DELETE /skins) and train it again")
     return get_head(skin.head).answer(skin, logits, extra)
+
+
+@dataclass(eq=False)
+class Rows:
+    """One predict call's inputs, checked and tokenised: forward passes take their rows from it, in order."""
+
+    names: list[str]  # skin per row
+    feats: list[dict]  # tokenised inputs
+    extras: list  # what each head needs to answer (the words of a token-classification input, ...)
+    todo: list[int] = field(init=False)  # rows not yet run: by number of choices, then length (less padding)
+    out: list[dict | None] = field(init=False)
+    error: BaseException | None = None  # an answer or its pass failed: the call fails with it
+
+    def __post_init__(self) -> None:
+        self.todo = sorted(range(len(self.feats)), key=lambda i: (_choices(self.feats[i]), _length(self.feats[i])))
+        self.out = [None] * len(self.feats)
+
+
+def next_pass(calls: list[Rows], batch_size: int, batch_tokens: int) -> list[tuple[Rows, int]]:
+    """The rows of the next forward pass: one row from each call in turn (so a small call beside a large one
+    waits one pass, not the large one's whole run), while the pass holds at most `batch_size` inputs and
+    `batch_tokens` padded tokens (at least one input). A pass holds inputs with one number of choices: the
+    first call's next one's."""
+    first = next(c for c in calls if c.todo)
+    choices = _choices(first.feats[first.todo[0]])
+    picks: list[tuple[Rows, int]] = []
+    width, added = 0, True
+    while added and len(picks) < batch_size:
+        added = False
+        for call in calls:
+            if not call.todo or len(picks) == batch_size or _choices(call.feats[call.todo[0]]) != choices:
+                continue
+            wider = max(width, _length(call.feats[call.todo[0]]))
+            if picks and (len(picks) + 1) * choices * wider > batch_tokens:
+                continue
+            picks.append((call, call.todo.pop(0)))
+            width, added = wider, True
+    return picks
+
+
+def _length(feats: dict) -> int:
+    """Tokens of an input's longest sequence (its width once padded)."""
+    ids = feats["input_ids"]
+    return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
 
 
 def _choices(feats: dict) -> int:

@@ -1,5 +1,11 @@
-"""Requests that arrive together generate together: concurrent requests, whatever skins they name, are
-merged into one mixed batch.
+"""Requests that arrive together run together, whatever skins they name.
+
+RowBatcher (/predict): each request is checked and tokenised in its own thread (SkinBank.prepare_rows), then its
+rows wait in a queue that one worker thread empties pass by pass; each pass takes one row from every waiting
+request in turn (SkinBank's next_pass, bounded in inputs and padded tokens), so concurrent requests share passes
+and a small request beside a large one waits one short pass, not the large one's whole run.
+
+Batcher (/v1 generation): concurrent requests are merged into one mixed batch.
 
 Each request is checked in its own thread first (SkinBank.prepare), so a bad one gets its 4xx at once and
 never joins a batch. A worker thread takes the first waiting request, gathers whatever else arrives within
@@ -14,7 +20,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lntune.serve.bank import SkinBank
+from lntune.errors import LntuneError
+from lntune.serve.bank import Rows, SkinBank, next_pass
 from lntune.serve.generate import Generated, OnText, OnToken
 
 POLL = 0.1  # seconds between checks that a waiting request's client is still there
@@ -106,3 +113,60 @@ class Batcher:
             job.result, start = out[start : start + len(job.requests)], start + len(job.requests)
             job.done.set()
         return True
+
+
+class RowBatcher:
+    """SkinBank.predict for concurrent callers: their rows share forward passes, taken round-robin."""
+
+    def __init__(self, bank: SkinBank) -> None:
+        self.bank = bank
+        self.passes = 0  # forward passes run: fewer than requests when they were merged
+        self._calls: list[Rows] = []
+        self._done: dict[int, threading.Event] = {}
+        self._ready = threading.Condition()
+        threading.Thread(target=self._loop, daemon=True, name="lntune-predict").start()
+
+    def predict(self, inputs: list[tuple[str, object]]) -> list[dict]:
+        """As SkinBank.predict; bad input fails here, in the caller's thread, before it waits."""
+        call = self.bank.prepare_rows(inputs)
+        done = threading.Event()
+        with self._ready:
+            self._calls.append(call)
+            self._done[id(call)] = done
+            self._ready.notify()
+        done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.out
+
+    def _loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._calls:
+                    self._ready.wait()
+                picks = next_pass(self._calls, self.bank.batch_size, self.bank.batch_tokens)
+                self._calls.append(self._calls.pop(0))  # the next pass starts with the next call
+            self._run(picks)
+            with self._ready:
+                for call in [c for c in self._calls if c.error is not None or not c.todo]:
+                    self._calls.remove(call)
+                    self._done.pop(id(call)).set()
+
+    def _run(self, picks: list[tuple[Rows, int]]) -> None:
+        """One pass; if it cannot run (a skin removed since its call was checked), each call's rows run apart,
+        so the error reaches only the calls it belongs to."""
+        self.passes += 1
+        calls = list({id(c): c for c, _ in picks}.values())
+        try:
+            self.bank.forward_rows(picks)
+            return
+        except LntuneError as e:
+            if len(calls) == 1:
+                calls[0].error = e
+                return
+        except Exception as e:  # noqa: BLE001 - a bug: raised in every caller's thread (a 500), never swallowed
+            for call in calls:
+                call.error = e
+            return
+        for call in calls:
+            self._run([(c, i) for c, i in picks if c is call])

@@ -11,6 +11,7 @@ import typer
 
 from lntune.errors import LntuneError
 from lntune.heads import DEFAULT, HEADS
+from lntune.serve import BATCH_SIZE, BATCH_TOKENS
 
 
 def _fail(message: str) -> None:
@@ -39,7 +40,9 @@ def serve_cmd(
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free one)"),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="tokens per input (default: the model's max positions)"),
     max_inputs: int = typer.Option(256, min=1, help="rows per request"),
-    batch_size: int = typer.Option(64, min=1, help="rows per forward pass"),
+    batch_size: int = typer.Option(BATCH_SIZE, min=1, help="rows per forward pass"),
+    batch_tokens: int = typer.Option(BATCH_TOKENS, min=1, help="padded tokens per /predict pass (at least one row): how "
+                                     "long a small request can wait behind a large one"),
     skin_root: Optional[Path] = typer.Option(None, help="POST /skins loads skins from under this folder only "
                                              "(paths relative to it, symlinks resolved)"),
     api_key: Optional[str] = typer.Option(None, envvar="LNTUNE_API_KEY", show_default=False,
@@ -82,7 +85,7 @@ def serve_cmd(
         if threads:
             torch.set_num_threads(threads)
         head = HEADS[head].bank_head if head in HEADS else head or DEFAULT  # an unknown one: the bank says so
-        bank = SkinBank(model, max_tokens=max_tokens, batch_size=batch_size,
+        bank = SkinBank(model, max_tokens=max_tokens, batch_size=batch_size, batch_tokens=batch_tokens,
                         norm_map=json.loads(norm_map) if norm_map else None, head=head)
         for name, path in skins:
             bank.add_skin(name, path)

@@ -9,7 +9,8 @@
 
 Bad input is answered with a 4xx whose "detail" says what to change; never with a 500.
 The handlers are plain `def`s: FastAPI runs them in its thread pool, so a forward pass does not
-block the event loop, and the bank's lock keeps concurrent batches apart.
+block the event loop. Concurrent /predict requests share forward passes (batcher.RowBatcher): a small request
+beside a large one waits one short pass, not the large one's whole run.
 
 Who may ask what (create_app's keywords, lntune serve's options):
   api_key                every request needs `Authorization: Bearer KEY` (401 otherwise)
@@ -39,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lntune.errors import LntuneError
 from lntune.serve.bank import BadInput, InputTooLong, SkinBank, SkinExists, UnknownSkin
+from lntune.serve.batcher import RowBatcher
 from lntune.serve.body import CheckedBody
 from lntune.skin import SKIN_JSON, TENSORS
 
@@ -247,6 +249,8 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
         app.add_middleware(BearerKey, key=api_key)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=host_patterns(allowed_hosts))
     _add_handlers(app)
+    rows_batcher = None if bank.generates else RowBatcher(bank)  # concurrent /predict requests share passes
+    app.state.rows_batcher = rows_batcher
 
     def manage() -> None:
         if not allow_skin_management:
@@ -260,7 +264,7 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
                                      "split them over several requests")
         rows = [(i.task, {"question": i.text, "choices": i.choices} if i.choices is not None
                  else i.text if i.text_pair is None else (i.text, i.text_pair)) for i in body.inputs]
-        return {"outputs": bank.predict(rows)}
+        return {"outputs": (rows_batcher or bank).predict(rows)}
 
     @app.get("/skins")
     def skins() -> dict:
