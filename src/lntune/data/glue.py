@@ -48,11 +48,14 @@ class GlueTask(Task):
             for line, row in read_rows(path, columns, hint=hint)
         ]
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return (self.hub_name, self.hub_config) if self.hub_config else (self.hub_name,)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        args = (self.hub_name, self.hub_config) if self.hub_config else (self.hub_name,)
-        rows = datasets.load_dataset(*args, split={"train": "train", "dev": self.hub_dev}[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split={"train": "train", "dev": self.hub_dev}[split])
         columns = self.hub_columns or self.text_columns
         if not self.label_values:
             return [self._example([r[c] for c in columns], float(r["label"])) for r in rows]

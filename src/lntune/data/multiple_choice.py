@@ -57,10 +57,14 @@ class SocialIQa(Task):
             for (_, r), y in zip(rows, answers)
         ]
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('allenai/social_i_qa',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("allenai/social_i_qa", split=_HUB_SPLIT[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split=_HUB_SPLIT[split])
         return [
             {"context": r["context"], "question": r["question"],
              "choices": [r[f"answer{c}"] for c in self.labels], "label": int(r["label"]) - 1}
@@ -98,10 +102,14 @@ class CommonsenseQA(Task):
                                      r["answerKey"], f"{path}:{line}"))
         return out
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('tau/commonsense_qa',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("tau/commonsense_qa", split=_HUB_SPLIT[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split=_HUB_SPLIT[split])
         return [
             self._example(r["question"], r["choices"]["label"], r["choices"]["text"], r["answerKey"],
                           f"tau/commonsense_qa {split} row {i}")

@@ -133,10 +133,14 @@ class WebNLG(CarvedNLGTask):
             items.append((triples_prompt(triples), refs))
         return items
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('webnlg-challenge/web_nlg', 'webnlg_challenge_2017')
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("webnlg-challenge/web_nlg", "webnlg_challenge_2017", split=split)
+        rows = datasets.load_dataset(*self.hub_dataset, split=split)
         items = []
         for r in rows:
             (triple_set,) = r["modified_triple_sets"]["mtriple_set"][:1] or [[]]
@@ -175,10 +179,14 @@ class DART(CarvedNLGTask):
             items.append((triples_prompt(triples), refs))
         return items
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('Yale-LILY/dart',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("Yale-LILY/dart", split={"train": "train", "dev": "validation"}[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split={"train": "train", "dev": "validation"}[split])
         items = [(triples_prompt([tuple(t) for t in r["tripleset"]]), list(r["annotations"]["text"])) for r in rows]
         return pairs(items)
 
@@ -214,10 +222,14 @@ class SAMSum(NLGTask):
             raise DataError(f"{path}: missing column(s) {missing} (has {rows.column_names}); {_SAMSUM_HINT}")
         return self._examples(rows)
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('Samsung/samsum',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        return self._examples(datasets.load_dataset("Samsung/samsum", split={"train": "train", "dev": "test"}[split]))
+        return self._examples(datasets.load_dataset(*self.hub_dataset, split={"train": "train", "dev": "test"}[split]))
 
     def _examples(self, rows) -> list[dict]:
         # A few upstream dialogues are empty; they have nothing to summarise.

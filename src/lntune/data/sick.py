@@ -44,10 +44,14 @@ class Sick(Task):
                         "label": self._label(row, path, line), "set": subset})
         return out
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('RobZamp/sick',)
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("RobZamp/sick", split={"train": "train", "dev": "validation", "test": "test"}[split])
+        rows = datasets.load_dataset(*self.hub_dataset, split={"train": "train", "dev": "validation", "test": "test"}[split])
         return [{"text_a": r["sentence_A"], "text_b": r["sentence_B"], "label": self._hub_label(r),
                  "set": _SETS[split]} for r in rows]
 

@@ -35,10 +35,14 @@ class CB(Task):
             out.append({"text_a": rec["premise"], "text_b": rec["hypothesis"], "label": self.labels.index(rec["label"])})
         return out
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        return ('aps/super_glue', 'cb')
+
     def read_hub(self, split: str) -> list[dict]:
         import datasets
 
-        rows = datasets.load_dataset("aps/super_glue", "cb", split=_HUB_SPLIT["test" if split == "test" else "train"])
+        rows = datasets.load_dataset(*self.hub_dataset, split=_HUB_SPLIT["test" if split == "test" else "train"])
         return [{"text_a": r["premise"], "text_b": r["hypothesis"], "label": int(r["label"])} for r in rows]
 
     def load(self, split: str, data_dir: Path | None) -> list[dict]:

@@ -19,6 +19,11 @@ class Task:
     metric: str = "accuracy"  # main metric on the dev split (its direction: lntune.spec.metrics)
     splits: tuple[str, ...] = ("train", "dev")
 
+    @property
+    def hub_dataset(self) -> tuple[str, ...]:
+        """(Hub dataset id[, config]) that read_hub loads; () for tasks with no Hub copy (users' files)."""
+        return ()
+
     def local_path(self, data_dir: Path, split: str) -> Path:
         raise NotImplementedError
 

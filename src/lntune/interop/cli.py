@@ -73,12 +73,18 @@ def push_cmd(
     revision: Optional[str] = typer.Option(None, help="branch to upload to (made if missing)"),
     private: bool = typer.Option(False, help="create the repo private"),
     token: Optional[str] = typer.Option(None, envvar="HF_TOKEN", show_default=False, help="Hub token (or HF_TOKEN)"),
+    dry_run: Optional[Path] = typer.Option(None, help="write the files that would be uploaded to this (new or "
+                                           "empty) folder instead: check them offline"),
 ) -> None:
     """Upload a skin (tensors, skin.json, model card, metrics) to the Hugging Face Hub."""
     from lntune.interop.hub import push_skin
 
     try:
-        url = push_skin(skin, repo_id, revision, private, token)
+        url = push_skin(skin, repo_id, revision, private, token, dry_run=dry_run)
+        if dry_run is not None:
+            typer.echo(f"would upload to {repo_id}{'@' + revision if revision else ''}: "
+                       f"{', '.join(sorted(p.name for p in Path(url).iterdir()))} (written to {url})")
+            return
     except LntuneError as e:
         _fail(e)
     except Exception as e:  # noqa: BLE001 - network and auth failures from huggingface_hub: one line

