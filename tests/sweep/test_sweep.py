@@ -16,6 +16,7 @@ from .conftest import comparable, tiny_sweep, write_yaml
 
 def test_tiny_sweep_writes_one_record_per_run(reference):
     path, results, records = reference
+    assert not (results / "design.json").exists()  # no analysis: section, nothing registered: no claims to decide
     runs = {r.key: r for r in expand(load_config(path))}
     assert sorted(r.key for r in records) == sorted(runs)  # one record per run
     for rec in records:

@@ -125,7 +125,7 @@ class SweepConfig:
     results: str | None = None
     resources: dict = field(default_factory=dict)  # Ray: num_cpus / num_gpus per run
     lr_seed: int | None = None  # this seed tries each method's lr list; the others run at its best lr only
-    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
+    analysis: AnalysisPlan | None = None  # None: no analysis: section, so no design.json and no claims
     lr_growth: LrGrowth | None = None  # with lr_seed: grids grow until their winner is inside
     sequential: Sequential | None = None  # with lr_seed: seeds added in blocks while CIs are too wide
     registered: dict = field(default_factory=dict)  # free-form design notes (stopping rule, head lr, ...) for design.json
@@ -200,7 +200,7 @@ def parse_config(raw, path: Path) -> SweepConfig:
         cfg.lr_seed = r.number(raw["lr_seed"], "lr_seed", int)
         if cfg.lr_seed not in seeds or len(seeds) < 2:
             raise r.error("lr_seed", f"{cfg.lr_seed} must be one of seeds ({seeds}), with at least one seed besides it")
-    cfg.analysis = _analysis(r, raw.get("analysis") or {})
+    cfg.analysis = _analysis(r, raw["analysis"] or {}) if "analysis" in raw else None
     cfg.registered = r.mapping(raw.get("registered") or {}, "registered", _any())
     if raw.get("lr_growth") is not None:
         value = r.mapping(raw["lr_growth"], "lr_growth", {"steps"})

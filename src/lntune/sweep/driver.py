@@ -87,11 +87,14 @@ def write_design(store: Store, cfg: SweepConfig) -> None:
     import json
     from dataclasses import asdict
 
+    from lntune.sweep.config import AnalysisPlan
     from lntune.sweep.store import write_atomic
 
+    if cfg.analysis is None and cfg.lr_growth is None and cfg.sequential is None and not cfg.registered:
+        return  # nothing was registered: the report describes the runs (findings), it decides no claim
     # Settings left at None are left out, so a design written before they existed reads the same.
     design = {"sweep": cfg.name, "lr_seed": cfg.lr_seed, "seeds": cfg.seeds,
-              "analysis": {k: v for k, v in asdict(cfg.analysis).items() if v is not None}}
+              "analysis": {k: v for k, v in asdict(cfg.analysis or AnalysisPlan()).items() if v is not None}}
     if cfg.lr_growth is not None:
         design["lr_growth"] = {**asdict(cfg.lr_growth), "ladder": "1-3-10 (1e-3, 3e-3, 1e-2, ...)"}
     if cfg.sequential is not None:
