@@ -59,3 +59,11 @@ def test_the_cli_says_where_a_second_default_run_goes(tiny_dir, data_dir, tmp_pa
     assert "skin folder: runs/rte-ln-2 (runs/rte-ln is taken; --out names the folder; runs/rte-ln holds an " \
            "interrupted run: lntune train --resume runs/rte-ln continues it)" in run.output
     assert (tmp_path / "runs/rte-ln-2/skin.json").is_file() and "skin: runs/rte-ln-2" in run.output
+
+
+def test_a_users_spec_gets_a_flat_folder_name():
+    assert api.default_out("local:train=my/x.csv,dev=my/y.csv,text=t,label=l", "ln") == Path("runs/local-my-x-ln")
+    assert api.default_out("local:train=x.jsonl,prompt=p,target=t", "ln") == Path("runs/local-x-ln")
+    assert api.default_out("conll:data/ner", "bitfit") == Path("runs/conll-data-ner-bitfit")
+    assert api.default_out("conll:train=a/b.conll,dev=a/c.conll", "ln") == Path("runs/conll-a-b-ln")
+    assert api.default_out("local:train=../up/x y.csv", "ln") == Path("runs/local-up-x-y-ln")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -69,12 +70,24 @@ DEFAULT_OUT = "runs/{task}-{method}"  # where a run saves its skin unless told: 
 def default_out(task: str, method: str, overwrite: bool = False) -> Path:
     """runs/TASK-METHOD, or the first of runs/TASK-METHOD-2, -3, ... that does not exist yet: each run without an
     --out gets its own folder, whatever its other options; `overwrite` replaces runs/TASK-METHOD itself."""
-    base = out = Path(DEFAULT_OUT.format(task=task, method=method))
+    base = out = Path(DEFAULT_OUT.format(task=_folder_name(task), method=method))
     n = 1
     while out.exists() and not overwrite:
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out
+
+
+def _folder_name(task: str) -> str:
+    """The task's name, or for a users' spec its kind and training file (local:train=my/x.csv,... -> local-my-x;
+    conll:data/ner -> conll-data-ner): a spec's slashes would nest folders, and its commas and colons are no name."""
+    kind, sep, spec = task.partition(":")
+    if not sep:
+        return task
+    fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+    path = Path(fields.get("train", spec.split(",")[0]))
+    name = "-".join(p for p in (kind, path.parent.name, path.stem) if p and p not in (".", ".."))
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or kind
 
 
 VAL_SEED = 0  # the validation slice is the same for every run's seed, so lrs and seeds are judged on the same rows
