@@ -10,9 +10,9 @@ from __future__ import annotations
 # Defaults of SkinBank and lntune serve, here so that `lntune --help` reads them without importing torch.
 BATCH_SIZE = 64  # inputs per forward pass
 # Padded tokens per predict pass. A pass cannot be interrupted, so its length is how long a small request waits
-# behind a large one: MiniLM reads about 2,000 tokens a second per core at any batch size from 350 tokens up
-# (benchmarks/serve_load.py), so 1,024 tokens is a pass of a quarter to half a second on 2 cores, at the same
-# throughput as larger passes.
+# behind a large one. MiniLM on one CPU thread reads about 2,000 tokens a second at any batch size from 350 tokens
+# up (measured: 1 x 350 tokens 0.14 s, 6 x 350 0.97 s, 24 x 350 4.2 s), so 1,024 tokens is a pass of a quarter to
+# half a second, at the throughput of larger passes; benchmarks/serve_load.py measures the latencies it gives.
 BATCH_TOKENS = 1024
 
 
