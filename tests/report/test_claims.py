@@ -125,6 +125,21 @@ def test_time_to_best_is_a_paired_relative_difference():
     assert per_step == pytest.approx([100 * (10 - r.best_seconds / 10) / (r.best_seconds / 10) for r in sst2])
 
 
+def test_time_notes_say_how_many_runs_shared_the_machine_as_the_records_say():
+    ln = runs("LN", "ln", 0.0, best_seconds=70.0)
+    ft = runs("FT", "full", 0.0, lr=1e-4, best_seconds=100.0)
+    name = "LN - FT, time to the best validation score"
+    assert decided(ln + ft)[name].note.endswith("; how many runs shared the machine on 2 CPUs was not recorded")
+    alone = [edit(r, in_flight=1) for r in ln + ft]
+    assert decided(alone)[name].note.endswith("; one run at a time on 2 CPUs")
+    two = [edit(r, in_flight=2) for r in ln + ft]
+    assert decided(two)[name].note.endswith("; 2 runs at a time on 2 CPUs")
+    mixed = [edit(r, in_flight=1 + (r.seed % 2)) for r in ln + ft]
+    assert decided(mixed)[name].note.endswith("; 1 to 2 runs at a time on 2 CPUs")
+    # the score contrasts keep their own note, with no timing words
+    assert "run" not in decided(two)["LN - FT"].note
+
+
 def test_write_report_with_a_design_writes_claims_and_the_forest_plot(tmp_path):
     recs = (runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2)
             + runs("FT", "full", 3.0, noise=0.5, seed0=3, lr=1e-4) + [efficiency("ln", "LN"), efficiency("full", "FT")])

@@ -40,6 +40,8 @@ def test_tiny_sweep_writes_one_record_per_run(reference):
     e = timing[0].efficiency
     assert e.train_step_seconds > 0 and e.infer_batch_seconds > 0 and e.peak_memory_mb > 0
     assert (e.batch_size, e.seq_len, e.device) == (4, 16, "cpu")
+    # timings are read against how many runs shared the machine: one for timing runs, up to `workers` else
+    assert timing[0].in_flight == 1 and max(r.in_flight for r in train) == 2
     assert len(list((results / "fisher").glob("fisher-*.safetensors"))) == 2  # sst2 and rte, for the cv mask
     assert json.loads((results / "status.json").read_text())["running"] == []
 

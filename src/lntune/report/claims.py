@@ -15,6 +15,7 @@ it (too few pairs, or one side failed in most runs) and gives the reason.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
@@ -75,16 +76,16 @@ CONTRASTS: tuple[Contrast, ...] = (
              "002 fig. 5 compares Fisher masks with all of LN; it has no random mask of the same size"),
     Contrast("LN - FT, time to the best validation score", "LN", "FT",
              Claim("LN-tuning trains in less time than full fine-tuning", "000 sec. 4.3, fig. 2", LESS),
-             "% of FT's training time until the kept state; two runs share the 2 cores", TIME_TO_BEST),
+             "% of FT's training time until the kept state", TIME_TO_BEST),
     Contrast("LN - BitFit, time to the best validation score", "LN", "BitFit",
              Claim("LN-tuning takes the least training time of the PEFT methods", "000 sec. 4.3, fig. 2", LESS),
-             "% of BitFit's training time until the kept state; two runs share the 2 cores", TIME_TO_BEST),
+             "% of BitFit's training time until the kept state", TIME_TO_BEST),
     Contrast("LN - FT, time per training step", "LN", "FT",
              Claim("LN-tuning trains in less time than full fine-tuning", "000 sec. 4.3, fig. 2", LESS),
-             "% of FT's seconds per step up to the kept state; two runs share the 2 cores", STEP_TIME),
+             "% of FT's seconds per step up to the kept state", STEP_TIME),
     Contrast("LN - BitFit, time per training step", "LN", "BitFit",
              Claim("LN-tuning takes the least training time of the PEFT methods", "000 sec. 4.3, fig. 2", LESS),
-             "% of BitFit's seconds per step up to the kept state; two runs share the 2 cores", STEP_TIME),
+             "% of BitFit's seconds per step up to the kept state", STEP_TIME),
 )
 
 
@@ -148,6 +149,10 @@ class Outcome:
     stop: Stop | None = None  # where the sequential seed rule stopped this contrast
     t_half: float | None = None  # half-width of the t-interval of the stratified mean (every task 2+ pairs)
     gate: list[str] = field(default_factory=list)  # "row on task: k of n kept their last evaluation" breaking it
+    note: str = ""  # the contrast's note, and for times how many runs shared the machine
+
+    def __post_init__(self) -> None:
+        self.note = self.note or self.contrast.note
 
 
 def failed_run(record: Record, design: Design) -> bool:
@@ -241,8 +246,9 @@ def evaluate(contrast: Contrast, cells: list[Cell], records: list[Record], desig
     if contrast.measure != SCORE:  # times: relative differences, no equivalence margin on that scale
         timing = time_to_best if contrast.measure == TIME_TO_BEST else step_time
         diffs = timing(records, contrast.a, contrast.b)
+        shared = sharing([r for r in records if r.row in (contrast.a, contrast.b) and r.is_reported])
         return Outcome(contrast, tuple(diffs), _paired(diffs, design, margin=False), None, 0, (a, b),
-                       pairs=_count(diffs), family=family)
+                       pairs=_count(diffs), family=family, note=f"{contrast.note}; {shared}")
     stop = None
     if design.sequential is not None and (contrast.a, contrast.b) in design.sequential.contrasts:
         stop, a, b = on_rule_seeds(a, b, design.sequential)
@@ -355,7 +361,7 @@ def claims_rows(outs: list[Outcome], design: Design) -> list[dict]:
             "margin": design.margin, "failed_pairs": o.failed,
             "mean_without_failed": _num(c and c.mean), "ci_low_without_failed": _num(c and c.ci_low),
             "ci_high_without_failed": _num(c and c.ci_high), "verdict": o.verdict, "reason": o.reason,
-            "flags": "; ".join(o.flags), "note": o.contrast.note,
+            "flags": "; ".join(o.flags), "note": o.note,
             "per_task": "; ".join(f"{t} n={n} {m:+.2f} [{lo:+.2f}, {hi:+.2f}]" for t, n, m, lo, hi in r.per_task)
             if r else "",
         })
@@ -408,6 +414,19 @@ def _paired_times(records: list[Record], a: str, b: str, seconds) -> dict[str, l
     for key in sorted(set(runs[a]) & set(runs[b])):
         out.setdefault(key[0], []).append(100.0 * (runs[a][key] - runs[b][key]) / runs[b][key])
     return out
+
+
+def sharing(records: list[Record]) -> str:
+    """How many runs shared the machine while these ran, as their records say: times are read against it."""
+    cpus = sorted({m.group(1) for r in records if (m := re.search(r"(\d+) CPUs", r.machine or ""))})
+    on = f" on {cpus[0]} CPUs" if len(cpus) == 1 else ""
+    counts = {r.in_flight for r in records}
+    if not records or None in counts:
+        return f"how many runs shared the machine{on} was not recorded"
+    low, high = min(counts), max(counts)
+    if high == 1:
+        return f"one run at a time{on}"
+    return f"{high} runs at a time{on}" if low == high else f"{low} to {high} runs at a time{on}"
 
 
 def time_to_best(records: list[Record], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:

@@ -47,7 +47,7 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
             Value(f"{_p(r.p if r else None)} ({_p(o.p_holm)})", o.p_holm),
             Value(f"{_p(r.p_equiv if r else None)} ({_p(o.p_equiv_holm)})", o.p_equiv_holm),
             Value(f"{o.verdict}: {o.reason}" if o.reason else o.verdict),
-            Value("; ".join(o.flags + ([o.contrast.note] if o.contrast.note else [])) or "-"),
+            Value("; ".join(o.flags + ([o.note] if o.note else [])) or "-"),
         ]))
     if staged:
         t.notes.append(

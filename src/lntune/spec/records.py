@@ -104,6 +104,7 @@ class Record(_Part):
     curve: list[dict[str, Number]] | None = None  # budget curve: metrics after each listed epoch
     finished_at: str
     machine: str | None  # the worker's platform line
+    in_flight: int | None = None  # most runs the sweep had at once while this ran (itself too); None: not recorded
     commit: str | None  # lntune's git commit, when run from a checkout
     version: Literal[2] = VERSION
 

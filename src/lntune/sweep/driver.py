@@ -112,6 +112,7 @@ class _Executor:
 
         self.cfg, self.store, self.backend, self.report, self.data_dir = cfg, store, backend, report, data_dir
         self.running: dict[str, Run] = {}
+        self.in_flight: dict[str, int] = {}  # key -> most runs in flight at once while it ran
         self.fisher_running: dict[str, str] = {}  # fisher file -> task
         self.fisher_failed: dict[str, str] = {}  # fisher file -> error
         self.commit = commit()
@@ -136,12 +137,14 @@ class _Executor:
                     continue
                 self.backend.submit(job, run.key)
                 self.running[run.key] = run
+                for key in self.running:
+                    self.in_flight[key] = max(self.in_flight.get(key, 0), len(self.running))
                 self._show()
             if self.running:
                 for key, result in self.backend.wait():
-                    run = self.running.pop(key)
+                    run, in_flight = self.running.pop(key), self.in_flight.pop(key, None)
                     if result.get("ok"):
-                        self.store.append(make_record(run, result, self.cfg.name, self.commit))
+                        self.store.append(make_record(run, result, self.cfg.name, self.commit, in_flight))
                         self.report.done += 1
                         self.bar.update(1)
                     else:
@@ -261,8 +264,9 @@ def val_score(val: dict | None, metric: str) -> tuple[float | None, str | None]:
     return -val["loss"], "-loss"  # higher is better, like the metric it stands in for
 
 
-def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> Record:
-    """The store's record of a finished run: `result` is a worker's answer (sweep/run.execute)."""
+def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None, in_flight: int | None = None) -> Record:
+    """The store's record of a finished run: `result` is a worker's answer (sweep/run.execute); `in_flight` is
+    the most runs the sweep had at once while it ran (timings are read against it)."""
     spec = run.spec
     val, test = result.get("val"), result.get("test")
     score, val_metric = val_score(val, run.metric)
@@ -276,6 +280,7 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None) -> R
         "efficiency": result.get("efficiency"), "picks_lr": run.picks_lr,
         **{k: result[k] for k in ("majority", "change", "best_seconds", "curve", "sizes") if k in result},
         "finished_at": _now(), "machine": result.get("machine"), "commit": commit_sha, "version": VERSION,
+        **({"in_flight": in_flight} if in_flight is not None else {}),
     }, f"the result of {run.describe()}")
 
 
