@@ -7,7 +7,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,10 +180,7 @@ def train_task(
     read with `columns` as a local: spec names them ({"text": "A" or "A+B", "label": ..., "head": "regression"});
     `dev` rows are optional (without them a slice of the training rows is held out, as for a local: file).
     """
-    rows = RowsTask.build(task, columns, dev) if is_rows(task) else None  # bad rows fail before anything starts
-    if rows is None and (columns is not None or dev is not None):
-        raise LntuneError(f"columns= and dev= go with rows given in Python; task {task!r} is a name "
-                          "(for files, write the columns into a local: spec)")
+    rows = _rows(task, columns, dev)
     task = task if rows is None else rows.name  # what the checkpoint, the command line and the skin record
     if out is DEFAULT_OUT:
         out = default_out(ROWS_KIND if rows is not None else task, method, overwrite)
@@ -194,9 +191,59 @@ def train_task(
     run["config"] = asdict(config)
     saver, work = _start(run, config, out, resume, checkpoint, overwrite)
     t = rows or get_task(task)
-    if generate and not hasattr(t, "gen_metrics"):  # fail before training, not after
+    s = _splits(t, data_dir, config, train_limit, eval_limit, val_limit, test_split, generate, curve_epochs)
+    tuning, base = _build(t, model, method, options, preset, dtype, norm_map, config, keep_base=on_trained is not None)
+    feats = partial(encode, tokenizer=tuning.lm.tokenizer, head=t.head, max_length=config.max_length)
+    curve = Curve(feats(s.test), frozenset(curve_epochs)) if curve_epochs else None
+    result = train(tuning, feats(s.train), feats(s.dev), config, t.labels, checkpoint=saver, log_dir=work,
+                   score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
+    record = RunRecord(
+        command=invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
+                           f"config=TrainConfig(**{asdict(config)!r}))"),
+        task=TaskInfo(name=t.name, head=t.head, labels=list(t.labels), metric=t.metric),
+        data=DataInfo(**_data(t, s, train_limit, eval_limit)), train=asdict(config), metrics=result.best,
+        steps=result.steps, train_seconds=result.seconds, best_seconds=result.best_seconds,
+        **_held_out(tuning, t, s, feats, config, result.curve if curve else None, data_dir, generate, num_beams))
+    if on_trained is not None:
+        on_trained(tuning, base)
+    if out is not None and is_main_process():  # under accelerate launch, one process writes
+        _save(work, tuning, record, result, saver)
+        if work != out:  # the new skin is whole: it takes the old one's place in one step
+            replace_folder(work, out)
+    return RunResult(**record.skin_json(), counts=tuning.counts(), out=None if out is None else str(out))
+
+
+def _rows(task, columns: dict | None, dev) -> RowsTask | None:
+    """The task as rows given in Python, or None for a task name; bad rows fail before anything starts."""
+    if is_rows(task):
+        return RowsTask.build(task, columns, dev)
+    if columns is not None or dev is not None:
+        raise LntuneError(f"columns= and dev= go with rows given in Python; task {task!r} is a name "
+                          "(for files, write the columns into a local: spec)")
+    return None
+
+
+@dataclass(frozen=True)
+class _Splits:
+    """The examples a run reads, and how its validation rows were chosen."""
+
+    train: list[dict]
+    dev: list[dict]  # early stopping and the kept state: dev, or a validation slice of train
+    test: list[dict]  # the held-out split the kept state is scored on (empty unless `scored`)
+    val_limit: int | float | None  # the validation slice's size (a share when carved)
+    carved: bool  # a task without a dev file: the slice was carved out of train, class by class
+    scored: bool  # the kept state is also scored on test_split (a sweep's val_limit, or a split other than dev)
+    test_split: str
+
+
+def _splits(t: Task, data_dir, config: TrainConfig, train_limit, eval_limit, val_limit, test_split: str,
+            generate: int, curve_epochs: tuple[int, ...]) -> _Splits:
+    """Every example the run reads, checked against what it asks for before a model loads."""
+    if generate and not hasattr(t, "gen_metrics"):
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
     scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
+    if curve_epochs and not scored:
+        raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
     carved = val_limit is None and "dev" not in t.splits  # one file: early stopping reads a slice of it
     if carved:
         val_limit = CARVED_SHARE
@@ -205,50 +252,36 @@ def train_task(
         print(f"{t.name}: no dev file, so {len(dev_ex)} of the training file's {len(dev_ex) + len(train_ex)} rows "
               f"(a seeded {CARVED_SHARE:.0%}) are held out as the validation slice for early stopping; its score "
               "also chose the kept state, so add dev=PATH for an unbiased one", file=sys.stderr)
+    test_ex = load_split(t, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
+    return _Splits(train_ex, dev_ex, test_ex, val_limit, carved, scored, test_split)
+
+
+def _build(t: Task, model: str, method: str, options: dict | None, preset: str | None, dtype: str,
+           norm_map: dict | None, config: TrainConfig, keep_base: bool) -> tuple[Tuning, dict | None]:
+    """(the model with the method applied, a copy of its base parameters as loaded when `keep_base`)."""
     lm = load_model(model, t.head, max(len(t.labels), 1), dtype, norm_map, seed=config.seed)
-    base = {n: p.detach().clone() for n, p in lm.base_parameters()} if on_trained is not None else None
+    base = {n: p.detach().clone() for n, p in lm.base_parameters()} if keep_base else None
     seed_everything(config.seed)  # modules a method adds (adapters, LoRA, prefix) draw from the global generators
     tuning = prepare(lm, build_method(method, **with_preset(method, options or {}, preset, lm)))
     if config.progress and is_main_process():
         print(describe_counts(method, model, tuning.counts()), file=sys.stderr)
         if t.labels:
             print(f"labels of {t.name}: {', '.join(t.labels)}", file=sys.stderr)
-    feats = partial(encode, tokenizer=lm.tokenizer, head=t.head, max_length=config.max_length)
-    test_ex = load_split(t, test_split, data_dir, eval_limit, VAL_SEED) if scored else []  # same rows every seed
-    if curve_epochs and not scored:
-        raise LntuneError("curve_epochs scores a held-out split: give val_limit (or a test_split other than dev)")
-    curve = Curve(feats(test_ex), frozenset(curve_epochs)) if curve_epochs else None
-    result = train(tuning, feats(train_ex), feats(dev_ex), config, t.labels, checkpoint=saver, log_dir=work,
-                   score=Score(t.metric, greater_is_better(t.metric)), curve=curve)
-    data = _data(t, train_ex, dev_ex, train_limit, eval_limit)
-    if carved:
-        data.update(val_limit=val_limit, carved=True)
-    held_out = {}  # what only a run scored on test_split has
-    if scored:
-        data.update(val_limit=val_limit, test_split=test_split, test_size=len(test_ex))  # dev_size: val
-        if "majority" in data:
-            data["majority"]["test"] = get_head(t.head).majority(test_ex)
-        held_out["test"] = _score(tuning.lm, t, feats(test_ex), config.eval_batch_size, config.mixed_precision)
+    return tuning, base
+
+
+def _held_out(tuning: Tuning, t: Task, s: _Splits, feats, config: TrainConfig, curve: list[dict] | None, data_dir,
+              generate: int, num_beams: int) -> dict:
+    """What only some runs have: the kept state's scores on the held-out split, its curve, its generations."""
+    out = {}
+    if s.scored:
+        out["test"] = _score(tuning.lm, t, feats(s.test), config.eval_batch_size, config.mixed_precision)
     if curve is not None:
-        held_out["curve"] = result.curve
+        out["curve"] = curve
     if generate:
-        held_out["generation"] = _generation(
-            tuning.lm, t, data_dir, generate, config.seed, num_beams, config.eval_batch_size,
-            split=test_split, rows=dev_ex if carved else None,
-        )
-    record = RunRecord(
-        command=invocation(f"lntune.train_task({task!r}, {model!r}, {method!r}, options={options!r}, "
-                           f"config=TrainConfig(**{asdict(config)!r}))"),
-        task=TaskInfo(name=t.name, head=t.head, labels=list(t.labels), metric=t.metric), data=DataInfo(**data),
-        train=asdict(config), metrics=result.best, steps=result.steps, train_seconds=result.seconds,
-        best_seconds=result.best_seconds, **held_out)
-    if on_trained is not None:
-        on_trained(tuning, base)
-    if out is not None and is_main_process():  # under accelerate launch, one process writes
-        _save(work, tuning, record, result, saver)
-        if work != out:  # the new skin is whole: it takes the old one's place in one step
-            replace_folder(work, out)
-    return RunResult(**record.skin_json(), counts=tuning.counts(), out=None if out is None else str(out))
+        out["generation"] = _generation(tuning.lm, t, data_dir, generate, config.seed, num_beams,
+                                        config.eval_batch_size, split=s.test_split, rows=s.dev if s.carved else None)
+    return out
 
 
 def _start(run: dict, config: TrainConfig, out, resume: bool, checkpoint: bool,
@@ -281,12 +314,19 @@ def _examples(t: Task, data_dir, seed: int, train_limit, eval_limit, val_limit,
     return carve_validation(t, data_dir, val_limit, train_limit, seed, by_class=carved)
 
 
-def _data(t: Task, train_ex: list, dev_ex: list, train_limit, eval_limit) -> dict:
-    """The data a run read (DataInfo's fields), before a held-out split adds its own."""
-    data = {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(train_ex), "dev_size": len(dev_ex)}
-    majority = get_head(t.head).majority(dev_ex)
+def _data(t: Task, s: _Splits, train_limit, eval_limit) -> dict:
+    """The data a run read (DataInfo's fields)."""
+    data = {"train_limit": train_limit, "eval_limit": eval_limit, "train_size": len(s.train), "dev_size": len(s.dev)}
+    head = get_head(t.head)
+    majority = head.majority(s.dev)
     if majority is not None:
         data["majority"] = {"dev": majority}  # what always guessing one class scores
+    if s.carved:
+        data.update(val_limit=s.val_limit, carved=True)
+    if s.scored:
+        data.update(val_limit=s.val_limit, test_split=s.test_split, test_size=len(s.test))  # dev_size: val
+        if "majority" in data:
+            data["majority"]["test"] = head.majority(s.test)
     return data
 
 

@@ -216,10 +216,19 @@ def _run(arch: str, head: str, method: str) -> dict:
     }
 
 
-# Tolerances: the CI machine may round differently from the recording one, so values are compared
-# closely, never byte for byte.
-REL, ABS = 1e-5, 1e-7  # losses and metrics
-TENSOR_REL = 1e-5  # tensor sums, norms and absolute sums
+# Tolerances: another CPU rounds differently (AVX-512 and AMX kernels on a newer Xeon moved values by up to
+# 2e-5 relative from the recording machine's), so values are compared closely, never byte for byte. A change of
+# behaviour (a random draw in another order, a step more or less, another lr) moves them by 1e-3 or far more.
+REL, ABS = 1e-4, 1e-6  # losses and metrics
+TENSOR_REL = 1e-4  # tensor sums, norms and absolute sums
+
+
+def zero_gradient(name: str, head: str) -> bool:
+    """Parameters whose gradient is zero in exact arithmetic, so what training does to them is rounding noise
+    that Adam scales up to lr-sized steps, different on every CPU: an attention key's bias adds the same
+    q.b_k to every key of a query (softmax ignores it), and a multiple-choice scorer's bias the same to every
+    choice. GPT-2's fused c_attn.bias holds a key part too, but its query and value parts outweigh it."""
+    return name.endswith("attention.self.key.bias") or (head == "multiple-choice" and name == "classifier.bias")
 
 
 def _close(a, b, rel: float, abs_: float = 0.0) -> bool:
@@ -232,8 +241,9 @@ def _close(a, b, rel: float, abs_: float = 0.0) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
 
 
-def compare(expected: dict, got: dict) -> list[str]:
-    """What differs between a recorded outcome and a recomputed one (empty: equal within tolerance)."""
+def compare(expected: dict, got: dict, head: str) -> list[str]:
+    """What differs between a recorded outcome and a recomputed one of a `head` case (empty: equal within
+    tolerance)."""
     if "refused" in expected or "refused" in got:
         keys = ("refused", "stage")
         want, have = {k: expected.get(k) for k in keys}, {k: got.get(k) for k in keys}
@@ -255,7 +265,7 @@ def compare(expected: dict, got: dict) -> list[str]:
     want, have = expected["tensors"], got["tensors"]
     if set(want) != set(have):
         out.append(f"tensor names: only recorded {sorted(set(want) - set(have))}, only now {sorted(set(have) - set(want))}")
-    for name in sorted(set(want) & set(have)):
+    for name in sorted(n for n in set(want) & set(have) if not zero_gradient(n, head)):
         a, b = want[name], have[name]
         if a["shape"] != b["shape"]:
             out.append(f"{name} shape: recorded {a['shape']}, now {b['shape']}")
