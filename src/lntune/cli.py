@@ -55,47 +55,16 @@ def train_cmd(
     **train: object,  # one flag per TrainConfig field that has one: see _with_train_flags
 ) -> None:
     """Tune a model on a task and save a skin (default: LN-tuning of MiniLM on SST-2)."""
-    from dataclasses import fields
-
     from lntune.api import train_task
-    from lntune.method.options import for_build, merge, parse_assignments
-    from lntune.spec.config_file import read_train_file
-    from lntune.spec.train import TrainConfig
-    from lntune.train.checkpoint import run_args
     from lntune.train.step import is_main_process
     from lntune.train.validate import parse_norm_map
 
-    def given(name: str) -> bool:  # typer vendors click: its ParameterSource is compared by name
-        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
-
     if resume is not None:
-        extra = [p for p in ctx.command.params
-                 if p.name not in ("resume", "data_dir", "progress", "checkpoint") and given(p.name)]
-        if extra:
-            _fail(LntuneError(f"--resume takes every setting from the run's checkpoint; drop {extra[0].opts[0]}"))
-        explicit = given("progress")
-        try:
-            kwargs = run_args(resume, data_dir, train["progress"] if explicit else None)
-            rec = train_task(**kwargs)
-        except LntuneError as e:
-            _fail(e)
-        _echo_result(rec, kwargs["method"], kwargs["model"], kwargs["config"].progress, is_main_process())
-        return
-
-    ln = {"terms": ln_terms, "modules": ln_modules, "layers": ln_layers, "mask": str(ln_mask) if ln_mask else None}
-    ln = {k: v for k, v in ln.items() if v is not None}
+        return _resume(ctx, resume, data_dir, train)
     try:
-        if ln and "ln" not in method.split("+"):
-            raise LntuneError(f"--ln-* options need the ln method; --method is {method}")
-        options = for_build(method, merge({"ln": ln} if ln else {}, parse_assignments(method, option)))
-    except LntuneError as e:
-        _fail(e)
-    try:
-        values = dict(train)
-        if config_file is not None:
-            known = read_train_file(config_file, fields(TrainConfig))
-            values.update({k: v for k, v in known.items() if k not in values or not given(k)})
-        config = TrainConfig(**values)
+        options = _method_options(method, option, terms=ln_terms, modules=ln_modules, layers=ln_layers,
+                                  mask=str(ln_mask) if ln_mask else None)
+        config = _train_config(ctx, train, config_file)
         rec = train_task(
             task, model, method, options, config,
             out or _default_out(task, method, overwrite), data_dir, train_limit or None, eval_limit or None, dtype,
@@ -104,6 +73,53 @@ def train_cmd(
     except LntuneError as e:
         _fail(e)
     _echo_result(rec, method, model, config.progress, is_main_process())
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed the option (typer vendors click: its ParameterSource is compared by name)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+
+def _resume(ctx: typer.Context, run_dir: Path, data_dir: Path | None, train: dict) -> None:
+    """lntune train --resume RUN_DIR: every setting comes from the run's checkpoint, so no other may be typed."""
+    from lntune.api import train_task
+    from lntune.train.checkpoint import run_args
+    from lntune.train.step import is_main_process
+
+    extra = [p for p in ctx.command.params
+             if p.name not in ("resume", "data_dir", "progress", "checkpoint") and _given(ctx, p.name)]
+    if extra:
+        _fail(LntuneError(f"--resume takes every setting from the run's checkpoint; drop {extra[0].opts[0]}"))
+    try:
+        kwargs = run_args(run_dir, data_dir, train["progress"] if _given(ctx, "progress") else None)
+        rec = train_task(**kwargs)
+    except LntuneError as e:
+        _fail(e)
+    _echo_result(rec, kwargs["method"], kwargs["model"], kwargs["config"].progress, is_main_process())
+
+
+def _method_options(method: str, assignments: list[str], **ln: str | None) -> dict:
+    """The method's options from -o PART.FIELD=VALUE and the --ln-* shortcuts (which need the ln method)."""
+    from lntune.method.options import for_build, merge, parse_assignments
+
+    ln = {k: v for k, v in ln.items() if v is not None}
+    if ln and "ln" not in method.split("+"):
+        raise LntuneError(f"--ln-* options need the ln method; --method is {method}")
+    return for_build(method, merge({"ln": ln} if ln else {}, parse_assignments(method, assignments)))
+
+
+def _train_config(ctx: typer.Context, train: dict, config_file: Path | None):
+    """The TrainConfig of the flags, with a --config YAML's values where the flag was not typed."""
+    from dataclasses import fields
+
+    from lntune.spec.config_file import read_train_file
+    from lntune.spec.train import TrainConfig
+
+    values = dict(train)
+    if config_file is not None:
+        known = read_train_file(config_file, fields(TrainConfig))
+        values.update({k: v for k, v in known.items() if k not in values or not _given(ctx, k)})
+    return TrainConfig(**values)
 
 
 def _default_out(task: str, method: str, overwrite: bool) -> Path:
