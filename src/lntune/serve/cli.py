@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -71,24 +71,8 @@ def serve_cmd(
             # click drops an empty environment variable, so a set-but-empty key would otherwise serve without one
             api_key = os.environ[ENV_KEY]
         check_options(api_key, allow_skin_management, skin_root, max_body_bytes)
-        if model is None and not skins:
-            raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
-        if skins:
-            from lntune.skin import read_skin
-
-            first = read_skin(skins[0][1]).base
-            model, head = model or first.model, head or first.head
-        import torch
-
-        from lntune.serve.bank import SkinBank
-
-        if threads:
-            torch.set_num_threads(threads)
-        head = HEADS[head].bank_head if head in HEADS else head or DEFAULT  # an unknown one: the bank says so
-        bank = SkinBank(model, max_tokens=max_tokens, batch_size=batch_size, batch_tokens=batch_tokens,
-                        norm_map=json.loads(norm_map) if norm_map else None, head=head)
-        for name, path in skins:
-            bank.add_skin(name, path)
+        model, bank = _bank(skins, model, head, threads, norm_map, max_tokens=max_tokens, batch_size=batch_size,
+                     batch_tokens=batch_tokens)
         app = create_app(bank, max_inputs=max_inputs, skin_root=skin_root, api_key=api_key,
                          allow_skin_management=allow_skin_management, allowed_hosts=hosts,
                          max_body_bytes=max_body_bytes)
@@ -101,6 +85,29 @@ def serve_cmd(
     how = f"OpenAI base_url {where}/v1" if bank.generates else f"POST {where}/predict"
     typer.echo(f"serving {len(skins)} skin(s) on {model} at {where} ({how}; docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port)
+
+
+def _bank(skins: list[tuple[str, str]], model: str | None, head: str | None, threads: int | None,
+          norm_map: str | None, **limits: int | None) -> tuple[str, Any]:
+    """(the base model's name: the first skin's unless --model names one, a SkinBank of it with every --skin)."""
+    if model is None and not skins:
+        raise LntuneError("give --model, or at least one --skin NAME=DIR (its base model is used)")
+    if skins:
+        from lntune.skin import read_skin
+
+        first = read_skin(skins[0][1]).base
+        model, head = model or first.model, head or first.head
+    import torch
+
+    from lntune.serve.bank import SkinBank
+
+    if threads:
+        torch.set_num_threads(threads)
+    head = HEADS[head].bank_head if head in HEADS else head or DEFAULT  # an unknown one: the bank says so
+    bank = SkinBank(model, norm_map=json.loads(norm_map) if norm_map else None, head=head, **limits)
+    for name, path in skins:
+        bank.add_skin(name, path)
+    return model, bank
 
 
 def _hosts(allowed_hosts: str | None, bind: str) -> list[str]:
