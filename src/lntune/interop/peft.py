@@ -10,6 +10,7 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -70,7 +71,7 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     >>> export_peft("runs/sst2-ln", "runs/sst2-ln-peft")  # doctest: +SKIP
     >>> # then: PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), "runs/sst2-ln-peft")
     """
-    LNTuningConfig, LoraConfig, get_peft_model = _peft("LNTuningConfig", "LoraConfig", "get_peft_model")
+    (get_peft_model,) = _peft("get_peft_model")
 
     from lntune.skin import load_skin, read_skin
 
@@ -88,22 +89,36 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     skinned = tuning.lm.model
     lm = _fresh_of(meta, model)
     head = _modules(meta.head)
-    task_type = get_head(lm.head).peft_task_type
-    if kind == "LN_TUNING":
-        targets = _modules(meta.tuned)
-        config = LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
-    else:
-        opts = meta.rebuild
-        targets = _modules([n for n in meta.tuned if n.endswith(".lora.A")])
-        targets = [t.rpartition(".lora")[0] for t in targets]
-        config = LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
-                            target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type)
+    config, targets = _peft_config(kind, meta, head, get_head(lm.head).peft_task_type)
     with _quiet():
         peft_model = get_peft_model(lm.model, config)
     # After get_peft_model, which sets the id to the folder the base was loaded from (a path on this machine).
     base_id, weights = _base_of(meta.base.model, meta.base.source)
     peft_model.peft_config[ADAPTER].base_model_name_or_path = base_id
-    inner = peft_model.base_model.model
+    _copy_tuned(peft_model.base_model.model, skinned, kind, targets, head)
+    note = {"head": lm.head, "labels": meta.labels, "method": method,
+            "base": meta.base.model, "base_weights": weights, "from_skin": str(Path(skin).resolve())}
+    # The weights statement goes here and in the card, not into adapter_config.json: PEFT warns about every
+    # key it does not know each time the adapter loads.
+    _write(peft_model, out, {NOTE: json.dumps(note, indent=1), "README.md": _card(meta, base_id, weights, kind)})
+    return out
+
+
+def _peft_config(kind: str, meta: SkinRecord, head: list[str], task_type: str | None) -> tuple[Any, list[str]]:
+    """(PEFT's config of the skin's adapter, the modules it targets)."""
+    LNTuningConfig, LoraConfig = _peft("LNTuningConfig", "LoraConfig")
+    if kind == "LN_TUNING":
+        targets = _modules(meta.tuned)
+        return LNTuningConfig(target_modules=_exact(targets), modules_to_save=list(head) or None,
+                              task_type=task_type), targets
+    opts = meta.rebuild
+    targets = [t.rpartition(".lora")[0] for t in _modules([n for n in meta.tuned if n.endswith(".lora.A")])]
+    return LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=0.0, bias="none",
+                      target_modules=_exact(targets), modules_to_save=list(head) or None, task_type=task_type), targets
+
+
+def _copy_tuned(inner, skinned, kind: str, targets: list[str], head: list[str]) -> None:
+    """The skin's tuned tensors and head into PEFT's adapter modules of the fresh base."""
     with torch.no_grad():
         for name in targets:
             layer, source = inner.get_submodule(name), skinned.get_submodule(name)
@@ -115,12 +130,6 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
         for name in head:
             wrapper = inner.get_submodule(name)
             wrapper.modules_to_save[ADAPTER].load_state_dict(skinned.get_submodule(name).state_dict())
-    note = {"head": lm.head, "labels": meta.labels, "method": method,
-            "base": meta.base.model, "base_weights": weights, "from_skin": str(Path(skin).resolve())}
-    # The weights statement goes here and in the card, not into adapter_config.json: PEFT warns about every
-    # key it does not know each time the adapter loads.
-    _write(peft_model, out, {NOTE: json.dumps(note, indent=1), "README.md": _card(meta, base_id, weights, kind)})
-    return out
 
 
 @contextmanager
