@@ -76,3 +76,21 @@ def test_same_seed_gives_a_bit_identical_skin(tiny_dir, data_dir, tmp_path):
         tensors.append((tmp_path / name / "tuned.safetensors").read_bytes())
     assert tensors[0] == tensors[1]
     assert tensors[0] != tensors[2]
+
+
+def test_eval_with_generation_reads_the_skin_and_loads_the_base_once(tiny_dir, data_dir, tmp_path, monkeypatch):
+    import lntune.skin as skin_mod
+
+    model = tiny_dir("llama", causal=True)
+    code, out = run("train", "--task", "e2e", "--model", model, "--max-steps", 2, "--generate", 2,
+                    *fast(data_dir, tmp_path / "s"))
+    assert code == 0, out
+    reads, loads = [], []
+    read_skin, load_model = skin_mod.read_skin, skin_mod.load_model
+    monkeypatch.setattr(skin_mod, "read_skin", lambda *a, **k: reads.append(a[0]) or read_skin(*a, **k))
+    monkeypatch.setattr(skin_mod, "load_model", lambda *a, **k: loads.append(a[0]) or load_model(*a, **k))
+    code, out = run("eval", "--skin", tmp_path / "s", "--data-dir", data_dir)
+    assert code == 0, out
+    assert "perplexity" in out and "generation on 2 dev inputs" in out
+    assert all(l.endswith("(same as saved)") for l in out.splitlines() if l.startswith(("loss:", "perplexity:")))
+    assert len(reads) == 1 and len(loads) == 1, (reads, loads)

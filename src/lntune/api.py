@@ -23,7 +23,7 @@ from lntune.method import build_method, prepare
 from lntune.method.options import for_build, merge, paper_preset
 from lntune.method.tuning import Tuning
 from lntune.model import load_model
-from lntune.skin import EVAL_NEEDS, load_skin, read_skin, save_skin, skin_task, write_atomic
+from lntune.skin import EVAL_NEEDS, load_skin, save_skin, skin_task, write_atomic
 from lntune.skin_schema import SkinRecord
 from lntune.skin_card import invocation
 from lntune.spec.files import CHECKPOINT_DIR, SKIN_JSON
@@ -367,13 +367,36 @@ def evaluate_skin(skin: str | Path, data_dir: str | Path | None = None, model: s
     >>> evaluate_skin("runs/sst2-ln")["accuracy"]  # doctest: +SKIP
     0.8...
     """
-    tuning, meta, cfg, data = _for_eval(skin, model)
+    return _evaluate(_for_eval(skin, model), skin, data_dir, task)
+
+
+def evaluate_and_generate(skin: str | Path, data_dir: str | Path | None = None, model: str | None = None,
+                          task: str | None = None, generate: int | None = None, num_beams: int | None = None,
+                          predictions: str | Path | None = None) -> tuple[dict, dict | None, SkinRecord]:
+    """(evaluate_skin's metrics, generate_skin's result or None, skin.json's record), reading the skin and
+    loading its base once. Generation runs when `generate` asks for it, or (None) when the skin saved some."""
+    loaded = _for_eval(skin, model)
+    metrics = _evaluate(loaded, skin, data_dir, task)
+    meta = loaded[1]
+    if not generate and (generate is not None or meta.generation is None):
+        return metrics, None, meta
+    return metrics, _generate(loaded, skin, data_dir, generate, num_beams, predictions, task), meta
+
+
+def _evaluate(loaded: tuple, skin: str | Path, data_dir, task: str | None) -> dict:
+    tuning, meta, cfg, data = loaded
     with skin_task(skin, meta, task) as t:  # errors about files the skin names do not quote them
         dev_ex = _carved(t, data_dir, meta, cfg) if task is None else None
         if dev_ex is None:
             dev_ex = subset(t.load("dev", resolve_data_dir(data_dir)), data["eval_limit"], cfg["seed"])
     feats = encode(dev_ex, tuning.lm.tokenizer, t.head, cfg["max_length"])
-    return _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
+    metrics = _score(tuning.lm, t, feats, cfg["eval_batch_size"], cfg["mixed_precision"])
+    # accelerate's prepare wrapped forward in autocast in place: generation after it runs on the model as
+    # loaded, as it did when it loaded a model of its own
+    from accelerate.utils import extract_model_from_parallel
+
+    extract_model_from_parallel(tuning.lm.model, keep_fp32_wrapper=False)
+    return metrics
 
 
 def _carved(t: Task, data_dir, meta: SkinRecord, cfg: dict) -> list[dict] | None:
@@ -384,12 +407,12 @@ def _carved(t: Task, data_dir, meta: SkinRecord, cfg: dict) -> list[dict] | None
 
 
 def _for_eval(skin: str | Path, model: str | None) -> tuple:
-    """(tuning, skin.json, its train settings, its data settings). A skin imported from PEFT was not trained by
-    lntune, so it has neither: lntune's defaults stand in (the whole dev split, seed 42, max length 128, ...)."""
-    if read_skin(skin).imported is None:
-        tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)
+    """(tuning, skin.json, its train settings, its data settings), skin.json read once. A skin imported from PEFT
+    was not trained by lntune, so it has neither: lntune's defaults stand in (the whole dev split, seed 42, max
+    length 128, ...)."""
+    tuning, meta = load_skin(skin, model, require=EVAL_NEEDS)  # an imported skin needs none of them
+    if meta.imported is None:
         return tuning, meta, meta.train.as_json(), {"eval_limit": meta.data.eval_limit}
-    tuning, meta = load_skin(skin, model)
     return tuning, meta, asdict(TrainConfig()), {"eval_limit": None}
 
 
@@ -421,7 +444,12 @@ def generate_skin(
     >>> generate_skin("runs/e2e-ln", limit=50)["metrics"]["bleu"]  # doctest: +SKIP
     0.4...
     """
-    tuning, meta, cfg, _ = _for_eval(skin, model)
+    return _generate(_for_eval(skin, model), skin, data_dir, limit, num_beams, predictions, task)
+
+
+def _generate(loaded: tuple, skin: str | Path, data_dir, limit: int | None, num_beams: int | None, predictions,
+              task: str | None) -> dict:
+    tuning, meta, cfg, _ = loaded
     saved = meta.generation.settings if meta.generation else None
     limit = (saved and saved.limit) if limit is None else limit
     num_beams = num_beams or (saved.num_beams if saved else 1)

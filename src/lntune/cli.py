@@ -202,39 +202,23 @@ def eval_cmd(
 ) -> None:
     """Evaluate a skin on its dev split and compare with the metrics it saved; without --skin,
     score an untuned --model's generations on --task (the baseline)."""
-    from lntune.api import evaluate_skin, generate_base, generate_skin
-    from lntune.skin import EVAL_NEEDS, read_skin
+    from lntune.api import evaluate_and_generate, generate_base
+    from lntune.interop.hub import resolve_skin
     from lntune.train.validate import check_model
 
     try:
         if model is not None:
             check_model(model)  # one line, not a transformers traceback
-    except LntuneError as e:
-        _fail(e)
-    if skin is None:
-        if not (model and task and generate):
-            _fail(LntuneError("eval needs --skin DIR, or --model, --task and --generate N for an untuned baseline"))
-        try:
-            gen = generate_base(task, model, data_dir, generate, num_beams or 1, predictions=predictions)
-        except LntuneError as e:
-            _fail(e)
-        _echo_generation(gen)
-        return
-    try:
-        from lntune.interop.hub import resolve_skin
-
+        if skin is None:
+            if not (model and task and generate):
+                raise LntuneError("eval needs --skin DIR, or --model, --task and --generate N for an untuned baseline")
+            return _echo_generation(generate_base(task, model, data_dir, generate, num_beams or 1,
+                                                  predictions=predictions))
         skin = resolve_skin(skin)  # a folder, or a Hub repo id (user/name@revision)
-        meta = read_skin(skin)
-        if meta.imported is None:  # an imported skin (from PEFT) has no saved numbers: evaluate_skin says what it needs
-            read_skin(skin, require=EVAL_NEEDS)
-        saved = meta.metrics or {}
-        got = evaluate_skin(skin, data_dir, model, task)
-        saved_gen = meta.generation
-        gen = None
-        if generate or (generate is None and saved_gen):
-            gen = generate_skin(skin, data_dir, model, generate, num_beams, predictions, task)
+        got, gen, meta = evaluate_and_generate(skin, data_dir, model, task, generate, num_beams, predictions)
     except LntuneError as e:
         _fail(e)
+    saved = meta.metrics or {}
     for k, v in got.items():
         if task is not None:  # another task's data: the saved numbers are not the ones to match
             typer.echo(f"{k}: {v:.6f} (on --task {task})")
@@ -242,6 +226,7 @@ def eval_cmd(
         same = "same as saved" if saved.get(k) == v else f"saved {saved.get(k)}"
         typer.echo(f"{k}: {v:.6f} ({same})")
     if gen is not None:
+        saved_gen = meta.generation
         same_settings = task is None and saved_gen and saved_gen.settings.as_json() == gen["settings"]
         _echo_generation(gen, saved_gen.metrics if same_settings else None)
 

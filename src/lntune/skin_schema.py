@@ -220,7 +220,8 @@ def _message(e: ValidationError) -> str:
 def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> SkinRecord:
     """`meta` (skin.json's parsed JSON) checked against the schema: returns the typed record, with a missing
     "format" read as version 1, or raises one SkinError line naming `path`. `require`: dotted keys that
-    must be present (EVAL_NEEDS for evaluating)."""
+    must be present (EVAL_NEEDS for evaluating) in a skin lntune trained; one imported from PEFT has none of
+    them, and whoever evaluates it uses lntune's defaults instead."""
     if not isinstance(meta, dict):
         kind = {list: "a list", str: "a string", type(None): "null"}.get(type(meta), type(meta).__name__)
         raise SkinError(f"{path}: {kind}, not a skin record (a JSON object with base, method, tuned, ...); "
@@ -233,7 +234,7 @@ def check_record(meta, path: str | Path, require: tuple[str, ...] = ()) -> SkinR
             raise SkinError(f"{path}: {_message(e)}") from None
         raise SkinError(f"{path}: not a valid skin record: {_message(e)}; the skin is corrupt or was edited, "
                         "train it again") from None
-    for key in require:
+    for key in require if record.imported is None else ():
         node = meta
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
