@@ -221,6 +221,7 @@ SLOW_TESTS = {
         "test_cli_decoder_run_on_e2e_selects_gains",
         "test_cli_selects_bias_of_ffn_norms_in_the_top_half",
         "test_same_seed_gives_a_bit_identical_skin",
+        "test_eval_with_generation_reads_the_skin_and_loads_the_base_once",
         "test_train_then_eval_reproduces_the_metrics",
     ),
     "test_heads.py": ("test_zero_epochs_scores_the_untrained_model",),

@@ -95,3 +95,29 @@ def test_modules_are_not_loaded_by_name():
         if str(path.relative_to(SRC)) not in BY_NAME and ("import_module(" in text or "__import__(" in text):
             hidden.append(str(path.relative_to(SRC)))
     assert not hidden, hidden
+
+
+# Commands import their work when they run, so `lntune --help` and each command's --help load no torch; package
+# __init__ files export names lazily for the same reason.
+LAZY_BY_DESIGN = ("cli.py", "serve/ask.py", "__init__.py")
+
+
+def test_function_local_imports_of_lntune_say_why():
+    """Outside the commands and the lazy package exports, an import of lntune inside a function is a hidden
+    arrow: it belongs at the top, unless its line says why not (a heavy optional library, a cycle)."""
+    silent = []
+    for path in SRC.rglob("*.py"):
+        rel = str(path.relative_to(SRC))
+        if rel.endswith(LAZY_BY_DESIGN):
+            continue
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if any(n.startswith("lntune") for n in names) and "#" not in lines[node.lineno - 1]:
+                    silent.append(f"{rel}:{node.lineno}")
+    assert not silent, silent
+

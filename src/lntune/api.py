@@ -36,6 +36,7 @@ from lntune.train.loop import Curve, Score, eval_loader, make_accelerator
 from lntune.train.seed import seed_everything
 from lntune.train.step import is_main_process
 from lntune.train.validate import check_run
+from lntune.evaluate.generate import generation_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -420,8 +421,6 @@ def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_si
                 split: str = "dev", rows: list[dict] | None = None) -> dict:
     """Generation metrics on `limit` unique inputs of the whole `split` (-1 or None: all), or of `rows` (the
     validation slice of a task given without a dev file)."""
-    from lntune.evaluate.generate import generation_metrics
-
     if not hasattr(t, "gen_metrics"):
         raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
     dev_ex = load_split(t, split, data_dir, None, seed) if rows is None else rows

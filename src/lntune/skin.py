@@ -16,7 +16,7 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from lntune import __version__
+from lntune import __version__, offline as _offline
 from lntune.durable import fsync_dir, make_dir, write_atomic  # noqa: F401 - write_atomic is also imported from here
 from lntune.errors import ArchitectureError, DataError, LntuneError, SkinError
 from lntune.method import build_method, prepare
@@ -24,7 +24,9 @@ from lntune.method.tuning import MASK_PREFIX, Tuning
 from lntune.model import LoadedModel, load_model
 from lntune.skin_schema import EVAL_NEEDS, FORMAT, BaseRecord, SkinRecord, TaskRecord, check_record
 from lntune.spec.files import CHECKPOINT_DIR, HUB_FILES, SKIN_JSON, TENSORS
-from lntune.train.validate import check_out  # noqa: F401 - also imported from here
+from lntune.train.validate import check_model, check_out
+from lntune.data import get_task
+from lntune.skin_card import CARD, model_card
 
 __all__ = ["EVAL_NEEDS", "FORMAT", "SKIN_JSON", "TENSORS", "check_out", "load_skin", "read_skin", "save_skin",
            "skin_task"]
@@ -52,7 +54,6 @@ def resolve_skin(skin: str | Path) -> Path:
         raise SkinError(f"{skin}: no such folder; did you mean {near}?")
     if m is None:
         return path
-    from lntune import offline as _offline
 
     offline = _offline.hub_offline()
     if offline:
@@ -134,7 +135,6 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     make_dir(out)
     for folder in reversed(new):
         fsync_dir(folder.parent)  # the new folders' own entries
-    from lntune.skin_card import CARD, model_card
 
     for old in (SKIN_JSON, CARD):  # the old record and card must not vouch for new tensors
         (out / old).unlink(missing_ok=True)
@@ -227,8 +227,6 @@ def load_skin(skin_dir: str | Path, model: str | None = None, norm_map: dict | N
 def _load_base(skin_dir: Path, base: BaseRecord, num_labels: int, norm_map: dict | None) -> LoadedModel:
     """The base model the skin names. Its name comes from the skin: a local folder that fails to load is
     named, but what transformers says about the files in it is not repeated (it may quote them)."""
-    from lntune.train.validate import check_model
-
     name, where = base.model, f"{skin_dir / SKIN_JSON}: base.model {base.model!r}"
     fix = "pass --model with the base model this skin was trained on"
     try:
@@ -337,8 +335,6 @@ def skin_task(skin_dir: str | Path, meta: SkinRecord, task: str | None = None):
     the skin's head and labels; without it, the skin's own task, whose relative file paths are resolved
     against its data_root. Within the context, a DataError about a file the skin's own task names becomes a
     SkinError that names the file and the kind of problem but shows nothing the file holds."""
-    from lntune.data import get_task
-
     skin_json = Path(skin_dir) / SKIN_JSON
     if task is None and meta.imported:
         raise SkinError(f"{skin_json}: this skin was imported (from {meta.imported.get('from', 'a PEFT adapter')}) "

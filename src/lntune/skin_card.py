@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lntune.heads import HEADS
 from lntune.model.embedded import LICENSES, hub_id
+from lntune.data import TASKS
 
 CARD = "README.md"
 
@@ -27,8 +28,6 @@ def card_data(*, base_model: str | None, library: str, tags: list[str], model: s
     """The YAML front matter every lntune card shares (skins, exported adapters, merged folders): base model,
     license (known for the embedded models), the task's Hub dataset, metric names and validation results."""
     from huggingface_hub import EvalResult, ModelCardData
-
-    from lntune.data import TASKS
 
     pipeline = HEADS[head].pipeline_tag if head in HEADS else None
     hub = TASKS[task].hub_dataset if task in TASKS else ()  # users' files have no Hub id

@@ -22,6 +22,7 @@ from lntune.errors import SkinError
 from lntune.heads import HEADS
 from lntune.spec.train import field_problem
 from lntune.train.validate import DTYPE_NAMES
+from lntune.method import METHODS
 
 FORMAT_NAME = "lntune-skin"
 FORMAT_VERSION = 1  # a skin.json without "format" was written before it was checked: read as version 1
@@ -168,8 +169,6 @@ class SkinRecord(_Record):
     @field_validator("method")
     @classmethod
     def _method(cls, value):
-        from lntune.method import METHODS
-
         unknown = [p for p in value.split("+") if p not in METHODS]
         if unknown:
             raise ValueError(f"{_clip(value)} is not a method this lntune has (unknown part {unknown[0]!r}; "

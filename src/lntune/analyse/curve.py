@@ -12,6 +12,7 @@ from lntune.analyse.files import write_json
 from lntune.analyse.mask import KINDS, MaskSpec, build_mask, save_mask
 from lntune.data import get_task
 from lntune.train import TrainConfig
+from lntune.api import train_task
 
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
@@ -47,8 +48,6 @@ def run_curve(
     A mask equal to one already trained for the task (every kind at f = 1) reuses that run.
     curve.json is rewritten after each run, so an interrupted curve keeps what it has.
     """
-    from lntune.api import train_task
-
     config, out = config or CurveConfig(), Path(out)
     rows, done = [], {}
     for task in tasks:

@@ -18,7 +18,14 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from lntune.data.encode import collate
-from lntune.heads import get_head
+from lntune.heads import encode, get_head
+from lntune.analyse.components import components, lm_parts, mean_by, records, sum_by
+from lntune.analyse.files import load_tensors, save_tensors
+from lntune.api import load_split
+from lntune.data import get_task
+from lntune.errors import LntuneError
+from lntune.method.ln import LNConfig, select_norm_params
+from lntune.model import load_model
 
 
 @dataclass
@@ -112,19 +119,11 @@ class TaskFisher:
 
 def ln_names(lm) -> list[str]:
     """The LN tensors `--method ln` selects by default, so masks over them train as they are."""
-    from lntune.method.ln import LNConfig, select_norm_params
-
     return [n for n, _ in select_norm_params(lm.norms, LNConfig())]
 
 
 def task_fisher(task: str, model: str, config: FisherConfig, data_dir=None, norm_map: dict | None = None) -> TaskFisher:
     """Fisher of `model` with a fresh (seeded) head on a seeded subset of `task`'s training split."""
-    from lntune.analyse.components import lm_parts, records
-    from lntune.api import load_split
-    from lntune.data import get_task
-    from lntune.heads import encode
-    from lntune.model import load_model
-
     t = get_task(task)
     examples = load_split(task, "train", data_dir, config.examples, config.seed)
     torch.manual_seed(config.seed)  # the head starts random; seeding makes the Fisher repeatable
@@ -140,8 +139,6 @@ def save_fisher(path, result: TaskFisher):
     """safetensors of the per-element LN Fisher; metadata says where it came from."""
     from dataclasses import asdict
 
-    from lntune.analyse.files import save_tensors
-
     meta = {
         "task": result.task,
         "model": result.model,
@@ -152,9 +149,6 @@ def save_fisher(path, result: TaskFisher):
 
 
 def load_fisher(path) -> tuple[dict[str, torch.Tensor], dict]:
-    from lntune.analyse.files import load_tensors
-    from lntune.errors import LntuneError
-
     try:
         tensors, meta = load_tensors(path)
     except Exception as e:  # missing or not safetensors: say how to make one
@@ -169,8 +163,6 @@ def fisher_ranking(results: list[TaskFisher], blocks_only: bool = False) -> list
 
     `blocks_only` ranks the components inside the transformer blocks alone, as the paper's table does.
     """
-    from lntune.analyse.components import components, mean_by
-
     per_task, keep = {}, (lambda row: row["layer"] is not None) if blocks_only else (lambda row: True)
     for r in results:
         means = {k[0]: v for k, v in mean_by([x for x in r.rows if keep(x)], ("component",)).items()}
@@ -193,8 +185,6 @@ def ln_position(norm: str, layer: int | None) -> str:
 
 def ln_shares(result: TaskFisher) -> dict[tuple[str, str], float]:
     """{(term, position): summed Fisher / the task's total LN Fisher} (paper 002 fig. 3)."""
-    from lntune.analyse.components import sum_by
-
     ln = [r for r in result.rows if r["norm"] is not None]
     total = sum(r["sum"] for r in ln) or 1.0
     out: dict[tuple[str, str], float] = {}
@@ -213,8 +203,6 @@ def fisher_path(folder, task: str):
 def load_fisher_dir(folder, tasks: list[str] | None = None) -> dict[str, dict[str, torch.Tensor]]:
     """{task: LN Fisher} from fisher-<task>.safetensors files; all of one base model."""
     from pathlib import Path
-
-    from lntune.errors import LntuneError
 
     paths = [fisher_path(folder, t) for t in tasks] if tasks else sorted(Path(folder).glob("fisher-*.safetensors"))
     missing = [str(p) for p in paths if not p.exists()]

@@ -17,6 +17,7 @@ import torch
 
 from lntune.errors import LntuneError
 from lntune.spec.masks import MASK_KINDS as KINDS  # noqa: F401 - also imported from here
+from lntune.analyse.files import save_tensors
 
 
 
@@ -100,8 +101,6 @@ def build_mask(spec: MaskSpec, fishers: dict[str, dict[str, torch.Tensor]]) -> d
 def save_mask(path, masks: dict[str, torch.Tensor], spec: MaskSpec, tasks: list[str]):
     """A file `lntune train --ln-mask` reads: LN parameter name -> bool tensor."""
     from dataclasses import asdict
-
-    from lntune.analyse.files import save_tensors
 
     n = sum(m.numel() for m in masks.values())
     chosen = sum(int(m.sum()) for m in masks.values())

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from lntune.evaluate import nlg_metrics
+from lntune.data.nlg import group_references
+from lntune.heads.chat import prompt_and_reference
 
 
 @torch.no_grad()
@@ -82,9 +84,6 @@ def generation_metrics(
     Returns {"settings": ..., "metrics": {name: value or null}, "unavailable": {name: why}}; with
     `predictions`, also writes one JSON line per input (prompt, prediction, references).
     """
-    from lntune.data.nlg import group_references
-    from lntune.heads.chat import prompt_and_reference
-
     chats = [prompt_and_reference(lm.tokenizer, e["messages"]) for e in dev_examples if "messages" in e]
     items = group_references([{"prompt": p, "target": r} for p, r in chats] or dev_examples)
     if limit and limit < len(items):

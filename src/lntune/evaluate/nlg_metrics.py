@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
+from lntune.model.load import cache_dir
 
 ALL = NLG_METRICS  # the names, defined in lntune.spec.metrics
 
@@ -133,8 +134,6 @@ def _debian_wordnet(source: Path) -> bool:
     import shutil
 
     import nltk
-
-    from lntune.model.load import cache_dir
 
     if not all((source / f).is_file() for f in ("data.noun", "index.sense")):  # index.sense: wordnet-sense-index
         return False

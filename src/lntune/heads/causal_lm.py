@@ -4,6 +4,7 @@ from __future__ import annotations
 from lntune.errors import BadInput
 from lntune.heads import metrics
 from lntune.heads.base import IGNORE, Head, token_log_likelihood, token_losses
+from lntune.heads.chat import assistant_spans
 
 
 class CausalLM(Head):
@@ -59,7 +60,6 @@ class CausalLM(Head):
 
 def _encode_chat(e: dict, tokenizer, max_length: int) -> dict:
     # Loss on the assistant turns only: a token is trained when its first character lies in one.
-    from lntune.heads.chat import assistant_spans
 
     text, spans = assistant_spans(tokenizer, e["messages"])
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)  # the template has its specials

@@ -7,6 +7,7 @@ from pathlib import Path
 from lntune.errors import SkinError
 from lntune.skin import REPO, read_skin, resolve_skin  # noqa: F401 - resolve_skin is also imported from here
 from lntune.spec.files import HUB_FILES, SKIN_JSON
+from lntune.skin_card import CARD, model_card
 
 
 
@@ -46,8 +47,6 @@ def _stage(skin: Path, out: Path, repo_id: str, revision: str | None) -> None:
     """The files a push uploads: the skin's Hub files, with the card rewritten to name the repo it goes to."""
     import json
     import shutil
-
-    from lntune.skin_card import CARD, model_card
 
     out.mkdir(parents=True, exist_ok=True)
     for name in HUB_FILES:

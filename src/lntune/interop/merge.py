@@ -13,6 +13,9 @@ from lntune.errors import SkinError
 from lntune.heads import get_head
 from lntune.method import METHODS, parts
 from lntune.skin_card import merged_card
+from lntune.interop.peft import _check_out, _fresh_of
+from lntune.model.embedded import hub_id
+from lntune.skin import load_skin, read_skin
 
 
 def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> Path:
@@ -22,9 +25,6 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
     >>> merge_skin("runs/sst2-ln", "runs/sst2-ln-merged")  # doctest: +SKIP
     >>> # then: AutoModelForSequenceClassification.from_pretrained("runs/sst2-ln-merged")
     """
-    from lntune.interop.peft import _check_out, _fresh_of
-    from lntune.skin import load_skin, read_skin
-
     out = Path(out)
     _check_out(out, overwrite)
     meta = read_skin(skin)
@@ -50,8 +50,6 @@ def merge_skin(skin: str | Path, out: str | Path, model: str | None = None, over
 
 
 def _base_id(meta) -> str | None:
-    from lntune.model.embedded import hub_id
-
     return hub_id(meta.base.source or {})
 
 

@@ -16,9 +16,12 @@ import torch
 
 from lntune.errors import LntuneError, SkinError
 from lntune.heads import get_head, peft_head
-from lntune.method import METHODS, parts
+from lntune.method import build_method, METHODS, parts, prepare
 from lntune.model.embedded import ORIGIN, hub_id
 from lntune.skin_schema import SkinRecord
+from lntune.model import load_model
+from lntune.skin import check_out, load_skin, read_skin, save_skin
+from lntune.skin_card import card_data, NOT_RESULTS
 
 ADAPTER = "default"  # the adapter name PEFT saves at the top of the folder
 NOTE = "lntune.json"  # beside an exported adapter: the task head and labels PEFT's config has no place for
@@ -54,8 +57,6 @@ def _exact(modules: list[str]) -> str:
 
 def _fresh(base: str, head: str, labels: list[str], dtype: str = "float32"):
     """A skin's base model as loaded for training, before any method touched it."""
-    from lntune.model import load_model
-
     return load_model(base, head, max(len(labels), 1), dtype)
 
 
@@ -72,8 +73,6 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     >>> # then: PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), "runs/sst2-ln-peft")
     """
     (get_peft_model,) = _peft("get_peft_model")
-
-    from lntune.skin import load_skin, read_skin
 
     out = Path(out)
     _check_out(out, overwrite)
@@ -157,8 +156,6 @@ def _base_of(model: str, source: dict | None) -> tuple[str, str]:
 
 def _card(meta: SkinRecord, base_id: str, weights: str, kind: str) -> str:
     """README.md of an exported adapter: lntune's card, not PEFT's empty template."""
-    from lntune.skin_card import NOT_RESULTS, card_data
-
     labels, task_name = meta.labels, meta.task.name if meta.task else None
     # The base with its head shaped as at training (AutoPeftModel would build a 2-label head whatever the task).
     head = get_head(meta.base.head)
@@ -218,9 +215,6 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
     """
     PeftModel, = _peft("PeftModel")
 
-    from lntune.method import prepare
-    from lntune.skin import check_out, save_skin
-
     adapter, out = Path(adapter), Path(out)
     check_out(out, overwrite)
     cfg = _adapter_config(adapter)
@@ -248,8 +242,6 @@ def import_peft(adapter: str | Path, out: str | Path, model: str | None = None, 
 
 def _values(inner, kind: str, adapter: Path, cfg: dict):
     """{lntune tensor name: value} of the loaded adapter, and the lntune method that holds them."""
-    from lntune.method import build_method
-
     values: dict[str, torch.Tensor] = {}
 
     def take(prefix: str, module) -> None:

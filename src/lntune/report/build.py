@@ -16,6 +16,7 @@ from lntune.report.stats import format_p, kruskal_wallis
 from lntune.report.tables import (
     BEST, Row, Table, Value, fmt_number, fmt_pct, mark, mark_column, score_value, with_delta,
 )
+from lntune.method.ln import LNConfig
 
 # Paper 000's row order (FT, adapters, prefix, MAM, 3V, BitFit, LN); unknown methods follow in store order.
 NLG_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")  # paper 000 table 2
@@ -302,8 +303,6 @@ def _delta_row(grid: Grid, model: str, row: str, ref_grid: Grid, ref_row: str | 
 
 
 def ln_defaults() -> dict:
-    from lntune.method.ln import LNConfig
-
     return {f.name: f.default for f in fields(LNConfig)}
 
 

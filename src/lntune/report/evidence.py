@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lntune.analyse.files import write_csv, write_json
 from lntune.report import claims as C
-from lntune.report.aggregate import Cell
+from lntune.report.aggregate import Cell, aggregate, load_records
 from lntune.spec.records import Record
 from lntune.report.document import Figure, Section
 from lntune.report.tables import Row, Table, Value
@@ -133,7 +133,7 @@ def health_table(outs: list[C.Outcome], records: list[Record], design: C.Design)
 def budget_section(records: list[Record], out: Path) -> Section | None:
     """The budget curve: runs with a `curve` (no early stopping, one long schedule), their score after each listed
     epoch, beside the early-stopped runs of the same row and seeds (the gate's cross-check)."""
-    from lntune.report import plots
+    from lntune.report import plots  # lazy: matplotlib loads only when a figure is drawn
 
     curves: dict[str, dict[int, dict[int, float]]] = {}  # row -> epoch -> seed -> score (points)
     first: dict[str, Record] = {}  # row -> one of its records: the method, options and lr its early-stopped twin has
@@ -221,7 +221,7 @@ def _forest_rows(outs: list[C.Outcome]) -> list[tuple]:
 
 
 def forest_figures(outs: list[C.Outcome], out: Path, design: C.Design) -> list[Figure]:
-    from lntune.report import plots
+    from lntune.report import plots  # lazy: matplotlib loads only when a figure is drawn
 
     figs = []
     scores = _forest_rows([o for o in outs if o.contrast.measure == C.SCORE])
@@ -250,7 +250,7 @@ def _mean_tables(records: list[Record], row: str, part: str) -> dict[str, dict[t
 
 def change_figures(records: list[Record], out: Path) -> list[Figure]:
     """002 fig. 1 from the full fine-tunes (row FT) and 000 fig. 3 from the LN runs (row LN) of this sweep."""
-    from lntune.analyse.report import change_figures as draw
+    from lntune.analyse.report import change_figures as draw  # lazy: matplotlib, only for figures
 
     full, ln = _mean_tables(records, "FT", "cells"), _mean_tables(records, "LN", "ln")
     if not (full and ln):
@@ -300,8 +300,6 @@ def _brief(o: C.Outcome | None) -> str:
 def baseline_table(baseline: Path, outs: list[C.Outcome], design: C.Design) -> Table:
     """Each contrast in the baseline as it was, the baseline re-analysed with this design's families (Holm within
     them), and here: so the effect of the families is told apart from the effect of everything else."""
-    from lntune.report.aggregate import aggregate, load_records
-
     base_records = load_records(baseline)
     base_cells = aggregate(base_records)
     base_design = C.Design.from_json(read_design(baseline))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lntune.analyse.files import write_bytes, write_csv, write_json
 from lntune.errors import LntuneError
-from lntune.report import build, html, markdown
+from lntune.report import build, html, markdown, plots
 from lntune.report.aggregate import Cell, aggregate, load_records
 from lntune.report.document import Document, Figure, Section
 from lntune.report.efficiency import efficiency_rows, efficiency_table
@@ -58,8 +58,6 @@ def build_document(records: list[Record], cells: list[Cell], out: Path, figure_d
 
     A sweep with an analysis plan (`design`, RESULTS/design.json) gets the registered contrasts decided on
     paired runs; one without gets the descriptive findings check (means compared, no test)."""
-    from lntune.report import plots
-
     doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.sweep)) or 'results'}",
                    header(records, cells))
     if design is not None:

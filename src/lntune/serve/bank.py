@@ -20,15 +20,17 @@ from pathlib import Path
 import torch
 
 from lntune.data.encode import collate
-from lntune.errors import BadInput, InputTooLong, LntuneError, SkinError  # noqa: F401  (server imports them here)
+from lntune.errors import BadInput, DataError, InputTooLong, LntuneError, SkinError
 from lntune.heads import HEADS, get_head
 from lntune.heads.base import check_unicode
 from lntune.model import LoadedModel, load_model
 from lntune.model.fingerprint import fingerprint
 from lntune.serve import BATCH_SIZE, BATCH_TOKENS, heads, mixed
-from lntune.serve.generate import Generated, OnText, OnToken, RowText, Sampling
+from lntune.serve.generate import generate_rows, Generated, OnText, OnToken, RowText, Sampling
 from lntune.serve.skins import Skin, norm_bases, read_ln_skin
 from lntune.serve.tables import PackedTable, SlotTable, release_free_memory
+from lntune.data.chat import check_messages
+from lntune.heads.chat import render
 
 BASE = "base"  # the name under which generation uses the base model itself (slot 0)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -329,10 +331,6 @@ class SkinBank:
     def prompt_ids(self, i: int, prompt: object) -> list[int]:
         """A prompt's token ids, encoded as training encodes prompts; a list of chat messages is rendered with
         the tokenizer's chat template, ending with the assistant's header."""
-        from lntune.data.chat import check_messages
-        from lntune.errors import DataError
-        from lntune.heads.chat import render
-
         try:
             if isinstance(prompt, list):
                 prompt = render(self.lm.tokenizer, check_messages(prompt, f"input {i}", answered=False), True)
@@ -355,8 +353,6 @@ class SkinBank:
         skins share batches. `on_token(row, token_id)` is called as each row's tokens are chosen (return False
         to stop that row), `on_text(row, piece)` with each piece of its text that is safe to show (see
         RowText). A row ends at EOS, at its max_tokens, or where one of its stop strings first appears."""
-        from lntune.serve.generate import generate_rows
-
         prompts = self.prepare(requests)
         texts = [RowText(self.lm.tokenizer, s.stop) for _, _, s in requests]
         follow = on_text is not None or any(s.stop for _, _, s in requests)  # else decode once, at the end

@@ -43,6 +43,7 @@ from lntune.serve.bank import BadInput, InputTooLong, SkinBank, SkinExists, Unkn
 from lntune.serve.batcher import RowBatcher
 from lntune.serve.body import CheckedBody
 from lntune.skin import SKIN_JSON, TENSORS
+from lntune.serve.openai import router
 
 EXAMPLE = json.dumps({"inputs": [{"task": "<skin name>", "text": "a sentence", "text_pair": None}]})
 V1_EXAMPLE = json.dumps({"model": "<skin name>", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32})
@@ -281,8 +282,6 @@ def create_app(bank: SkinBank, max_inputs: int = 256, skin_root: str | Path | No
     def remove_skin(name: str) -> dict:
         bank.remove_skin(name)
         return {"removed": name}
-
-    from lntune.serve.openai import router
 
     app.include_router(router(bank, max_inputs))
 

@@ -15,6 +15,7 @@ from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 from lntune.skin_schema import SkinRecord, TaskRecord
+from lntune.data import TASKS
 
 LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 
@@ -68,7 +69,6 @@ def _sentences(task: TaskRecord | None) -> int | None:
     if sep and kind == "local":  # the spec's text=A or text=A+B; never open the files it names
         fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
         return len(fields["text"].split("+")) if fields.get("text") else None
-    from lntune.data import TASKS
 
     columns = getattr(TASKS.get(name), "text_columns", None)
     return len(columns) if columns else None

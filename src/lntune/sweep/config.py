@@ -284,7 +284,7 @@ def _devices(r: _Reader, value) -> list[int] | None:
 
 
 def _lr_keys() -> set[str]:
-    from lntune.method import METHODS
+    from lntune.method import METHODS  # lazy: the YAML reader loads no torch until a method is looked up
 
     return set(DEFAULT_LRS) | set(METHODS)
 
@@ -296,14 +296,14 @@ def _nonempty(r: _Reader, value, at: str) -> list:
 
 
 def _sizes(r: _Reader, value, at: str) -> dict[str, int]:
-    from lntune.method import METHODS
+    from lntune.method import METHODS  # lazy: the YAML reader loads no torch until a method is looked up
 
     value = r.mapping(value or {}, at, set(METHODS) | {"default"} | _composites(value))
     return {k: r.number(v, f"{at}.{k}", int, lo=1) for k, v in value.items()}
 
 
 def _composites(value) -> set[str]:
-    from lntune.method import METHODS
+    from lntune.method import METHODS  # lazy: the YAML reader loads no torch until a method is looked up
 
     if not isinstance(value, dict):
         return set()
@@ -311,7 +311,7 @@ def _composites(value) -> set[str]:
 
 
 def _tasks(r: _Reader, value, raw: dict, known: dict) -> list[TaskEntry]:
-    from lntune.data import get_task
+    from lntune.data import get_task  # lazy: the YAML reader loads no torch until a task is looked up
 
     out = []
     for i, item in enumerate(_nonempty(r, value, "tasks")):
@@ -387,7 +387,7 @@ def _subset(r: _Reader, value, at: str, names: list[str], one: bool = False,
 
 def _run(r: _Reader, i: int, item, task_names: list[str], known: dict, tasks: list[TaskEntry],
          model_names: list[str]) -> RunEntry:
-    from lntune.method import build_method
+    from lntune.method import build_method  # lazy: the YAML reader loads no torch until a method is built
 
     at = f"runs[{i}]"
     item = r.mapping(item, at, RUN_KEYS | set(known), required=("method",))
@@ -448,8 +448,8 @@ def _any():
 def _check_heads(r: _Reader, entry: RunEntry, at: str, tasks: list[TaskEntry]) -> None:
     """A method that tunes some heads only (Method.heads, e.g. 3V's sentence classifiers): say so here rather
     than fail every run of it."""
-    from lntune.data import get_task
-    from lntune.method import parts
+    from lntune.data import get_task  # lazy: the YAML reader loads no torch until a task is looked up
+    from lntune.method import parts  # lazy: as above
 
     for m in parts(entry.method):
         if m.heads is None:

@@ -15,12 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lntune.sweep.config import SweepConfig
+from lntune.sweep.config import AnalysisPlan, SweepConfig
 from lntune.spec.metrics import greater_is_better
 from lntune.spec.run import canonical
 from lntune.sweep.grid import Run, plan
 from lntune.spec.records import VERSION, Record, parse_record
-from lntune.sweep.store import Store
+from lntune.sweep.store import Store, write_atomic
+from lntune.analyse.files import write_bytes
+from lntune.analyse.fisher import load_fisher
+from lntune.analyse.mask import build_mask, MaskSpec, save_mask
+from lntune.data import resolve_data_dir
+from lntune.sweep.local import LocalBackend
 
 
 @dataclass
@@ -47,13 +52,9 @@ def run_sweep(cfg: SweepConfig, results: str | Path | None = None, backend=None,
     `redo_timing` first retires every timing record in RESULTS (to RESULTS/retired.jsonl), e.g. when
     something else loaded the machine while they ran, so they are measured again. Stale ones from an
     earlier `efficiency:` setting go too: the report averages every timing record of a method."""
-    from lntune.data import resolve_data_dir
-
     root = resolve_data_dir(data_dir or cfg.data_dir)
     data = str(Path(root).resolve()) if root else None  # workers may run elsewhere: absolute paths
     if backend is None:
-        from lntune.sweep.local import LocalBackend
-
         backend = LocalBackend(cfg.workers, [m.name for m in cfg.models], cfg.devices)
     with Store(results_dir(cfg, results)) as store, backend:
         if redo_timing:
@@ -86,9 +87,6 @@ def write_design(store: Store, cfg: SweepConfig) -> None:
     """RESULTS/design.json: the analysis plan and the lr rule, fixed before the runs (the report reads it)."""
     import json
     from dataclasses import asdict
-
-    from lntune.sweep.config import AnalysisPlan
-    from lntune.sweep.store import write_atomic
 
     if cfg.analysis is None and cfg.lr_growth is None and cfg.sequential is None and not cfg.registered:
         return  # nothing was registered: the report describes the runs (findings), it decides no claim
@@ -189,8 +187,6 @@ class _Executor:
 
     def fishers(self, runs: list[Run]) -> None:
         """Compute the missing Fisher files masked runs need, on all workers."""
-        from lntune.analyse.files import write_bytes
-
         need: dict[str, tuple] = {}
         for run in runs:
             if run.spec.mask and run.spec.mask.kind != "random":
@@ -222,9 +218,6 @@ class _Executor:
 
     def _mask_bytes(self, run: Run) -> bytes:
         """Build the run's mask from the Fisher files and keep a copy under RESULTS/masks/."""
-        from lntune.analyse.fisher import load_fisher
-        from lntune.analyse.mask import MaskSpec, build_mask, save_mask
-
         m, task = run.spec.mask, run.spec.task
         fishers = {t: load_fisher(p)[0] for p, (t, _, _) in self._fisher_files(run).items()}
         spec = MaskSpec(m.kind, m.fraction, task)
@@ -286,9 +279,7 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None, in_f
 
 def commit() -> str | None:
     """The git commit of the lntune checkout, read from .git (no git binary needed); None if not one."""
-    import lntune
-
-    return git_commit(Path(lntune.__file__).resolve().parents[2])
+    return git_commit(Path(__file__).resolve().parents[3])  # src/lntune/sweep/driver.py -> the checkout
 
 
 def git_commit(checkout: Path) -> str | None:

@@ -15,8 +15,14 @@ import time
 import torch
 
 from lntune.data.encode import collate
-from lntune.heads import IGNORE
+from lntune.heads import encode, IGNORE
 from lntune.spec.run import RunSpec
+from lntune.api import load_split
+from lntune.data import get_task
+from lntune.method import build_method, prepare
+from lntune.model import load_model
+from lntune.train import TrainConfig
+from lntune.train.step import make_accelerator, Step
 
 
 def fixed_batch(feats: list[dict], pad_id: int, seq_len: int) -> dict[str, torch.Tensor]:
@@ -54,14 +60,6 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def measure(spec: RunSpec, data_dir=None, machine: dict | None = None) -> dict:
     """Median seconds of a training step and of a no-grad forward of the same batch, and peak memory."""
-    from lntune.api import load_split
-    from lntune.data import get_task
-    from lntune.heads import encode
-    from lntune.method import build_method, prepare
-    from lntune.model import load_model
-    from lntune.train import TrainConfig
-    from lntune.train.step import Step, make_accelerator
-
     e = spec.efficiency
     config = TrainConfig(**{**spec.train, **(machine or {}), "progress": False})
     t = get_task(spec.task)

@@ -30,6 +30,12 @@ from lntune.sweep.config import (
     model_tasks,
     run_tasks,
 )
+from lntune.data import get_task, resolve_data_dir
+from lntune.method import build_method, METHODS, parts
+from lntune.method.options import for_build, merge, paper_preset
+from lntune.model.load import resolve
+from lntune.report.sequential import allowed_seeds
+from lntune.spec.train import TrainConfig
 
 
 @dataclass
@@ -65,8 +71,6 @@ def spec_key(spec: RunSpec | dict) -> str:
 
 def lr_list(cfg: SweepConfig, method: str) -> list[float]:
     """A method's own list, else its family's (Method.lr_family): anything with LN, full fine-tuning, the others."""
-    from lntune.method import parts
-
     if method in cfg.lrs:
         return cfg.lrs[method]
     families = [m.lr_family for m in parts(method)]
@@ -78,9 +82,6 @@ def lr_list(cfg: SweepConfig, method: str) -> list[float]:
 def effective_options(method: str, options: dict, seed: int, preset: dict | None = None) -> dict:
     """Every option of every part, defaults filled in; parts that draw random numbers get the run's
     seed unless the config fixes theirs, so seeds vary initialisation as well as data order."""
-    from lntune.method import METHODS, build_method
-    from lntune.method.options import for_build, merge
-
     parts = method.split("+")
     nested = dict(options) if len(parts) > 1 else {method: dict(options)}
     seeded = {p: {"seed": seed} for p in parts if "seed" in METHODS[p].Config.__dataclass_fields__}
@@ -100,15 +101,11 @@ PAPER_MODELS = {
 def _preset(model: str, method: str) -> dict:
     from types import SimpleNamespace
 
-    from lntune.method.options import paper_preset
-
     if model in PAPER_MODELS:
         kind, hidden, layers = PAPER_MODELS[model]
         config = SimpleNamespace(model_type=kind, hidden_size=hidden, num_hidden_layers=layers)
     else:
         from transformers import AutoConfig
-
-        from lntune.model.load import resolve
 
         try:
             config = AutoConfig.from_pretrained(resolve(model))
@@ -122,8 +119,6 @@ def _preset(model: str, method: str) -> dict:
 @lru_cache(maxsize=None)
 def data_fingerprint(task: str, data_dir: str | None) -> str:
     """sha256 of the task's local files ("hub" when it reads none), so changed data is a changed key."""
-    from lntune.data import get_task, resolve_data_dir
-
     t, root = get_task(task), resolve_data_dir(data_dir)
     files: set[Path] = set()
     for split in t.splits if root else ():
@@ -144,8 +139,6 @@ def data_fingerprint(task: str, data_dir: str | None) -> str:
 
 
 def _batch_size(cfg: SweepConfig, model: ModelEntry, te: TaskEntry, entry: RunEntry, method: str) -> int:
-    from lntune.spec.train import TrainConfig
-
     if "batch_size" in entry.train:
         return entry.train["batch_size"]
     for table in (model.batch_sizes.get(te.name, {}), te.batch_sizes, cfg.batch_sizes):
@@ -158,8 +151,6 @@ def _batch_size(cfg: SweepConfig, model: ModelEntry, te: TaskEntry, entry: RunEn
 
 def train_settings(cfg: SweepConfig, te: TaskEntry, entry: RunEntry, **fixed) -> tuple[dict, dict]:
     """(TrainConfig fields of the spec, machine fields that reach the worker only)."""
-    from lntune.spec.train import TrainConfig
-
     out = asdict(TrainConfig())
     out.pop("progress")
     for layer in (cfg.train, te.train, entry.train, fixed):
@@ -177,8 +168,6 @@ def train_settings(cfg: SweepConfig, te: TaskEntry, entry: RunEntry, **fixed) ->
 
 def task_info(te: TaskEntry) -> tuple[str, str]:
     """(main metric, nlu | nlg)."""
-    from lntune.data import get_task
-
     t = get_task(te.name)
     metric = te.metric or (t.gen_metrics[0] if te.generate else t.metric)
     return metric, "nlg" if get_head(t.head).generates else "nlu"
@@ -250,7 +239,6 @@ def _allowed(cfg: SweepConfig, model: ModelEntry, done: dict[str, Record]) -> di
     """row -> reported seeds the sequential rule lets run now (rows outside the rule: absent, all of them)."""
     if cfg.sequential is None:
         return {}
-    from lntune.report.sequential import allowed_seeds
 
     tasks, seeds = row_tasks_seeds(cfg, model)
     records = [r for r in done.values() if r.model == model.name]

@@ -12,6 +12,7 @@ import os
 from multiprocessing.connection import wait as wait_any
 
 from lntune.sweep.run import child_main
+from lntune.sweep.warm import MODELS_ENV
 
 # What every run imports (several seconds on a busy CPU), imported once by the fork server instead.
 PRELOAD = ["lntune.sweep.run", "torch", "transformers", "accelerate", "lntune.api", "lntune.analyse.fisher",
@@ -22,8 +23,6 @@ PRELOAD = ["lntune.sweep.run", "torch", "transformers", "accelerate", "lntune.ap
 
 def warm_up(models: list[str]) -> mp.context.BaseContext:
     """Start the fork server's imports now (they take seconds), so they overlap the driver's own work."""
-    from lntune.sweep.warm import MODELS_ENV
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers fork; keep tokenizers single-threaded
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")

@@ -21,6 +21,15 @@ import traceback
 from pathlib import Path
 
 from lntune.spec.run import RunSpec
+from lntune.analyse.change import abs_change, cell_table, ln_table
+from lntune.analyse.fisher import FisherConfig, ln_names, save_fisher, task_fisher
+from lntune.analyse.mask import MaskSpec, random_fraction, save_mask
+from lntune.api import train_task
+from lntune.data import get_task
+from lntune.method import parts
+from lntune.model import load_model
+from lntune.sweep.efficiency import measure
+from lntune.train import TrainConfig
 
 
 def machine() -> str:
@@ -39,8 +48,6 @@ def execute(job: dict) -> dict:
         if job["kind"] == "fisher":
             out = _fisher(job)
         elif job["spec"].kind == "efficiency":
-            from lntune.sweep.efficiency import measure
-
             out = measure(job["spec"], job.get("data_dir"), job.get("train", {}))
         else:
             out = _train(job)
@@ -50,10 +57,6 @@ def execute(job: dict) -> dict:
 
 
 def _train(job: dict) -> dict:
-    from lntune.api import train_task
-    from lntune.method import parts
-    from lntune.train import TrainConfig
-
     spec: RunSpec = job["spec"]
     data_dir = job.get("data_dir")
     config = TrainConfig(**{**spec.train, **job.get("train", {}), "progress": False})
@@ -81,8 +84,6 @@ def _change(tuning, base: dict) -> dict:
     """Mean |after - before| per (component, layer) and per (norm, term, layer) of the trained model, in memory
     against the base values it was loaded with: a few hundred numbers that stand in for the skin (a full
     fine-tune's is the whole model) in the record."""
-    from lntune.analyse.change import abs_change, cell_table, ln_table
-
     rows = abs_change(tuning.lm, {n: p.detach() for n, p in tuning.lm.model.named_parameters()}, "the trained model",
                       base_values=base)
     return {"cells": [[c, layer, d] for (c, layer), d in cell_table(rows).items()],
@@ -98,10 +99,6 @@ def _mask_file(spec: RunSpec, mask: bytes | None, folder: Path, data_dir) -> Pat
             raise ValueError(f"run {spec.task} {m.kind} f={m.fraction}: the driver sent no mask")
         path.write_bytes(mask)
         return path
-    from lntune.analyse.fisher import ln_names
-    from lntune.analyse.mask import MaskSpec, random_fraction, save_mask
-    from lntune.data import get_task
-    from lntune.model import load_model
 
     t = get_task(spec.task)
     lm = load_model(spec.model, t.head, max(len(t.labels), 1))
@@ -112,8 +109,6 @@ def _mask_file(spec: RunSpec, mask: bytes | None, folder: Path, data_dir) -> Pat
 
 def _fisher(job: dict) -> dict:
     """A task's per-element LN Fisher, as the bytes of the safetensors file analyse writes."""
-    from lntune.analyse.fisher import FisherConfig, save_fisher, task_fisher
-
     s = job["settings"]
     config = FisherConfig(examples=s["examples"], batch_size=s["batch_size"], ln_only=True,
                           max_length=s["max_length"], seed=s["seed"], progress=False)

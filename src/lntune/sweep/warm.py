@@ -11,7 +11,7 @@ MODELS_ENV = "LNTUNE_SWEEP_MODELS"
 
 
 def _warm() -> None:
-    from lntune.model.load import resolve
+    from lntune.model.load import resolve  # in the worker, after the fork: the parent loads no model code
 
     for model in filter(None, os.environ.get(MODELS_ENV, "").split("\n")):
         try:

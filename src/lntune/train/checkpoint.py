@@ -37,6 +37,8 @@ import torch
 from lntune.durable import fsync_dir, make_dir, next_dir, replace_folder, write_atomic
 from lntune.errors import DiskError, LntuneError, TrainingError
 from lntune.spec.files import CHECKPOINT_DIR
+from lntune.spec.train import TrainConfig
+from lntune.train.step import is_main_process
 
 DIR = CHECKPOINT_DIR
 STATE = "state.pt"
@@ -94,8 +96,6 @@ def load(run_dir: str | Path) -> dict:
 def run_args(run_dir: str | Path, data_dir: str | Path | None = None, progress: bool | None = None) -> dict:
     """lntune.api.train_task's keyword arguments that continue the run in `run_dir` (resume=True);
     `data_dir` and `progress` may differ from the first run's."""
-    from lntune.spec.train import TrainConfig
-
     run = load(run_dir)["run"]
     config = dict(run.pop("config"))
     if progress is not None:
@@ -164,7 +164,6 @@ class Checkpointer:
                     f"--out {run_dir}: an interrupted run's checkpoint is there ({DIR}/{STATE}); continue it with "
                     f"--resume {run_dir}, or pass --overwrite to start again"
                 )
-            from lntune.train.step import is_main_process
 
             if is_main_process():
                 shutil.rmtree(path.parent, ignore_errors=True)

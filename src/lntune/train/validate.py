@@ -13,6 +13,9 @@ from lntune.errors import LntuneError, SkinError
 from lntune.spec.files import SKIN_JSON
 from lntune.spec.rules import Rule, either
 from lntune.spec.train import TRACKERS  # noqa: F401  (also imported from here)
+from lntune.model.archmap import LABELS
+from lntune.model.embedded import package_dir
+from lntune.model.load import resolve
 
 ALIASES = ("minilm", "smollm2")  # lntune.model.load.resolve maps these to embedded models
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -66,8 +69,6 @@ def parse_norm_map(text: str | None) -> dict | None:
 
 
 def check_norm_map(value) -> None:
-    from lntune.model.archmap import LABELS
-
     if value is None:
         return
     if not isinstance(value, dict):
@@ -87,8 +88,6 @@ _NORM_MAP_FORM = 'give an object of name regex -> mha|ffn|embeddings|final, e.g.
 def check_model(model: str) -> None:
     """A --model that names a local file or folder must be a model folder (config.json); hub ids pass."""
     if model in ALIASES:
-        from lntune.model.embedded import package_dir
-
         package_dir(model)  # installed? (found, not imported)
         return
     path = Path(model)
@@ -109,8 +108,6 @@ def model_positions(model: str) -> int | None:
     """The most tokens the model can take, read from its config offline; None when it cannot be read."""
     try:
         from transformers import AutoConfig
-
-        from lntune.model.load import resolve
 
         cfg = AutoConfig.from_pretrained(resolve(model), local_files_only=True)
     except Exception:  # noqa: BLE001 - hub ids not cached, odd folders: loading the model reports those
