@@ -134,9 +134,11 @@ def _copy_tuned(inner, skinned, kind: str, targets: list[str], head: list[str]) 
 @contextmanager
 def _quiet():
     """PEFT warns "Unsupported layer type LayerNorm ... at your own risk" for every norm LN_TUNING wraps, which is
-    what LN_TUNING is for: that one warning is dropped, every other one is kept."""
+    what LN_TUNING is for, and transformers tells PEFT (not the user) that `is_gradient_checkpointing` is
+    deprecated: those two are dropped, every other warning is kept."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unsupported layer type", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
         yield
 
 
