@@ -77,6 +77,8 @@ def test_a_row_that_keeps_its_last_evaluation_too_often_withholds_its_verdicts(t
     assert claims[0]["family"] == "primary" and claims[0]["verdict"] == "withheld"
     lrs = list(csv.DictReader(open(tmp_path / "out" / "lr_choice.csv")))
     assert lrs and all(r["Inside the grid"].startswith("no") for r in lrs)  # one lr tried: not bracketed
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Holm within each family. TOST" in text and "Holm over all the contrasts" not in text
 
 
 def test_the_budget_curve_lines_up_epochs_and_compares_with_early_stopping(tmp_path):

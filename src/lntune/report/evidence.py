@@ -57,17 +57,19 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
             "seeds per task are where that rule stopped the contrast.")
         if design.sequential is not None:
             t.notes.append("A CI whose seed count a sequential rule chose can cover less than its nominal level; "
-                           "check the rule's coverage by simulation on the observed differences (for paper_cpu_"
-                           "converged: benchmarks/sequential_coverage.py).")
+                           "check the rule's coverage by simulation on the observed differences "
+                           "(benchmarks/sequential_coverage.py does it for paper_cpu_converged).")
         if design.gate is not None:
             t.notes.append(f"Convergence gate: a verdict is withheld while a side keeps its last evaluation in more "
                            f"than {design.gate:.0%} of its runs on a task (see the health table).")
+    within, too = ("within each family", "within each family too") if staged else (
+        "over all the contrasts listed", "over the contrasts too")
     t.notes += [
         "Differences are A - B per (task, seed) on the table scale (x100 for 0-1 metrics); time contrasts are the "
         "relative difference in % of B's time. The mean weighs tasks equally; the CI is a bootstrap stratified by task.",
-        "p: exact sign-flip permutation test stratified by task (Monte Carlo above 16 pairs); Holm over all the "
-        f"contrasts listed. TOST: two one-sided sign-flip tests of |difference| >= {design.margin:g} points, Holm "
-        "over the contrasts too. 'holds' needs Holm p < 0.05 in the claimed direction.",
+        f"p: exact sign-flip permutation test stratified by task (Monte Carlo above 16 pairs); Holm {within}. TOST: "
+        f"two one-sided sign-flip tests of |difference| >= {design.margin:g} points, Holm {too}. 'holds' needs "
+        "Holm p < 0.05 in the claimed direction.",
         f"A run failed when its validation accuracy was within {design.majority_margin:g} points of the majority "
         f"rate, or its validation Pearson r was below {design.min_r:g}; verdicts use every run, the qualifiers give "
         "the result without the pairs a failed run is in.",
