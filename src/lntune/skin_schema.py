@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lntune.errors import SkinError
 from lntune.heads import HEADS
@@ -33,7 +33,14 @@ _FORMAT = re.compile(rf"{FORMAT_NAME}/(\d+)")
 EVAL_NEEDS = ("task.name", "task.head", "data.eval_limit", "train.seed", "train.max_length",
               "train.eval_batch_size", "train.mixed_precision", "metrics")
 
-Head = Literal[tuple(HEADS)]  # type: ignore[valid-type]
+def _known_head(name: str) -> str:
+    # Read at validation time, not import time: a head registered after import (a plugin, a test) is a head.
+    if name not in HEADS:
+        raise ValueError(f"should be one of {', '.join(map(repr, HEADS))} (got {_clip(name)})")
+    return name
+
+
+Head = Annotated[str, AfterValidator(_known_head)]
 Dtype = Literal[DTYPE_NAMES]  # type: ignore[valid-type]
 
 

@@ -90,6 +90,38 @@ def test_the_api_trains_and_scores_it_with_its_own_metric(ordinal, tiny_dir):
     assert record.task.head == "toy-ordinal"
 
 
+def test_the_cli_lists_it_with_its_task_and_trains_on_it(ordinal, tiny_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from lntune.cli import app
+
+    listing = CliRunner().invoke(app, ["tasks"]).output
+    assert "toy-grades\ttoy-ordinal\twithin_one" in listing
+    run = CliRunner().invoke(app, ["train", "--task", "toy-grades", "--model", str(tiny_dir("bert")),
+                                   "--train-limit", "0", "--epochs", "1", "--batch-size", "8", "--no-progress",
+                                   "--out", str(tmp_path / "skin")])
+    assert run.exit_code == 0, run.output
+    assert "within_one" in run.output
+    from lntune.skin import read_skin
+
+    assert read_skin(tmp_path / "skin").base.head == "toy-ordinal"
+
+
+def test_a_sweep_plans_it_from_yaml_and_picks_lrs_by_its_metric(ordinal, tiny_dir, data_dir, tmp_path):
+    import copy
+
+    from lntune.spec.metrics import greater_is_better
+    from lntune.sweep.config import load_config
+    from lntune.sweep.grid import expand
+    from tests.sweep.conftest import tiny_sweep, write_yaml
+
+    cfg = tiny_sweep(str(tiny_dir("bert")), data_dir, tasks=["toy-grades"], efficiency=None,
+                     runs=[{"method": "ln"}, {"method": "bitfit"}])
+    runs = expand(load_config(write_yaml(tmp_path / "toy.yaml", copy.deepcopy(cfg))), str(data_dir))
+    assert runs and {r.spec.task for r in runs} == {"toy-grades"} and {r.metric for r in runs} == {"within_one"}
+    assert greater_is_better("within_one")  # a metric the registry does not know counts as higher-is-better
+
+
 def test_the_fisher_differentiates_its_log_likelihood(ordinal, tiny_dir, monkeypatch):
     from lntune.analyse.fisher import FisherConfig, task_fisher
 
