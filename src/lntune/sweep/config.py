@@ -196,6 +196,16 @@ def parse_config(raw, path: Path) -> SweepConfig:
     )
     if raw.get("efficiency") is not None:
         cfg.efficiency = _efficiency(r, raw["efficiency"], names, seeds[0])
+    _design(r, raw, cfg)
+    _check_masks(r, cfg)
+    _check_lr_from(r, cfg)
+    return cfg
+
+
+def _design(r: _Reader, raw: dict, cfg: SweepConfig) -> None:
+    """The parts of the file that fix the analysis before the runs: the lr seed, the analysis plan, what is
+    registered in prose, lr growth and the sequential seed rule."""
+    seeds, runs = cfg.seeds, cfg.runs
     if raw.get("lr_seed") is not None:
         cfg.lr_seed = r.number(raw["lr_seed"], "lr_seed", int)
         if cfg.lr_seed not in seeds or len(seeds) < 2:
@@ -209,9 +219,6 @@ def parse_config(raw, path: Path) -> SweepConfig:
         cfg.sequential = _sequential(r, raw["sequential"], {e.row or e.method for e in runs})
     if (cfg.lr_growth or cfg.sequential) and cfg.lr_seed is None:
         raise r.error("lr_growth" if cfg.lr_growth else "sequential", "needs lr_seed: the lr_seed's runs choose the lr")
-    _check_masks(r, cfg)
-    _check_lr_from(r, cfg)
-    return cfg
 
 
 def _sequential(r: _Reader, value, rows: set[str]) -> Sequential:
