@@ -71,6 +71,7 @@ def test_export_loads_in_peft_and_transformers_with_equal_outputs(tiny_dir, data
                 or "is_gradient_checkpointing" in str(w.message)]
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["peft_type"] == ("LN_TUNING" if method == "ln" else "LORA")
+    assert "classifier" in cfg["modules_to_save"] and len(set(cfg["modules_to_save"])) == len(cfg["modules_to_save"])
     assert cfg["base_model_name_or_path"] == str(model_dir)
     got = _logits(PeftModel.from_pretrained(_base(model_dir), out), batch)
     assert (got - want).abs().max().item() <= 1e-6

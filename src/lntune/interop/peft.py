@@ -94,6 +94,9 @@ def export_peft(skin: str | Path, out: str | Path, model: str | None = None, ove
     # After get_peft_model, which sets the id to the folder the base was loaded from (a path on this machine).
     base_id, weights = _base_of(meta.base.model, meta.base.source)
     peft_model.peft_config[ADAPTER].base_model_name_or_path = base_id
+    saved = peft_model.peft_config[ADAPTER].modules_to_save  # PEFT appends its task's defaults to ours: once each
+    if saved:
+        peft_model.peft_config[ADAPTER].modules_to_save = list(dict.fromkeys(saved))
     _copy_tuned(peft_model.base_model.model, skinned, kind, targets, head)
     note = {"head": lm.head, "labels": meta.labels, "method": method,
             "base": meta.base.model, "base_weights": weights, "from_skin": str(Path(skin).resolve())}
