@@ -97,6 +97,9 @@ def test_the_cli_lists_it_with_its_task_and_trains_on_it(ordinal, tiny_dir, tmp_
 
     listing = CliRunner().invoke(app, ["tasks"]).output
     assert "toy-grades\ttoy-ordinal\twithin_one" in listing
+    from lntune.serve.cli import _bank_heads  # what `lntune serve --help` lists, read from the registry
+
+    assert _bank_heads().endswith("multiple-choice, toy-ordinal") and "classification (also regression)" in _bank_heads()
     run = CliRunner().invoke(app, ["train", "--task", "toy-grades", "--model", str(tiny_dir("bert")),
                                    "--train-limit", "0", "--epochs", "1", "--batch-size", "8", "--no-progress",
                                    "--out", str(tmp_path / "skin")])

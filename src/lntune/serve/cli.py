@@ -32,6 +32,14 @@ def parse_skins(specs: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
+def _bank_heads() -> str:
+    """The kinds a bank serves, from the head registry: "classification (also regression), causal-lm, ..."."""
+    served: dict[str, list[str]] = {}
+    for name, head in HEADS.items():
+        served.setdefault(head.bank_head, []).append(name)
+    return ", ".join(bank + "".join(f" (also {o})" for o in names if o != bank) for bank, names in served.items())
+
+
 def serve_cmd(
     skin: list[str] = typer.Option([], "--skin", help="NAME=DIR of an LN skin to serve (DIR: a folder or a Hub "
                                                       "repo id user/name[@revision]), repeatable"),
@@ -56,8 +64,7 @@ def serve_cmd(
                                                 "header (default: localhost, 127.0.0.1, ::1 and --host); guards "
                                                 "against DNS rebinding"),
     max_body_bytes: int = typer.Option(1_000_000, help="largest request body; longer ones get 413 unread"),
-    head: Optional[str] = typer.Option(None, help="the skins' kind: classification (also serves regression) or "
-                                       "causal-lm (generation, /v1 endpoints); default: the first skin's"),
+    head: Optional[str] = typer.Option(None, help=f"the skins' kind: {_bank_heads()}; default: the first skin's"),
     norm_map: Optional[str] = typer.Option(None, help='JSON {"name regex": "mha|ffn|embeddings|final"}'),
     threads: Optional[int] = typer.Option(None, min=1, help="torch intra-op threads (default: torch's)"),
 ) -> None:
