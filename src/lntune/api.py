@@ -240,7 +240,7 @@ class _Splits:
 def _splits(t: Task, data_dir, config: TrainConfig, train_limit, eval_limit, val_limit, test_split: str,
             generate: int, curve_epochs: tuple[int, ...]) -> _Splits:
     """Every example the run reads, checked against what it asks for before a model loads."""
-    if generate and not hasattr(t, "gen_metrics"):
+    if generate and not t.gen_metrics:
         raise LntuneError(f"--generate: task {t.name} does not generate text (use e2e, webnlg, dart or samsum)")
     scored = val_limit is not None or test_split != "dev"  # the kept state is also scored on test_split
     if curve_epochs and not scored:
@@ -421,7 +421,7 @@ def _generation(lm, t, data_dir, limit: int, seed: int, num_beams: int, batch_si
                 split: str = "dev", rows: list[dict] | None = None) -> dict:
     """Generation metrics on `limit` unique inputs of the whole `split` (-1 or None: all), or of `rows` (the
     validation slice of a task given without a dev file)."""
-    if not hasattr(t, "gen_metrics"):
+    if not t.gen_metrics:
         raise LntuneError(f"task {t.name} does not generate text; generation metrics need e2e, webnlg, dart, samsum")
     dev_ex = load_split(t, split, data_dir, None, seed) if rows is None else rows
     limit = None if limit is None or limit < 0 else limit

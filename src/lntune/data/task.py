@@ -14,10 +14,11 @@ class Task:
     """Subclasses implement `read_local` (upstream files) and `read_hub` (datasets)."""
 
     name: str
-    head: str  # classification | regression | causal-lm
+    head: str  # a kind in lntune.heads.HEADS
     labels: tuple[str, ...] = ()  # class names; the index is the label id
     metric: str = "accuracy"  # main metric on the dev split (its direction: lntune.spec.metrics)
     splits: tuple[str, ...] = ("train", "dev")
+    gen_metrics: tuple[str, ...] = ()  # what its generations are scored by (BLEU, ROUGE-L, ...); () if it has none
 
     @property
     def hub_dataset(self) -> tuple[str, ...]:

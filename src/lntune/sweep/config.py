@@ -336,7 +336,7 @@ def _tasks(r: _Reader, value, raw: dict, known: dict) -> list[TaskEntry]:
         if split not in t.splits or split == "train":
             raise r.error(f"{at}.test_split", f"{split!r}: task {name} has {', '.join(t.splits)}; report dev or test")
         generate = r.number(item.get("generate", 0), f"{at}.generate", int, lo=-1)
-        if generate and not hasattr(t, "gen_metrics"):
+        if generate and not t.gen_metrics:
             raise r.error(f"{at}.generate", f"task {name} does not generate text; drop generate")
         limits = {}
         for k in ("train_limit", "val_limit", "eval_limit"):
