@@ -468,8 +468,11 @@ def _check_heads(r: _Reader, entry: RunEntry, at: str, tasks: list[TaskEntry]) -
 
 
 def _mask(r: _Reader, value, at: str, method: str) -> dict:
-    if method != "ln":
-        raise r.error(at, f"masks select LN elements: use method: ln, not {method}")
+    from lntune.method import METHODS  # lazy: the YAML reader loads no torch until a method is looked up
+
+    takers = [name for name, m in METHODS.items() if "mask" in m.Config.__dataclass_fields__]  # a `mask` option
+    if method not in takers:
+        raise r.error(at, f"masks select LN elements: use method: {' or '.join(takers)}, not {method}")
     value = r.mapping(value, at, {"kind", "fraction", "seed"}, required=("kind", "fraction"))
     kinds = r.listed(value["kind"], f"{at}.kind", r.string)
     for j, k in enumerate(kinds):
