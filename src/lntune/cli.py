@@ -285,6 +285,17 @@ def tasks_cmd() -> None:
         typer.echo(f"{form}\t{head}\t{what}")
 
 
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of a `lntune train --config` YAML file (every key, its type, range, default and help),
+    for editors: save it and point the file at it with `# yaml-language-server: $schema=FILE`."""
+    import json
+
+    from lntune.spec.train import train_file_schema
+
+    typer.echo(json.dumps(train_file_schema(), indent=1))
+
+
 from lntune.analyse.cli import app as analyse_app  # noqa: E402
 
 app.add_typer(analyse_app, name="analyse")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass, field, fields
 
 
@@ -66,6 +67,24 @@ class Rule:
 
     def problem(self, value) -> str | None:
         return None if self.accepts(value) else f"{value!r}: {self.allowed()}"
+
+    def json_schema(self) -> dict:
+        """The JSON Schema of the values this rule accepts, as far as JSON Schema can say it (a comma-joined list
+        of choices is a pattern; infinity, which YAML writes .inf, has no JSON form)."""
+        if self.choices and self.several:
+            rest = "|".join(map(re.escape, self.choices[1:]))
+            out: dict = {"type": "string", "pattern": f"^({re.escape(self.choices[0])}|({rest})(,({rest}))*)$"}
+        elif self.choices:
+            out = {"type": "string", "enum": list(self.choices)}
+        else:
+            out = {"type": {bool: "boolean", str: "string", int: "integer"}.get(self.kind, "number")}
+            if self.lo is not None:
+                out["exclusiveMinimum" if self.above else "minimum"] = self.lo
+            if self.hi is not None:
+                out["maximum"] = self.hi
+        if self.none or self.unset:
+            out = {"anyOf": [out, {"type": "null"}]}
+        return out
 
 
 def either(items) -> str:

@@ -2,6 +2,7 @@
 role: one definition that the CLI flags, `--config` YAML, sweep YAMLs and the Python API are built from."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import Field, dataclass, field, fields
 
@@ -154,3 +155,17 @@ def _plain(rule: Rule, value):
     if rule.kind in (int, float) and not isinstance(value, rule.kind):
         return rule.kind(value)
     return os.fspath(value) if rule.kind is str else value
+
+
+def train_file_schema() -> dict:
+    """The JSON Schema of a `lntune train --config` YAML file, built from TrainConfig's fields (types, ranges,
+    defaults, help), for editors: a YAML language server completes and checks the keys as the file is written."""
+    properties = {}
+    for f in fields(TrainConfig):
+        if f.name == "progress":  # a terminal setting, not a run's: read_train_file refuses it
+            continue
+        properties[f.name] = {**f.metadata["rule"].json_schema(), "description": f.metadata["help"],
+                              **({"default": f.default} if f.default is None or not isinstance(f.default, float)
+                                 or math.isfinite(f.default) else {})}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lntune train --config FILE",
+            "type": "object", "additionalProperties": False, "properties": properties}
