@@ -130,7 +130,7 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     task = record.get("task")
     if isinstance(task, dict) and str(task.get("name", "")).partition(":")[0] in _SPEC_KINDS:
         meta["data_root"] = str(Path.cwd().resolve())  # relative paths in its spec were given from here
-    check_record(meta, f"{out / SKIN_JSON} (not saved)")
+    checked = check_record(meta, f"{out / SKIN_JSON} (not saved)")
     new = [p for p in (out, *out.parents) if not p.exists()]
     make_dir(out)
     for folder in reversed(new):
@@ -141,7 +141,7 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     write_atomic(out / TENSORS, save(state))  # its folder fsync makes the unlink durable first
     meta["tensors_sha256"] = _sha256(out / TENSORS)
     write_atomic(out / SKIN_JSON, json.dumps(meta, indent=2).encode())
-    write_atomic(out / CARD, model_card(meta).encode())  # for the Hub (lntune push) and for readers
+    write_atomic(out / CARD, model_card(checked).encode())  # for the Hub (lntune push) and for readers
     return out
 
 

