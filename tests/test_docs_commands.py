@@ -8,6 +8,7 @@ docs/reliability.md, the test changes lines only by appending size limits:
 
   - `lntune train` and `lntune analyse curve` lines get `--train-limit 32 --eval-limit 8 --epochs 1
     --max-steps 2` (the later flag wins, so a line's own larger budget shrinks to this one);
+  - a line ending `> FILE` writes the command's output to FILE, as the shell would;
   - a `lntune serve` line runs in the background until its block ends, and the next line starts once it
     answers /health.
 
@@ -41,9 +42,9 @@ TIMEOUT_S = 900
 def blocks(page: Path) -> list[list[str]]:
     """The page's ```bash blocks, each as its logical lines (continuations joined, comments kept)."""
     out = []
-    for body in re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.M | re.S):
-        lines, joined = [], ""
-        for raw in body.splitlines():
+    for indent, body in re.findall(r"^([ \t]*)```bash\n(.*?)^[ \t]*```", page.read_text(), re.M | re.S):
+        lines, joined = [], ""  # a block inside a list item is indented: its lines lose that indent
+        for raw in (line.removeprefix(indent) for line in body.splitlines()):
             joined += raw[:-1] + " " if raw.endswith("\\") else raw
             if raw.endswith("\\") or _open_quote(joined):
                 joined += "" if raw.endswith("\\") else "\n"
@@ -70,6 +71,13 @@ def command(line: str) -> list[str]:
     if any(tuple(argv[: len(prefix)]) == prefix for prefix in LIMITED):
         argv += LIMITS
     return argv
+
+
+def redirect(argv: list[str]) -> tuple[list[str], str | None]:
+    """A line ending `> FILE` (the one shell form the pages use) runs without it; its output goes to FILE."""
+    if len(argv) > 2 and argv[-2] == ">":
+        return argv[:-2], argv[-1]
+    return argv, None
 
 
 @pytest.fixture
@@ -115,7 +123,10 @@ def run_block(lines: list[str], cwd: Path, where: str) -> list[str]:
                 servers.append(server)
                 wait_for(argv[argv.index("--port") + 1], server, line)
                 continue
+            argv, into = redirect(argv)
             r = subprocess.run(argv, cwd=cwd, env=env(cwd), capture_output=True, text=True, timeout=TIMEOUT_S)
+            if into and r.returncode == 0:
+                (cwd / into).write_text(r.stdout)
             assert r.returncode == 0, f"{where}: {line!r} (run as {shlex.join(argv)}) exited {r.returncode}:\n" \
                                       f"{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     finally:
@@ -133,6 +144,9 @@ def test_blocks_are_read_whole():
     assert command(curl)[-1].endswith("}]}") and len(command(curl)) == 7
     assert command("lntune train --epochs 20  # a comment")[-8:] == LIMITS
     assert command("lntune ask runs/x 'a # b'") == ["lntune", "ask", "runs/x", "a # b"]
+    training = [line for block in blocks(ROOT / "docs" / "training.md") for line in block]
+    assert "lntune schema > lntune-train.schema.json" in training  # from a block indented inside a list item
+    assert redirect(command("lntune schema sweep > s.json")) == (["lntune", "schema", "sweep"], "s.json")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])

@@ -286,14 +286,24 @@ def tasks_cmd() -> None:
 
 
 @app.command("schema")
-def schema_cmd() -> None:
-    """Print the JSON Schema of a `lntune train --config` YAML file (every key, its type, range, default and help),
-    for editors: save it and point the file at it with `# yaml-language-server: $schema=FILE`."""
+def schema_cmd(
+    file: str = typer.Argument("train", help="train: a `lntune train --config` file; sweep: a `lntune sweep` file"),
+) -> None:
+    """Print the JSON Schema of a YAML file lntune reads (every key, its type, range, default and help), for
+    editors: save it and point the file at it with `# yaml-language-server: $schema=FILE`."""
     import json
 
-    from lntune.spec.train import train_file_schema
+    if file not in ("train", "sweep"):
+        raise typer.BadParameter(f"{file!r}: give train or sweep", param_hint="FILE")
+    if file == "sweep":
+        from lntune.sweep.schema import sweep_file_schema
 
-    typer.echo(json.dumps(train_file_schema(), indent=1))
+        schema = sweep_file_schema()
+    else:
+        from lntune.spec.train import train_file_schema
+
+        schema = train_file_schema()
+    typer.echo(json.dumps(schema, indent=1))
 
 
 from lntune.analyse.cli import app as analyse_app  # noqa: E402

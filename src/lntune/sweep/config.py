@@ -139,14 +139,20 @@ def train_fields() -> dict[str, Field]:
     return {f.name: f for f in fields(TrainConfig) if f.name not in GRID_OWNED + NOT_IN_SWEEPS}
 
 
-TOP = {"name", "model", "models", "seeds", "tasks", "runs", "lrs", "lr_budget", "train", "batch_sizes",
-       "train_limit", "val_limit", "eval_limit", "efficiency", "fisher", "workers", "threads", "data_dir",
-       "results", "resources", "devices", "lr_seed", "analysis", "lr_growth", "sequential",
-       "registered"}
-TASK_KEYS = {"name", "train_limit", "val_limit", "eval_limit", "test_split", "lrs", "batch_sizes", "generate",
-             "num_beams", "metric"}
-RUN_KEYS = {"method", "options", "row", "group", "mask", "lrs", "lr_budget", "tasks", "models", "seeds", "preset",
-            "lr_from", "curve"}
+# The keys of each mapping in a sweep file are its dataclass's fields, less those the reader fills itself (and a
+# task's or run's train: dict, whose keys sit inline beside the entry's own); lntune.sweep.schema lists the same.
+_NOT_KEYS = {SweepConfig: {"path"}, TaskEntry: {"train"}, RunEntry: {"index", "train"}}
+SHORTHANDS = {"model", "train_limit", "val_limit", "eval_limit"}  # top-level keys that fill other fields
+
+
+def section_keys(cls) -> set[str]:
+    """The YAML keys of the section that dataclass `cls` is read from."""
+    return {f.name for f in fields(cls)} - _NOT_KEYS.get(cls, set())
+
+
+TOP = section_keys(SweepConfig) | SHORTHANDS
+TASK_KEYS = section_keys(TaskEntry)
+RUN_KEYS = section_keys(RunEntry)
 
 
 def load_config(path: str | Path) -> SweepConfig:
@@ -213,7 +219,7 @@ def _design(r: _Reader, raw: dict, cfg: SweepConfig) -> None:
     cfg.analysis = _analysis(r, raw["analysis"] or {}) if "analysis" in raw else None
     cfg.registered = r.mapping(raw.get("registered") or {}, "registered", _any())
     if raw.get("lr_growth") is not None:
-        value = r.mapping(raw["lr_growth"], "lr_growth", {"steps"})
+        value = r.mapping(raw["lr_growth"], "lr_growth", section_keys(LrGrowth))
         cfg.lr_growth = LrGrowth(r.number(value.get("steps", 3), "lr_growth.steps", int, lo=1))
     if raw.get("sequential") is not None:
         cfg.sequential = _sequential(r, raw["sequential"], {e.row or e.method for e in runs})
@@ -222,7 +228,7 @@ def _design(r: _Reader, raw: dict, cfg: SweepConfig) -> None:
 
 
 def _sequential(r: _Reader, value, rows: set[str]) -> Sequential:
-    value = r.mapping(value, "sequential", {f.name for f in fields(Sequential)}, required=("contrasts",))
+    value = r.mapping(value, "sequential", section_keys(Sequential), required=("contrasts",))
     pairs = []
     for i, pair in enumerate(_nonempty(r, value["contrasts"], "sequential.contrasts")):
         at = f"sequential.contrasts[{i}]"
@@ -265,7 +271,7 @@ def _check_lr_from(r: _Reader, cfg: SweepConfig) -> None:
 
 
 def _analysis(r: _Reader, value) -> AnalysisPlan:
-    value = r.mapping(value, "analysis", {f.name for f in fields(AnalysisPlan)})
+    value = r.mapping(value, "analysis", section_keys(AnalysisPlan))
     got = {k: float(r.number(v, f"analysis.{k}", lo=0)) for k, v in value.items()
            if k not in ("families", "gate_rows")}
     if not 0 < got.get("level", 0.95) < 1:
@@ -364,7 +370,7 @@ def _models(r: _Reader, value, at: str, task_names: list[str]) -> list[ModelEntr
         item = {"name": item} if isinstance(item, str) else item
         if item is None:
             raise r.error(where, "expected a model: an alias (minilm), a local path or a Hugging Face id")
-        item = r.mapping(item, where, {"name", "tasks", "batch_sizes", "efficiency_task"}, required=("name",))
+        item = r.mapping(item, where, section_keys(ModelEntry), required=("name",))
         sizes = {}
         for task, per in r.mapping(item.get("batch_sizes", {}) or {}, f"{where}.batch_sizes", set(task_names)).items():
             sizes[task] = _sizes(r, per, f"{where}.batch_sizes.{task}")
@@ -487,7 +493,7 @@ def _mask(r: _Reader, value, at: str, method: str) -> dict:
 
 
 def _fisher(r: _Reader, value, names: list[str]) -> FisherSettings:
-    value = r.mapping(value, "fisher", {f.name for f in fields(FisherSettings)})
+    value = r.mapping(value, "fisher", section_keys(FisherSettings))
     out = FisherSettings()
     for k in ("examples", "batch_size", "max_length", "seed"):
         if k in value:
@@ -497,7 +503,7 @@ def _fisher(r: _Reader, value, names: list[str]) -> FisherSettings:
 
 
 def _efficiency(r: _Reader, value, names: list[str], seed: int) -> EfficiencyConfig:
-    value = r.mapping(value, "efficiency", {f.name for f in fields(EfficiencyConfig)})
+    value = r.mapping(value, "efficiency", section_keys(EfficiencyConfig))
     out = EfficiencyConfig(task=_subset(r, value.get("task", names[0]), "efficiency.task", names, one=True), seed=seed)
     for k in ("batch_size", "seq_len", "steps", "warmup", "seed", "threads", "repeats"):
         if k in value:
