@@ -8,7 +8,8 @@ docs/reliability.md, the test changes lines only by appending size limits:
 
   - `lntune train` and `lntune analyse curve` lines get `--train-limit 32 --eval-limit 8 --epochs 1
     --max-steps 2` (the later flag wins, so a line's own larger budget shrinks to this one);
-  - a line ending `> FILE` writes the command's output to FILE, as the shell would;
+  - a line ending `> FILE` writes the command's output to FILE, and `NAME=value` words before the command set
+    its environment, as the shell would;
   - a `lntune serve` line runs in the background until its block ends, and the next line starts once it
     answers /health.
 
@@ -68,9 +69,21 @@ def _open_quote(text: str) -> bool:
 def command(line: str) -> list[str]:
     """The line as argv (comments dropped), with the size rule applied."""
     argv = shlex.split(line, comments=True)
-    if any(tuple(argv[: len(prefix)]) == prefix for prefix in LIMITED):
+    bare = argv[len(assignments(argv)):]
+    if any(tuple(bare[: len(prefix)]) == prefix for prefix in LIMITED):
         argv += LIMITS
     return argv
+
+
+def assignments(argv: list[str]) -> dict[str, str]:
+    """The `NAME=value` words a line starts with: the shell's environment for that one command."""
+    out = {}
+    for word in argv:
+        if not re.match(r"[A-Za-z_]\w*=", word):
+            break
+        name, value = word.split("=", 1)
+        out[name] = value
+    return out
 
 
 def redirect(argv: list[str]) -> tuple[list[str], str | None]:
@@ -124,7 +137,10 @@ def run_block(lines: list[str], cwd: Path, where: str) -> list[str]:
                 wait_for(argv[argv.index("--port") + 1], server, line)
                 continue
             argv, into = redirect(argv)
-            r = subprocess.run(argv, cwd=cwd, env=env(cwd), capture_output=True, text=True, timeout=TIMEOUT_S)
+            extra = assignments(argv)
+            argv = argv[len(extra):]
+            r = subprocess.run(argv, cwd=cwd, env={**env(cwd), **extra}, capture_output=True, text=True,
+                               timeout=TIMEOUT_S)
             if into and r.returncode == 0:
                 (cwd / into).write_text(r.stdout)
             assert r.returncode == 0, f"{where}: {line!r} (run as {shlex.join(argv)}) exited {r.returncode}:\n" \
@@ -147,6 +163,8 @@ def test_blocks_are_read_whole():
     training = [line for block in blocks(ROOT / "docs" / "training.md") for line in block]
     assert "lntune schema > lntune-train.schema.json" in training  # from a block indented inside a list item
     assert redirect(command("lntune schema sweep > s.json")) == (["lntune", "schema", "sweep"], "s.json")
+    argv = command("A=1 B=x=y lntune train")
+    assert assignments(argv) == {"A": "1", "B": "x=y"} and argv[-8:] == LIMITS
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])

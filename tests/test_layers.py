@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lntune"
 
 # Bottom to top. A part is a top-level module or package of lntune; a package's own cli.py is part of it.
 LAYERS = [
-    {"errors", "lazy", "durable", "offline", "spec", "__init__"},  # lntune/__init__ exports names lazily: it loads nothing
+    {"errors", "lazy", "durable", "offline", "plugins", "spec", "__init__"},  # lntune/__init__ exports names lazily: it loads nothing
     {"heads"},  # kinds of task output: encoding, loss terms, metrics, log-likelihood, names other libraries use
     {"data", "model"},
     {"method", "evaluate"},
@@ -31,6 +31,7 @@ KNOWN_UPWARD = {
 # Modules that load others by name, and why: the arrows they make are not in the graph above.
 BY_NAME = {
     "lazy.py": "packages export their names lazily, so `lntune --help` loads no torch",
+    "plugins.py": "plugins are third-party modules named by entry points or $LNTUNE_PLUGINS, not lntune's own",
     "sweep/warm.py": "local workers import the heavy libraries a run needs before the first job arrives",
 }
 

@@ -25,6 +25,7 @@ _EXPORTS = {
     "generate_base": "lntune.api",
     "generate_skin": "lntune.api",
     "load_model": "lntune.model",
+    "load_plugins": "lntune.plugins",
     "load_skin": "lntune.skin",
     "map_norms": "lntune.model",
     "prepare": "lntune.method",

@@ -10,6 +10,13 @@ import typer
 
 from lntune.errors import LntuneError, LntuneWarning
 from lntune.heads import DEFAULT, HEADS
+from lntune.plugins import PluginError, load_plugins
+
+try:  # before any help text below reads a registry: a plugin's heads, methods and tasks show in it
+    load_plugins()
+    _PLUGIN_ERROR: PluginError | None = None
+except PluginError as e:  # said by main() as one line, like every other error, rather than as a traceback
+    _PLUGIN_ERROR = e
 
 if TYPE_CHECKING:
     from lntune.spec.results import RunResult  # pydantic: not imported for --help
@@ -346,7 +353,14 @@ _python_format = warnings.formatwarning
 
 def main() -> None:
     warnings.formatwarning = _one_line
+    if _PLUGIN_ERROR is not None:
+        _fail_now(_PLUGIN_ERROR)
     app(sys.argv[1:])
+
+
+def _fail_now(e: LntuneError) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

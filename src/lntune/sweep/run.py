@@ -28,6 +28,7 @@ from lntune.api import train_task
 from lntune.data import get_task
 from lntune.method import parts
 from lntune.model import load_model
+from lntune.plugins import load_plugins
 from lntune.sweep.efficiency import measure
 from lntune.train import TrainConfig
 
@@ -44,6 +45,7 @@ def execute(job: dict) -> dict:
     try:
         import torch
 
+        load_plugins()  # a worker process has not seen the driver's plugins: their methods and heads register here
         torch.set_num_threads(job.get("threads", 1))
         if job["kind"] == "fisher":
             out = _fisher(job)
