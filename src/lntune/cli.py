@@ -108,11 +108,12 @@ def _resume(ctx: typer.Context, run_dir: Path, data_dir: Path | None, train: dic
 def _method_options(method: str, assignments: list[str], **ln: str | None) -> dict:
     """The method's options from -o PART.FIELD=VALUE and the --ln-* shortcuts (which need the ln method)."""
     from lntune.method.options import for_build, merge, parse_assignments
+    from lntune.method.paper import LN, has_ln
 
     ln = {k: v for k, v in ln.items() if v is not None}
-    if ln and "ln" not in method.split("+"):
-        raise LntuneError(f"--ln-* options need the ln method; --method is {method}")
-    return for_build(method, merge({"ln": ln} if ln else {}, parse_assignments(method, assignments)))
+    if ln and not has_ln(method):
+        raise LntuneError(f"--ln-* options need the {LN} method; --method is {method}")
+    return for_build(method, merge({LN: ln} if ln else {}, parse_assignments(method, assignments)))
 
 
 def _train_config(ctx: typer.Context, train: dict, config_file: Path | None):

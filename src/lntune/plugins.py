@@ -31,7 +31,13 @@ class PluginError(LntuneError):
 
 def load_plugins() -> list[str]:
     """Load every plugin not loaded yet (entry points first, then $LNTUNE_PLUGINS, each in order); the names
-    loaded by this call. A plugin that fails to load is a PluginError naming it, where it was named and the fix."""
+    loaded by this call. A plugin that fails to load is a PluginError naming it, where it was named and the fix.
+
+    >>> import lntune
+    >>> new = lntune.load_plugins()  # e.g. ['bitfit_no_ln'] with LNTUNE_PLUGINS=bitfit_no_ln
+    >>> lntune.load_plugins()  # each plugin loads once per process
+    []
+    """
     done = []
     for ep in entry_points(group=GROUP):
         package = ep.dist.name if ep.dist else "an installed package"

@@ -48,6 +48,13 @@ def card_data(*, base_model: str | None, library: str, tags: list[str], model: s
     )
 
 
+def hub_tag(method: str) -> str:
+    """The Hub tag of a method's cards: the first tag a part declares (Method.hub_tag), else the method's name."""
+    from lntune.method import METHODS  # here, not at the top: card data for `lntune push --dry-run` loads no torch
+
+    return next((t for p in method.split("+") if (t := getattr(METHODS.get(p), "hub_tag", None))), method)
+
+
 def model_card(meta: SkinRecord, repo: str | None = None) -> str:
     """README.md text for a skin's record (skin.json, typed); `repo` (user/name[@revision]) once it is on the Hub.
 
@@ -58,7 +65,7 @@ def model_card(meta: SkinRecord, repo: str | None = None) -> str:
     """
     base, task = meta.base, meta.task
     source = base.source or {}
-    tags = ["lntune", "peft", "layernorm-tuning" if "ln" in meta.method.split("+") else meta.method]
+    tags = ["lntune", "peft", hub_tag(meta.method)]
     data = card_data(base_model=hub_id(source), library="lntune", tags=tags, model=base.model, head=base.head,
                      method=meta.method, task=task.name if task else None, metrics=meta.metrics)
     return f"---\n{data.to_yaml()}\n---\n\n{_body(meta, source, repo)}"

@@ -11,6 +11,7 @@ import torch
 from lntune.analyse.files import write_json
 from lntune.analyse.mask import KINDS, MaskSpec, build_mask, save_mask
 from lntune.data import get_task
+from lntune.method.paper import LN  # paper 002 fig. 5: LN-tuning under each mask
 from lntune.train import TrainConfig
 from lntune.api import train_task
 
@@ -63,7 +64,7 @@ def run_curve(
                     rec = train_task(
                         task,
                         model,
-                        "ln",
+                        LN,
                         {"mask": str(path)},
                         config.train,
                         run,

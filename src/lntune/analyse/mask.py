@@ -17,6 +17,7 @@ import torch
 
 from lntune.errors import LntuneError
 from lntune.spec.masks import MASK_KINDS as KINDS  # noqa: F401 - also imported from here
+from lntune.spec.masks import RANDOM
 from lntune.analyse.files import save_tensors
 
 
@@ -38,7 +39,7 @@ class MaskSpec:
 
     @property
     def file_name(self) -> str:
-        who = {"individual": f"-{self.task}", "cv": f"-{self.task}", "random": f"-s{self.seed}"}.get(self.kind, "")
+        who = {"individual": f"-{self.task}", "cv": f"-{self.task}", RANDOM: f"-s{self.seed}"}.get(self.kind, "")
         return f"mask-{self.kind}{who}-f{self.fraction:g}.safetensors"
 
 
@@ -92,7 +93,7 @@ def build_mask(spec: MaskSpec, fishers: dict[str, dict[str, torch.Tensor]]) -> d
     """The mask `spec` asks for, over the LN elements the Fisher files cover."""
     if not fishers:
         raise LntuneError("no Fisher results: run lntune analyse fisher first")
-    if spec.kind == "random":
+    if spec.kind == RANDOM:
         any_task = next(iter(fishers.values()))
         return random_fraction({n: v.shape for n, v in any_task.items()}, spec.fraction, spec.seed)
     return top_fraction(scores(spec, fishers), spec.fraction)

@@ -37,6 +37,11 @@ def _peft(*names: str) -> tuple:
     return tuple(getattr(peft, n) for n in names)
 
 
+def _by_peft_type(kind: str) -> str:
+    """The method a PEFT adapter of type `kind` imports as (the one whose Method.peft_type it is)."""
+    return next(name for name, m in METHODS.items() if m.peft_type == kind)
+
+
 def _peft_type(method: str) -> str | None:
     """The PEFT adapter type a skin of `method` exports as: a lone method's (Method.peft_type), else None."""
     methods = parts(method)
@@ -259,7 +264,7 @@ def _values(inner, kind: str, adapter: Path, cfg: dict):
         for name, m in inner.named_modules():
             if ADAPTER in getattr(m, "ln_tuning_layers", {}):
                 take(name, m.ln_tuning_layers[ADAPTER])
-        return values, build_method("ln")
+        return values, build_method(_by_peft_type(kind))
     if cfg.get("lora_dropout") or cfg.get("bias", "none") != "none" or cfg.get("use_dora") or cfg.get("use_rslora"):
         raise LntuneError(f"{adapter}: LoRA with dropout, biases, DoRA or rsLoRA has no lntune skin format; "
                           "plain LoRA only")
@@ -273,7 +278,7 @@ def _values(inner, kind: str, adapter: Path, cfg: dict):
         values[f"{name}.lora.A"] = m.lora_A[ADAPTER].weight.detach().clone()
         values[f"{name}.lora.B"] = m.lora_B[ADAPTER].weight.detach().clone()
     targets = ",".join(sorted({n.rpartition(".")[2] for n, _ in layers}))
-    return values, build_method("lora", r=r, alpha=scale * r, targets=targets)
+    return values, build_method(_by_peft_type(kind), r=r, alpha=scale * r, targets=targets)  # LoRA's options
 
 
 def _noted_alias(adapter: Path) -> str | None:

@@ -65,6 +65,8 @@ class Method:
     peft_type: ClassVar[str | None] = None  # the PEFT adapter type it exports as (lntune export --format peft)
     records_change: ClassVar[bool] = False  # sweeps record its parameter change (002 fig. 1, 000 fig. 3)
     heads: ClassVar[tuple[str, ...] | None] = None  # the task heads it can tune; None: every head
+    serves_mixed: ClassVar[bool] = False  # its tensors are norm gains and biases only: lntune serve mixes its skins
+    hub_tag: ClassVar[str | None] = None  # the Hub tag of its model cards (None: its name); a composite takes a part's
 
     def __init__(self, config: object | None = None, **options) -> None:
         try:

@@ -114,6 +114,8 @@ class LNTuning(Method):
     merge = "copy"
     peft_type = "LN_TUNING"
     records_change = True
+    serves_mixed = True  # masked LN-tuning too: its masks are inside the skin
+    hub_tag = "layernorm-tuning"
     Config = LNConfig
 
     def apply(self, lm) -> list[Tuned]:

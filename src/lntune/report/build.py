@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from scipy.stats import rankdata
 
@@ -16,7 +16,7 @@ from lntune.report.stats import format_p, kruskal_wallis
 from lntune.report.tables import (
     BEST, Row, Table, Value, fmt_number, fmt_pct, mark, mark_column, score_value, with_delta,
 )
-from lntune.method.ln import LNConfig
+from lntune.method.paper import KRUSKAL, LN, SUBSET, base_method, has_ln, is_ln_combo, ln_defaults, ln_options
 
 # Paper 000's row order (FT, adapters, prefix, MAM, 3V, BitFit, LN); unknown methods follow in store order.
 NLG_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter", "rouge1", "rouge2")  # paper 000 table 2
@@ -236,15 +236,6 @@ def _ranks(block: list[Row], cols: list[tuple[str, str]]) -> list[str]:
     return [r.label for r in block if id(r) not in ranks]
 
 
-def is_ln_combo(method: str) -> bool:
-    parts = method.split("+")
-    return "ln" in parts and len(parts) > 1
-
-
-def base_method(method: str) -> str:
-    return "+".join(p for p in method.split("+") if p != "ln")
-
-
 def unified_table(cells: list[Cell]) -> Table | None:
     """Paper 000 table 3: each X beside X+LN, with the signed change of X+LN per task and on Avg."""
     uni = [c for c in cells if c.group == "unified"]
@@ -302,15 +293,11 @@ def _delta_row(grid: Grid, model: str, row: str, ref_grid: Grid, ref_row: str | 
     return out
 
 
-def ln_defaults() -> dict:
-    return {f.name: f.default for f in fields(LNConfig)}
-
-
 def ablation_kind(cell: Cell, defaults: dict) -> str:
     """Term / Module / Layer (paper 000 table 4) from the LN options that differ from full LN; "" for full LN."""
-    if "ln" not in cell.method.split("+"):
+    if not has_ln(cell.method):
         return "Other"
-    opts = cell.options.get("ln", cell.options) if isinstance(cell.options.get("ln"), dict) else cell.options
+    opts = ln_options(cell.options)
     changed = [k for k, v in opts.items() if k in defaults and v != defaults[k]]
     if cell.mask_kind:
         changed.append("mask")
@@ -330,10 +317,10 @@ def ablation_table(cells: list[Cell]) -> Table | None:
     order = list(ABLATION_KINDS.values())
     for model in grid.models:
         _sections(grid, table, model)
-        full = lambda c: c.method == "ln" and ablation_kind(c, defaults) == ""  # noqa: E731
-        ref, source = main.find(model, "ln", full), main
+        full = lambda c: c.method == LN and ablation_kind(c, defaults) == ""  # noqa: E731
+        ref, source = main.find(model, LN, full), main
         if ref is None:
-            ref, source = grid.find(model, "ln", full), grid
+            ref, source = grid.find(model, LN, full), grid
         variants = [c for c in grid.rows(model) if not (source is grid and ref is not None and c.row == ref.row)]
         variants.sort(key=lambda c: (order.index(k) if (k := ablation_kind(c, defaults)) in order else len(order),
                                      c.order))
@@ -356,9 +343,6 @@ def ablation_table(cells: list[Cell]) -> Table | None:
     return table
 
 
-SUBSET_METHODS = ("full", "bitfit", "ln")
-
-
 def subset_cells(cells: list[Cell]) -> tuple[list[Cell], list[str]]:
     """The subset group, plus the main group's full, BitFit and (plain) LN rows where the subset group has none:
     a sweep runs a spec two groups share once, under the first group's name."""
@@ -367,9 +351,9 @@ def subset_cells(cells: list[Cell]) -> tuple[list[Cell], list[str]]:
         return [], []
     defaults = ln_defaults()
     have = {(c.model, c.method) for c in sub}
-    borrowed = [c for c in cells if c.group == "main" and c.method in SUBSET_METHODS
+    borrowed = [c for c in cells if c.group == "main" and c.method in SUBSET
                 and (c.model, c.method) not in have and c.model in {s.model for s in sub}
-                and not (c.method == "ln" and ablation_kind(c, defaults))]
+                and not (c.method == LN and ablation_kind(c, defaults))]
     return sub + borrowed, list(dict.fromkeys(c.row for c in borrowed))
 
 
@@ -392,8 +376,6 @@ def subset_table(cells: list[Cell]) -> Table | None:
     return table
 
 
-KW_COMPARISONS = (("LN vs BitFit", ("ln", "bitfit")), ("LN vs random", ("ln", "random")),
-                  ("LN vs BitFit vs random", ("ln", "bitfit", "random")))
 KW_DIGITS = 12
 
 
@@ -405,7 +387,7 @@ def kruskal_table(cells: list[Cell]) -> Table | None:
                   label_header="Comparison")
     for model in grid.models:
         _sections(grid, table, model)
-        for name, methods in KW_COMPARISONS:
+        for name, methods in KRUSKAL:
             rows = [grid.find(model, m) for m in methods]
             if any(r is None for r in rows):
                 continue
@@ -444,7 +426,7 @@ def fraction_cells(cells: list[Cell]) -> list[Cell]:
     have = {(c.model, c.task) for c in frac if c.fraction is None}
     want = {(c.model, c.task) for c in frac} - have
     defaults = ln_defaults()
-    borrowed = [replace(c, row=ALL_LN) for c in cells if c.group == "main" and c.method == "ln"
+    borrowed = [replace(c, row=ALL_LN) for c in cells if c.group == "main" and c.method == LN
                 and not c.mask_kind and (c.model, c.task) in want and not ablation_kind(c, defaults)]
     return frac + borrowed
 

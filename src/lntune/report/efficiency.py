@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from lntune.spec.records import Record
 from lntune.method import order
+from lntune.method.paper import FULL  # the 100 of relative figures
 from lntune.report.tables import Row, Table, Value, fmt_number, fmt_score
 
 FIELDS = (("train_step_seconds", "Train step (s)", "Train (FT = 100)", 3),
           ("infer_batch_seconds", "Inference batch (s)", "Inference (FT = 100)", 3),
           ("peak_memory_mb", "Peak memory (MB)", "Memory (FT = 100)", 0))
-FULL = "full"
 
 
 @dataclass

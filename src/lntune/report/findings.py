@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
 from lntune.method import METHODS
 from lntune.spec.masks import FISHER_KINDS
-from lntune.report.build import ablation_kind, base_method, is_ln_combo, ln_defaults
+from lntune.spec.masks import RANDOM as RANDOM_MASK
+from lntune.method.paper import BITFIT, FULL, LN, MAM, PREFIX, RANDOM, base_method, is_ln_combo, ln_defaults, ln_options
+from lntune.report.build import ablation_kind
 from lntune.report.efficiency import EffRow, efficiency_rows
 from lntune.report.tables import Row, Table, Value
 from lntune.spec.records import Record
@@ -97,12 +99,11 @@ def _pairs(claim: str, source: str, pairs: list[tuple[Cell, Cell]], name=lambda 
 
 
 def _plain_ln(c: Cell, defaults: dict) -> bool:
-    return c.method == "ln" and not c.mask_kind and not ablation_kind(c, defaults)
+    return c.method == LN and not c.mask_kind and not ablation_kind(c, defaults)
 
 
 def _option(c: Cell, key: str, value: str) -> bool:
-    opts = c.options.get("ln", c.options) if isinstance(c.options.get("ln"), dict) else c.options
-    return c.method == "ln" and not c.mask_kind and opts.get(key) == value
+    return c.method == LN and not c.mask_kind and ln_options(c.options).get(key) == value
 
 
 def score_findings(cells: list[Cell], model: str) -> list[Finding]:
@@ -111,8 +112,8 @@ def score_findings(cells: list[Cell], model: str) -> list[Finding]:
     defaults = ln_defaults()
     main = [c for c in cells if c.group == "main"]
     ln = [c for c in main if _plain_ln(c, defaults)]
-    bitfit = [c for c in main if c.method == "bitfit"]
-    random = [c for c in cells if c.method == "random"]
+    bitfit = [c for c in main if c.method == BITFIT]
+    random = [c for c in cells if c.method == RANDOM]
     out = []
     para = ""
     if ln and bitfit and ln[0].tuned_pct and bitfit[0].tuned_pct:
@@ -133,7 +134,7 @@ def score_findings(cells: list[Cell], model: str) -> list[Finding]:
                 got.append((combo, base[0]) if combo_first else (base[0], combo))
         return got
 
-    out.append(_pairs("Prefix+LN ≥ Prefix", "000 table 3", pairs(("prefix",), True)))
+    out.append(_pairs("Prefix+LN ≥ Prefix", "000 table 3", pairs((PREFIX,), True)))
     out.append(_pairs("X+LN ≥ X when X tunes attention (prefix, sequential adapter on MHA)", "000 table 3, sec. 4.4",
                       pairs(having("block", "mha"), True)))
     out.append(_pairs("X+LN ≤ X when X tunes the FFN (parallel / sequential adapter on FFN)", "000 table 3, sec. 4.4",
@@ -154,7 +155,7 @@ def score_findings(cells: list[Cell], model: str) -> list[Finding]:
 def _mask_findings(cells: list[Cell]) -> list[Finding]:
     """Each Fisher mask kind vs the random mask at the same task and fraction (paper 002 fig. 5)."""
     masked = [c for c in cells if c.mask_kind and c.fraction is not None]
-    random = {(c.task, c.fraction): c for c in masked if c.mask_kind == "random"}
+    random = {(c.task, c.fraction): c for c in masked if c.mask_kind == RANDOM_MASK}
     out = []
     for kind in FISHER_KINDS:
         pairs = [(c, random[(c.task, c.fraction)]) for c in masked if c.mask_kind == kind
@@ -177,44 +178,45 @@ def efficiency_findings(rows: list[EffRow], model: str) -> list[Finding]:
     rel = {e.method: e.relative for e in mine}
     sd = {e.method: e.spread for e in mine}
     name = {e.method: e.row for e in mine}
-    if "ln" not in rel:
+    if LN not in rel:
         return []
     out = []
-    peft = {m: r for m, r in rel.items() if m != "full"}
+    peft = {m: r for m, r in rel.items() if m != FULL}
     fastest = min(peft, key=lambda m: peft[m][TRAIN])
-    rival = min((m for m in peft if m != "ln"), key=lambda m: peft[m][TRAIN], default=None)
+    rival = min((m for m in peft if m != LN), key=lambda m: peft[m][TRAIN], default=None)
+    ln = rel[LN]
     if rival:
         out.append(_timed("LN-tuning has the shortest training step of all methods", "000 fig. 2, sec. 4.3",
-                          f"LN {rel['ln'][TRAIN]:.1f}; fastest {name[fastest]} {peft[fastest][TRAIN]:.1f} (FT = 100)",
-                          rel["ln"][TRAIN] <= peft[rival][TRAIN], peft[rival][TRAIN] - rel["ln"][TRAIN],
-                          [sd["ln"].get(TRAIN), sd[rival].get(TRAIN)]))
+                          f"LN {ln[TRAIN]:.1f}; fastest {name[fastest]} {peft[fastest][TRAIN]:.1f} (FT = 100)",
+                          ln[TRAIN] <= peft[rival][TRAIN], peft[rival][TRAIN] - ln[TRAIN],
+                          [sd[LN].get(TRAIN), sd[rival].get(TRAIN)]))
     added = {m: r[INFER] for m, r in rel.items() if m in having("adds_modules") and r.get(INFER) is not None}
-    if added and rel["ln"].get(INFER) is not None:
+    if added and ln.get(INFER) is not None:
         low = min(added, key=added.get)
         out.append(_timed("LN-tuning infers no slower than methods that add modules", "000 fig. 2, sec. 4.3",
-                          f"LN {rel['ln'][INFER]:.1f}; fastest adding modules {name[low]} {added[low]:.1f} (FT = 100)",
-                          rel["ln"][INFER] <= added[low], added[low] - rel["ln"][INFER],
-                          [sd["ln"].get(INFER), sd[low].get(INFER)]))
+                          f"LN {ln[INFER]:.1f}; fastest adding modules {name[low]} {added[low]:.1f} (FT = 100)",
+                          ln[INFER] <= added[low], added[low] - ln[INFER],
+                          [sd[LN].get(INFER), sd[low].get(INFER)]))
     slow = max(peft, key=lambda m: peft[m][TRAIN])
     out.append(_timed("Every PEFT method trains in under 90% of FT's time (BERT-base)", "000 fig. 2(a)",
                       f"slowest {name[slow]} {peft[slow][TRAIN]:.1f} (FT = 100)", peft[slow][TRAIN] < 90,
                       90 - peft[slow][TRAIN], [sd[slow].get(TRAIN)]))
-    runner_up = max((m for m in peft if m != "mam"), key=lambda m: peft[m][TRAIN], default=None)
-    if "mam" in peft and runner_up:
+    runner_up = max((m for m in peft if m != MAM), key=lambda m: peft[m][TRAIN], default=None)
+    if MAM in peft and runner_up:
         out.append(_timed("MAM is the slowest PEFT method to train", "000 sec. 4.3",
-                          f"{name['mam']} {peft['mam'][TRAIN]:.1f}; slowest {name[slow]} {peft[slow][TRAIN]:.1f}",
-                          slow == "mam", peft["mam"][TRAIN] - peft[runner_up][TRAIN],
-                          [sd["mam"].get(TRAIN), sd[runner_up].get(TRAIN)]))
+                          f"{name[MAM]} {peft[MAM][TRAIN]:.1f}; slowest {name[slow]} {peft[slow][TRAIN]:.1f}",
+                          slow == MAM, peft[MAM][TRAIN] - peft[runner_up][TRAIN],
+                          [sd[MAM].get(TRAIN), sd[runner_up].get(TRAIN)]))
     adapter = next((m for m in having("adapter") if m in peft), None)
-    if adapter and "prefix" in peft and peft["prefix"].get(INFER) is not None:
-        a, p = peft[adapter], peft["prefix"]
+    if adapter and PREFIX in peft and peft[PREFIX].get(INFER) is not None:
+        a, p = peft[adapter], peft[PREFIX]
         gaps = {TRAIN: p[TRAIN] - a[TRAIN], INFER: p[INFER] - a[INFER]}
         closest = min(gaps, key=gaps.get)
         out.append(_timed("Adapters train and infer faster than prefix-tuning (NLU)", "000 sec. 4.3",
-                          f"train {name[adapter]} {a[TRAIN]:.1f} vs {name['prefix']} {p[TRAIN]:.1f}; "
+                          f"train {name[adapter]} {a[TRAIN]:.1f} vs {name[PREFIX]} {p[TRAIN]:.1f}; "
                           f"infer {a[INFER]:.1f} vs {p[INFER]:.1f}",
                           a[TRAIN] <= p[TRAIN] and a[INFER] <= p[INFER], gaps[closest],
-                          [sd[adapter].get(closest), sd["prefix"].get(closest)]))
+                          [sd[adapter].get(closest), sd[PREFIX].get(closest)]))
     return out
 
 

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # headless: servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lntune.analyse.files import save_figure  # noqa: E402
+from lntune.method.paper import FULL  # noqa: E402
 from lntune.report.efficiency import FIELDS, EffRow  # noqa: E402
 
 COLUMNS = 4  # panels per figure row
@@ -59,7 +60,7 @@ def efficiency_bars(path: str | Path, rows: list[EffRow]) -> Path:
             vals = [(e.relative[f] if use_rel else e.absolute.get(f)) or 0.0 for e in mine][::-1]
             errs = [e.spread.get(f, 0.0) if use_rel else 0.0 for e in mine][::-1]  # std over timing repeats
             bars = ax.barh(labels, vals, xerr=errs if any(errs) else None, ecolor="black", capsize=2,
-                           color=["tab:red" if e.method == "full" else "tab:blue" for e in mine][::-1])
+                           color=["tab:red" if e.method == FULL else "tab:blue" for e in mine][::-1])
             ax.bar_label(bars, fmt="%.0f" if use_rel or f == "peak_memory_mb" else "%.3g", fontsize=7, padding=2)
             if use_rel:
                 ax.axvline(100, color="grey", linestyle="--", linewidth=1)

@@ -11,13 +11,13 @@ import torch
 
 from lntune.errors import SkinError
 from lntune.heads import HEADS, get_head
+from lntune.method import METHODS
 from lntune.method.tuning import MASK_PREFIX
 from lntune.model import LoadedModel
 from lntune.skin import SKIN_JSON, TENSORS, _read_tensors, read_skin
 from lntune.skin_schema import SkinRecord, TaskRecord
 from lntune.data import TASKS
 
-LN_METHODS = ("ln",)  # masked LN-tuning is method ln with masks inside the skin
 
 
 @dataclass
@@ -98,8 +98,9 @@ def read_ln_skin(lm: LoadedModel, name: str, path: str | Path, bases: dict[str, 
     path = Path(path)
     meta, tensors = _read_checked(path)
     base = meta.base
-    if meta.method not in LN_METHODS:
-        raise _refuse(path, f"method {meta.method!r}; mixed serving takes LN-tuning skins only (method ln, "
+    if not getattr(METHODS.get(meta.method), "serves_mixed", False):
+        mixed = " or ".join(name for name, m in METHODS.items() if m.serves_mixed)
+        raise _refuse(path, f"method {meta.method!r}; mixed serving takes LN-tuning skins only (method {mixed}, "
                             "masked or not), whose tensors are norm gains and biases. Evaluate other skins alone "
                             "with lntune eval")
     if base.head not in HEADS:

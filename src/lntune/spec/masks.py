@@ -2,3 +2,4 @@
 
 MASK_KINDS = ("individual", "global", "cv", "random")  # the task's own Fisher, all tasks', all but the task's, random
 FISHER_KINDS = MASK_KINDS[:3]  # the kinds a Fisher selects (random is their control)
+RANDOM = MASK_KINDS[3]  # the control: as many elements, drawn at random

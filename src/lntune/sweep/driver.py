@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lntune.sweep.config import AnalysisPlan, SweepConfig
+from lntune.spec.masks import RANDOM
 from lntune.spec.metrics import greater_is_better
 from lntune.spec.run import canonical
 from lntune.sweep.grid import Run, plan
@@ -155,7 +156,7 @@ class _Executor:
         job = {"kind": "run", "spec": run.spec, "data_dir": self.data_dir, "threads": threads, "mask": None,
                "train": run.machine}
         mask = run.spec.mask
-        if mask and mask.kind != "random":
+        if mask and mask.kind != RANDOM:
             missing = [self.fisher_failed[p] for p in self._fisher_files(run) if p in self.fisher_failed]
             if missing:
                 return f"the Fisher this mask needs failed: {missing[0]}"
@@ -189,7 +190,7 @@ class _Executor:
         """Compute the missing Fisher files masked runs need, on all workers."""
         need: dict[str, tuple] = {}
         for run in runs:
-            if run.spec.mask and run.spec.mask.kind != "random":
+            if run.spec.mask and run.spec.mask.kind != RANDOM:
                 need.update(self._fisher_files(run))
         todo = {p: v for p, v in need.items() if not Path(p).exists()}
         queue = list(todo.items())

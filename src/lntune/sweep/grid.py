@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.heads import get_head
+from lntune.spec.masks import RANDOM
 from lntune.spec.metrics import greater_is_better
 from lntune.spec.records import Record
 from lntune.spec.run import RunSpec, canonical
@@ -187,7 +188,7 @@ def _row(entry: RunEntry, mask) -> str:
 
 def mask_spec(cfg: SweepConfig, model: ModelEntry, task: str, kind: str, fraction: float, seed: int,
               data: dict[str, str]) -> dict:
-    if kind == "random":
+    if kind == RANDOM:
         return {"kind": kind, "fraction": fraction, "seed": seed}
     f = cfg.fisher
     pool = fisher_pool(cfg, model) if kind in ("global", "cv") else [task]

@@ -20,6 +20,7 @@ import threading
 import traceback
 from pathlib import Path
 
+from lntune.spec.masks import RANDOM
 from lntune.spec.run import RunSpec
 from lntune.analyse.change import abs_change, cell_table, ln_table
 from lntune.analyse.fisher import FisherConfig, ln_names, save_fisher, task_fisher
@@ -96,7 +97,7 @@ def _mask_file(spec: RunSpec, mask: bytes | None, folder: Path, data_dir) -> Pat
     """The run's LN mask as a file: sent by the driver (Fisher masks) or drawn here (random)."""
     path = folder / "mask.safetensors"
     m = spec.mask
-    if m.kind != "random":
+    if m.kind != RANDOM:
         if mask is None:
             raise ValueError(f"run {spec.task} {m.kind} f={m.fraction}: the driver sent no mask")
         path.write_bytes(mask)
@@ -106,7 +107,7 @@ def _mask_file(spec: RunSpec, mask: bytes | None, folder: Path, data_dir) -> Pat
     lm = load_model(spec.model, t.head, max(len(t.labels), 1))
     params = dict(lm.model.named_parameters())
     masks = random_fraction({n: params[n].shape for n in ln_names(lm)}, m.fraction, m.seed)
-    return save_mask(path, masks, MaskSpec("random", m.fraction, spec.task, m.seed), [])
+    return save_mask(path, masks, MaskSpec(RANDOM, m.fraction, spec.task, m.seed), [])
 
 
 def _fisher(job: dict) -> dict:
