@@ -146,7 +146,8 @@ TIER_TESTS = {
     "test_package.py::test_cli_import_stays_light": PROCESSES,  # a fresh interpreter
     "test_package.py::test_help_runs_without_heavy_imports": PROCESSES,
     "test_docs_commands.py::test_every_line_runs": PROCESSES,
-    "test_plugins.py::test_the_command_line_lists_a_plugin_and_says_when_one_is_broken": PROCESSES,  # lntune, twice  # every README/docs line, as commands
+    "test_plugins.py::test_the_command_line_lists_a_plugin_and_says_when_one_is_broken": PROCESSES,  # lntune, twice
+    "spec/test_train_option_one_place.py": PROCESSES,  # a copy of the package in a fresh interpreter  # every README/docs line, as commands
     # real models
     "model/test_load.py::test_minilm_alias_loads_the_embedded_weights": REAL_MODEL,
     "model/test_load.py::test_smollm2_alias_dequantises_once_and_caches": REAL_MODEL,
