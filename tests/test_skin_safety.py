@@ -158,6 +158,24 @@ def test_a_mislabelled_record_is_refused_before_anything_is_saved(make_lm, tmp_p
     assert not out.exists()
 
 
+def test_a_key_the_schema_lacks_is_refused_before_anything_is_saved(make_lm, tmp_path):
+    """Readers keep keys they do not know (a newer lntune's skins); this version's writer adds none."""
+    from lntune.method import build_method, prepare
+
+    tuning = prepare(make_lm("bert"), build_method("ln"))
+    out = tmp_path / "skin"
+    with pytest.raises(SkinError, match=r"skin\.json \(not saved\): 'metric' is not a skin\.json key"):
+        save_skin(out, tuning, {"train": {}, "metric": {"accuracy": 0.5}})  # metrics, misspelt
+    assert not out.exists()
+
+
+def test_the_skin_schema_lists_every_key_a_run_writes():
+    from lntune.skin_schema import SkinRecord
+    from lntune.spec.results import RunRecord
+
+    assert set(RunRecord.model_fields) <= set(SkinRecord.model_fields)
+
+
 # --- non-finite tensors ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])

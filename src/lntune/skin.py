@@ -131,6 +131,10 @@ def save_skin(out_dir: str | Path, tuning: Tuning, record: dict) -> Path:
     if isinstance(task, dict) and str(task.get("name", "")).partition(":")[0] in _SPEC_KINDS:
         meta["data_root"] = str(Path.cwd().resolve())  # relative paths in its spec were given from here
     checked = check_record(meta, f"{out / SKIN_JSON} (not saved)")
+    unknown = sorted(checked.model_extra or {})  # readers keep unknown keys (a newer lntune's); a writer adds none
+    if unknown:
+        raise SkinError(f"{out / SKIN_JSON} (not saved): {', '.join(map(repr, unknown))} is not a skin.json key "
+                        "(lntune.skin_schema.SkinRecord lists them); misspelt, or add it to SkinRecord first")
     new = [p for p in (out, *out.parents) if not p.exists()]
     make_dir(out)
     for folder in reversed(new):

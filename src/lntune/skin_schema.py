@@ -150,6 +150,11 @@ class SkinRecord(_Record):
     data: Optional[DataRecord] = None
     train: Optional[TrainRecord] = None
     metrics: Optional[dict[str, Any]] = None
+    steps: Optional[int] = None  # optimizer steps taken
+    train_seconds: Optional[Union[int, float]] = None
+    best_seconds: Optional[Union[int, float]] = None  # training time until the kept state
+    curve: Optional[list[dict[str, Any]]] = None  # the test split after each listed epoch (budget curves)
+    test: Optional[dict[str, Any]] = None  # the kept state on the test split (sweeps)
     generation: Optional[GenerationRecord] = None
     command: Optional[str] = None  # how the run was started
     imported: Optional[dict[str, Any]] = None  # a skin made from a PEFT adapter: where from
