@@ -1,5 +1,6 @@
-"""Plugins: a method registered by an installed package's entry point, or by a module named in $LNTUNE_PLUGINS,
-reaches the CLI (its help and lists), the Python API and sweep workers; a broken one is one clear error."""
+"""Plugins: a method and a head registered by an installed package's entry point, or by a module named in
+$LNTUNE_PLUGINS, reach the CLI (its help and lists), the Python API and sweep workers; a broken plugin is one
+clear error."""
 import copy
 import os
 import subprocess
@@ -10,12 +11,15 @@ from pathlib import Path
 import pytest
 
 import lntune.plugins as plugins
+from lntune.heads import HEADS
 from lntune.method import METHODS
 from lntune.plugins import PluginError, load_plugins
 
 PLUGIN = textwrap.dedent('''
     from dataclasses import dataclass
 
+    from lntune.heads import HEADS
+    from lntune.heads.classification import Classification
     from lntune.method import METHODS, Method, Tuned
 
 
@@ -35,12 +39,17 @@ PLUGIN = textwrap.dedent('''
             return [Tuned(n, params[n]) for n in keep[: self.config.layers]]
 
 
+    class PlugHead(Classification):
+        name = "plughead"
+
+
     CALLS = []
 
 
     def register():
         CALLS.append(1)
         METHODS[PlugToy.name] = PlugToy
+        HEADS[PlugHead.name] = PlugHead()
 
 
     if __name__ == "{module}":  # imported as a module plugin: registering is the import itself
@@ -67,17 +76,19 @@ def fresh(monkeypatch):
     """No plugin loaded yet, and whatever a test registers is gone after it."""
     monkeypatch.setattr(plugins, "_LOADED", {})
     monkeypatch.delenv(plugins.ENV, raising=False)
-    before = dict(METHODS)
+    before, heads = dict(METHODS), dict(HEADS)
     yield
     for name in set(METHODS) - set(before):
         del METHODS[name]
+    for name in set(HEADS) - set(heads):
+        del HEADS[name]
     for name in [m for m in sys.modules if m.startswith(("toyplug", "broken", "loose"))]:
         del sys.modules[name]
 
 
 def test_an_entry_point_module_registers_once(tmp_path, monkeypatch, fresh):
     monkeypatch.syspath_prepend(str(site(tmp_path, value="toyplug")))
-    assert load_plugins() == ["toy"] and "plugtoy" in METHODS
+    assert load_plugins() == ["toy"] and "plugtoy" in METHODS and "plughead" in HEADS
     assert load_plugins() == []  # loaded once per process
     assert "toyplug" in plugins.loaded()["toy=toyplug"]
 
@@ -142,5 +153,7 @@ def test_the_command_line_lists_a_plugin_and_says_when_one_is_broken(tmp_path):
     root = site(tmp_path, value="toyplug")
     listed = _cli(["methods"], root)
     assert listed.returncode == 0 and "plugtoy\tlayers=1" in listed.stdout, listed.stderr
+    helped = _cli(["norms", "--help"], root, COLUMNS="300")  # help built at import: the plugin's head is in it
+    assert helped.returncode == 0 and "plughead" in helped.stdout, helped.stdout
     broken = _cli(["methods"], root, LNTUNE_PLUGINS="nowhere_to_be_found")
     assert broken.returncode == 2 and broken.stderr.startswith("error: plugin failed to load: $LNTUNE_PLUGINS")
