@@ -50,7 +50,7 @@ def card_data(*, base_model: str | None, library: str, tags: list[str], model: s
 
 def hub_tag(method: str) -> str:
     """The Hub tag of a method's cards: the first tag a part declares (Method.hub_tag), else the method's name."""
-    from lntune.method import METHODS  # here, not at the top: card data for `lntune push --dry-run` loads no torch
+    from lntune.method import METHODS  # here, not at the top: importing skin_card (Hub code) stays torch-free
 
     return next((t for p in method.split("+") if (t := getattr(METHODS.get(p), "hub_tag", None))), method)
 
