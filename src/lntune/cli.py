@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LayerNorm tuning and friends.")
 
 
-def _fail(e: LntuneError) -> None:
+def _say(e: LntuneError) -> None:
     typer.secho(f"error: {e}", fg="red", err=True)
+
+
+def _fail(e: LntuneError) -> None:
+    _say(e)
     raise typer.Exit(2)
 
 
@@ -354,14 +358,10 @@ _python_format = warnings.formatwarning
 
 def main() -> None:
     warnings.formatwarning = _one_line
-    if _PLUGIN_ERROR is not None:
-        _fail_now(_PLUGIN_ERROR)
+    if _PLUGIN_ERROR is not None:  # outside the app, where typer.Exit would print a traceback
+        _say(_PLUGIN_ERROR)
+        sys.exit(2)
     app(sys.argv[1:])
-
-
-def _fail_now(e: LntuneError) -> None:
-    typer.secho(f"error: {e}", fg="red", err=True)
-    sys.exit(2)
 
 
 if __name__ == "__main__":

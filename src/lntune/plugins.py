@@ -8,8 +8,8 @@ A plugin is a module that registers when imported (`METHODS[MyMethod.name] = MyM
     my_methods = "my_package.lntune_plugin"          # a module; or "my_package:register" (called after import)
 
 or, for a module on the path that is not packaged, in $LNTUNE_PLUGINS (comma-separated module names). The
-command line loads them before it builds its help, so a plugin's head, method or task shows in `lntune train
---help` and `lntune methods`; sweep workers load them before each run (a fresh process has not seen the
+command line loads them before it builds its help, so a plugin's method shows in `lntune methods`, its head in
+the help that lists heads (`lntune norms --help`) and its task in `lntune tasks`; sweep workers load them before each run (a fresh process has not seen the
 driver's imports); Python code calls `lntune.load_plugins()` or imports its module itself.
 """
 from __future__ import annotations

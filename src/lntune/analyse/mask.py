@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from lntune.errors import LntuneError
-from lntune.spec.masks import MASK_KINDS as KINDS  # noqa: F401 - also imported from here
-from lntune.spec.masks import RANDOM
+from lntune.spec.masks import MASK_KINDS as KINDS, RANDOM  # noqa: F401 - KINDS: also imported from here
 from lntune.analyse.files import save_tensors
 
 

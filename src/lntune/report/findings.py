@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from lntune.report.aggregate import Cell, higher_is_better, percent_scale
 from lntune.method import METHODS
-from lntune.spec.masks import FISHER_KINDS
-from lntune.spec.masks import RANDOM as RANDOM_MASK
+from lntune.spec.masks import FISHER_KINDS, RANDOM as RANDOM_MASK
 from lntune.method.paper import BITFIT, FULL, LN, MAM, PREFIX, RANDOM, base_method, is_ln_combo, ln_defaults, ln_options
 from lntune.report.build import ablation_kind
 from lntune.report.efficiency import EffRow, efficiency_rows
