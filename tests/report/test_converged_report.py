@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from lntune.errors import LntuneError
 from lntune.report import claims as C
 from lntune.report.aggregate import aggregate
 from lntune.report.paired import holm, stratified_t
@@ -79,6 +80,30 @@ def test_a_row_that_keeps_its_last_evaluation_too_often_withholds_its_verdicts(t
     assert lrs and all(r["Inside the grid"].startswith("no") for r in lrs)  # one lr tried: not bracketed
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Holm within each family. TOST" in text and "Holm over all the contrasts" not in text
+
+
+def test_descriptive_contrasts_show_a_mean_and_ci_and_no_p(tmp_path):
+    recs = runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("FT", "full", 3.0, noise=0.5, seed0=3, lr=1e-4)
+    recs = [edit(r, best_seconds=10.0 if r.row == "LN" else 20.0, val={**r.val, "step": 5}) for r in recs]
+    folder = write_store(tmp_path / "r", recs)
+    (folder / "design.json").write_text(json.dumps({"analysis": {"families": dict(FAMILIES)}}))
+    write_report(folder, tmp_path / "out")
+    claims = {r["contrast"]: r for r in csv.DictReader(open(tmp_path / "out" / "claims.csv"))}
+    step = claims["LN - FT, time per training step"]
+    assert step["family"] == "descriptive" and step["verdict"] == "descriptive"
+    assert step["p"] == step["p_holm"] == step["p_equiv"] == "" and step["mean"] != ""
+    table = {r["Contrast A - B"]: r for r in csv.DictReader(open(tmp_path / "out" / "claims_table.csv"))}
+    assert table["LN - FT, time per training step"]["p (Holm)"] == "- (-)"
+    assert table["LN - FT"]["p (Holm)"] != "- (-)"
+
+
+def test_a_design_file_naming_an_unregistered_contrast_is_refused(tmp_path):
+    folder = write_store(tmp_path / "r", runs("LN", "ln", 2.0, noise=0.5, seed0=1))
+    (folder / "design.json").write_text(json.dumps(
+        {"analysis": {"families": {"descriptive": ["LN - FT", "time per training step"]}}}))
+    with pytest.raises(LntuneError, match=r"design.json: .*'time per training step'.*quote"):
+        write_report(folder, tmp_path / "out")
+    assert not (tmp_path / "out" / "report.md").exists()
 
 
 def test_the_budget_curve_lines_up_epochs_and_compares_with_early_stopping(tmp_path):

@@ -173,6 +173,20 @@ def test_the_converged_profile_parses_and_registers_its_design(tmp_path):
             assert len(lrs) >= 3 and all(2.9 < b / a < 3.4 for a, b in zip(ordered, ordered[1:]))
 
 
+def test_the_converged_design_registers_every_time_contrast_as_descriptive(tmp_path):
+    from lntune.report.claims import CONTRASTS, SCORE
+    from lntune.sweep.driver import write_design
+    from lntune.sweep.store import Store
+
+    cfg = load_config(BENCH / "paper_cpu_converged.yaml")
+    times = [c.name for c in CONTRASTS if c.measure != SCORE]
+    assert cfg.analysis.families["descriptive"] == times
+    with Store(tmp_path) as store:
+        write_design(store, cfg)
+    committed = BENCH.parent / "docs" / "results" / "paper_cpu_converged" / "design.json"
+    assert (tmp_path / "design.json").read_bytes() == committed.read_bytes()
+
+
 def test_the_v1_design_file_is_written_as_before(tmp_path):
     from lntune.sweep.driver import write_design
     from lntune.sweep.store import Store
@@ -190,6 +204,12 @@ def test_the_v1_design_file_is_written_as_before(tmp_path):
     ({"sequential": {"contrasts": [["LN", "Nope"]]}}, "sequential.contrasts"),
     ({"lr_seed": None, "lr_growth": {"steps": 1}}, "lr_seed"),
     ({"analysis": {"gate": 1.5}}, "analysis.gate"),
+    ({"analysis": {"gate_rows": ["LN", "Bitfit"]}}, "analysis.gate_rows: 'Bitfit' is not a row"),
+    # an unquoted [a, b] list splits "LN - FT, time per training step" into two names neither of which is one
+    ({"analysis": {"families": {"descriptive": ["LN - FT", "time per training step"]}}},
+     "'time per training step' is not a registered contrast.*'LN - FT, time per training step'.*quoted"),
+    ({"analysis": {"families": {"primary": ["LN - FT"], "descriptive": ["LN - FT"]}}},
+     "already in family 'primary'"),
 ])
 def test_bad_converged_settings_name_the_field(data_dir, change, match):
     with pytest.raises(ConfigError, match=match):

@@ -351,12 +351,13 @@ def claims_rows(outs: list[Outcome], design: Design) -> list[dict]:
     rows = []
     for o in outs:
         r, c = o.result, o.clean
+        tested = r if o.family != DESCRIPTIVE else None  # the descriptive family registers no test
         rows.append({
             "contrast": o.contrast.name, "claim": o.contrast.claim.statement, "source": o.contrast.claim.source,
             "expects": o.contrast.claim.expects, "tasks": " ".join(o.tasks), "pairs": o.pairs,
             "mean": _num(r and r.mean), "ci_low": _num(r and r.ci_low), "ci_high": _num(r and r.ci_high),
-            "p": _num(r and r.p, 5), "p_holm": _num(o.p_holm, 5),
-            "p_equiv": _num(r and r.p_equiv, 5), "p_equiv_holm": _num(o.p_equiv_holm, 5),
+            "p": _num(tested and tested.p, 5), "p_holm": _num(o.p_holm, 5),
+            "p_equiv": _num(tested and tested.p_equiv, 5), "p_equiv_holm": _num(o.p_equiv_holm, 5),
             "equivalent": None if o.p_equiv_holm is None else o.p_equiv_holm < ALPHA,
             "margin": design.margin, "failed_pairs": o.failed,
             "mean_without_failed": _num(c and c.mean), "ci_low_without_failed": _num(c and c.ci_low),

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 from lntune.analyse.files import write_csv, write_json
+from lntune.errors import LntuneError
 from lntune.report import claims as C
 from lntune.report.aggregate import Cell, aggregate, load_records
 from lntune.spec.records import Record
@@ -20,8 +21,20 @@ CHANGE_DIR = "change"
 
 
 def read_design(results: Path) -> dict | None:
+    """RESULTS/design.json, refused when its families name a contrast that is not registered: that contrast
+    would be left out of the family meant for it and be tested (or not) on the wrong terms."""
     path = Path(results) / DESIGN
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    design = json.loads(path.read_text())
+    known = {c.name for c in C.CONTRASTS}
+    families = (design.get("analysis") or {}).get("families") or {}
+    unknown = [name for names in families.values() for name in names if name not in known]
+    if unknown:
+        raise LntuneError(f"{path}: analysis.families names contrasts that are not registered: "
+                          f"{', '.join(map(repr, unknown))}. Fix the sweep YAML's analysis.families (quote names "
+                          "that hold a comma) and start the sweep again: it rewrites design.json")
+    return design
 
 
 def _p(x: float | None) -> str:
@@ -38,14 +51,15 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
     for o in outs:
         r = o.result
         ci = "-" if r is None else f"{r.mean:+.2f}{unit(o)} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+        tested = r if o.family != C.DESCRIPTIVE else None  # the descriptive family registers no test: no p shown
         seeds = "" if o.stop is None else f" ({o.stop.seeds}{'' if o.stop.stopped else ', rule running'})"
         t_col = [Value(o.family or "-"), Value(("-" if o.t_half is None else f"±{o.t_half:.2f}") + seeds, o.t_half)]
         t.rows.append(Row(o.contrast.name, (t_col if staged else []) + [
             Value(f"{o.contrast.claim.statement} ({o.contrast.claim.source})"),
             Value(", ".join(o.tasks) or "-"), Value(str(o.pairs), float(o.pairs)),
             Value(ci, r.mean if r else None),
-            Value(f"{_p(r.p if r else None)} ({_p(o.p_holm)})", o.p_holm),
-            Value(f"{_p(r.p_equiv if r else None)} ({_p(o.p_equiv_holm)})", o.p_equiv_holm),
+            Value(f"{_p(tested.p if tested else None)} ({_p(o.p_holm)})", o.p_holm),
+            Value(f"{_p(tested.p_equiv if tested else None)} ({_p(o.p_equiv_holm)})", o.p_equiv_holm),
             Value(f"{o.verdict}: {o.reason}" if o.reason else o.verdict),
             Value("; ".join(o.flags + ([o.note] if o.note else [])) or "-"),
         ]))
@@ -335,5 +349,6 @@ def _change(was: C.Outcome | None, regrouped: C.Outcome | None, here: C.Outcome 
     if here.verdict != before:
         parts.append(f"the runs: {before} -> {here.verdict}")
     if was.result and here.result:
-        parts.append(f"mean {here.result.mean - was.result.mean:+.1f} points")
+        unit = "points" if here.contrast.measure == C.SCORE else "percentage points"
+        parts.append(f"mean {here.result.mean - was.result.mean:+.1f} {unit}")
     return "; ".join(parts) or "same verdict"

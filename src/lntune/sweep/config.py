@@ -216,13 +216,14 @@ def _design(r: _Reader, raw: dict, cfg: SweepConfig) -> None:
         cfg.lr_seed = r.number(raw["lr_seed"], "lr_seed", int)
         if cfg.lr_seed not in seeds or len(seeds) < 2:
             raise r.error("lr_seed", f"{cfg.lr_seed} must be one of seeds ({seeds}), with at least one seed besides it")
-    cfg.analysis = _analysis(r, raw["analysis"] or {}) if "analysis" in raw else None
+    rows = {e.row or e.method for e in runs}
+    cfg.analysis = _analysis(r, raw["analysis"] or {}, rows) if "analysis" in raw else None
     cfg.registered = r.mapping(raw.get("registered") or {}, "registered", _any())
     if raw.get("lr_growth") is not None:
         value = r.mapping(raw["lr_growth"], "lr_growth", section_keys(LrGrowth))
         cfg.lr_growth = LrGrowth(r.number(value.get("steps", 3), "lr_growth.steps", int, lo=1))
     if raw.get("sequential") is not None:
-        cfg.sequential = _sequential(r, raw["sequential"], {e.row or e.method for e in runs})
+        cfg.sequential = _sequential(r, raw["sequential"], rows)
     if (cfg.lr_growth or cfg.sequential) and cfg.lr_seed is None:
         raise r.error("lr_growth" if cfg.lr_growth else "sequential", "needs lr_seed: the lr_seed's runs choose the lr")
 
@@ -270,7 +271,7 @@ def _check_lr_from(r: _Reader, cfg: SweepConfig) -> None:
                 raise r.error(at, f"row {e.lr_from!r} does not run on {', '.join(sorted(missing))}")
 
 
-def _analysis(r: _Reader, value) -> AnalysisPlan:
+def _analysis(r: _Reader, value, rows: set[str]) -> AnalysisPlan:
     value = r.mapping(value, "analysis", section_keys(AnalysisPlan))
     got = {k: float(r.number(v, f"analysis.{k}", lo=0)) for k, v in value.items()
            if k not in ("families", "gate_rows")}
@@ -282,9 +283,34 @@ def _analysis(r: _Reader, value) -> AnalysisPlan:
         fams = r.mapping(value["families"], "analysis.families", _any())
         got["families"] = {r.string(k, "analysis.families"): r.listed(v, f"analysis.families.{k}", r.string)
                            for k, v in fams.items()}
+        _check_families(r, got["families"])
     if "gate_rows" in value:
         got["gate_rows"] = r.listed(value["gate_rows"], "analysis.gate_rows", r.string)
+        for name in got["gate_rows"]:
+            if name not in rows:  # a misspelt row would leave its runs ungated, silently
+                raise r.error("analysis.gate_rows", f"{name!r} is not a row of runs: ({', '.join(sorted(rows))})")
     return AnalysisPlan(**got)
+
+
+def _check_families(r: _Reader, families: dict[str, list[str]]) -> None:
+    """Every member is a registered contrast, in one family only. An unknown name would leave its contrast out
+    of the family it was meant for: a contrast name holds commas, which a [a, b] list splits unless quoted."""
+    from difflib import get_close_matches
+
+    from lntune.report.claims import CONTRASTS  # lazy: the report's statistics load only for an analysis plan
+
+    known, seen = [c.name for c in CONTRASTS], {}
+    for family, names in families.items():
+        at = f"analysis.families.{family}"
+        for name in names:
+            if name not in known:
+                close = get_close_matches(name, known, n=3, cutoff=0.4)
+                hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise r.error(at, f"{name!r} is not a registered contrast (lntune.report.claims.CONTRASTS){hint} "
+                              "A name with a comma must be quoted in a [a, b] list, or listed one per line")
+            if name in seen:
+                raise r.error(at, f"{name!r} is already in family {seen[name]!r}: a contrast belongs to one family")
+            seen[name] = family
 
 
 def _devices(r: _Reader, value) -> list[int] | None:
