@@ -121,6 +121,16 @@ def test_the_budget_curve_lines_up_epochs_and_compares_with_early_stopping(tmp_p
     early = np.mean([r.score for r in recs if r.row == "LN" and r.task == "sst2" and r.seed <= 3
                      and not r.picks_lr]) * 100
     assert float(row["Last - early-stopped"]) == pytest.approx(92.2 - early, abs=0.01)
+    sd = np.std([0.921 + 0.001 * s for s in (1, 2, 3)], ddof=1) * 100  # the last scores' seed SD
+    gained = 92.2 - early > sd
+    assert row["Cross-check"] == (f"fails: training on gains {92.2 - early:+.2f} > SD {sd:.2f}" if gained
+                                  else "passes")
+    assert gained  # this curve climbs to 92.2, well above the early-stopped runs: the check must fail here
+    flat = [edit(r, curve=[{**p, "accuracy": p["accuracy"] - 0.3} for p in r.curve]) if r.curve else r for r in recs]
+    flat_folder = write_store(tmp_path / "flat", flat)
+    (flat_folder / "design.json").write_text(json.dumps({"analysis": {}}))
+    write_report(flat_folder, tmp_path / "out2")
+    assert next(csv.DictReader(open(tmp_path / "out2" / "budget_curve.csv")))["Cross-check"] == "passes"
 
 
 def test_the_baseline_table_tells_families_from_runs(tmp_path):

@@ -5,6 +5,7 @@ design's rules flag, and the parameter-change figures drawn from the sweep's own
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def budget_section(records: list[Record], out: Path) -> Section | None:
     lines, rows = {}, []
     t = Table("budget_curve", f"Budget curve on {task}: {metric} on the reported split after each epoch of one "
               "long schedule (mean over seeds, min-max), and the early-stopped run of the same seeds",
-              ["Seeds", "Score by epoch", "Early-stopped (same seeds)", "Last - early-stopped", "Seed SD (last)"],
+              ["Seeds", "Score by epoch", "Early-stopped (same seeds)", "Last - early-stopped", "Seed SD (last)",
+               "Cross-check"],
               label_header="Row")
     for row, by_epoch in curves.items():
         epochs = sorted(by_epoch)
@@ -186,6 +188,7 @@ def budget_section(records: list[Record], out: Path) -> Section | None:
             Value(f"{statistics.fmean(early.values()):.1f}" if early else "-"),
             Value(f"{statistics.fmean(gap):+.2f}" if gap else "-", statistics.fmean(gap) if gap else None),
             Value(f"{sd:.2f}", sd),
+            Value(_cross_check(gap, sd)),
         ]))
     t.rows = rows
     t.notes.append("Every point of a line comes from the same runs: one schedule over all the epochs (warm-up, then "
@@ -195,6 +198,14 @@ def budget_section(records: list[Record], out: Path) -> Section | None:
                        f"{task}: score by training budget, one schedule per run (mean, seed min-max)")
     return Section("Budget curve", [t], [Figure("budget_curve.png", "Score after epochs 1-16 of one 16-epoch "
                                                 "schedule per method (not separate runs per budget); band: seeds")])
+
+
+def _cross_check(gap: list[float], sd: float) -> str:
+    """The gate's cross-check: the long run's last score may beat the early-stopped one by at most the seeds' SD."""
+    if not gap or math.isnan(sd):
+        return "-"
+    mean = statistics.fmean(gap)
+    return "passes" if mean <= sd else f"fails: training on gains {mean:+.2f} > SD {sd:.2f}"
 
 
 def _same_run(r: Record, curve: Record) -> bool:
