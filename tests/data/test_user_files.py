@@ -57,15 +57,16 @@ def test_other_encodings_and_unknown_names(tmp_path):
     assert "unknown encoding 'rot13'" in error(lambda: get_task(spec + ",encoding=rot13"))
 
 
-@pytest.mark.parametrize("body,what", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "a PNG image"),
-    (b"PK\x03\x04" + bytes(100), "a zip archive (an Excel .xlsx?)"),
-    (bytes(range(256)) * 4, "a binary file"),
+@pytest.mark.parametrize("body,where,what", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "", "a PNG image"),
+    (b"PK\x03\x04" + bytes(100), "", "a zip archive (an Excel .xlsx?)"),
+    (bytes(range(256)) * 4, ":1", "a binary file (a NUL byte on this line)"),
+    (b"text,label\ngood,1\nbad\x00,0\n", ":3", "a binary file (a NUL byte on this line)"),  # a stray NUL: its line
 ])
 @pytest.mark.parametrize("name", ["train.csv", "train.tsv", "train.jsonl"])
-def test_binary_files_are_named(tmp_path, body, what, name):
+def test_binary_files_are_named(tmp_path, body, where, what, name):
     message = error(local(tmp_path, name, body))
-    assert message.startswith(f"{tmp_path / name}: this is {what}, not a text file")
+    assert message.startswith(f"{tmp_path / name}{where}: this is {what}, not a text file")
 
 
 def test_binary_conll_file_is_named(tmp_path):

@@ -76,12 +76,15 @@ def codec_for(encoding: str, where: str) -> str:
     return "utf-8-sig" if name == "utf-8" else name
 
 
+_NUL_KIND = "a binary file"
+
+
 def _binary_kind(data: bytes) -> str | None:
     """What a non-text file is, from its first bytes; None if it may be text."""
     for magic, kind in _MAGIC.items():
         if data.startswith(magic):
             return kind
-    return "a binary file" if b"\0" in data[:65536] else None
+    return _NUL_KIND if b"\0" in data[:65536] else None
 
 
 def _guess_encoding(data: bytes) -> str:
@@ -106,7 +109,11 @@ def read_text(path: Path, encoding: str = "utf-8", fix: Callable[[str], str] = s
     if codec == "utf-8-sig" and data.startswith(_UTF16_BOMS):
         raise DataError(f"{path}: the file is UTF-16 text; {fix('utf-16')}")
     if not codec.startswith(("utf-16", "utf-32")) and (kind := _binary_kind(data)):
-        raise DataError(f"{path}: this is {kind}, not a text file; give the CSV/TSV/JSONL/CoNLL text file instead")
+        where, why = str(path), kind
+        if kind == _NUL_KIND:  # a text file with a stray NUL byte: say on which line, so it can be mended
+            line = data.count(b"\n", 0, data.index(b"\0")) + 1
+            where, why = f"{path}:{line}", f"{kind} (a NUL byte on this line)"
+        raise DataError(f"{where}: this is {why}, not a text file; give the CSV/TSV/JSONL/CoNLL text file instead")
     try:
         return data.decode(codec)
     except UnicodeDecodeError as e:
