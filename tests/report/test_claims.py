@@ -178,3 +178,14 @@ def test_lr_choices_list_the_tries_and_the_lr_the_reported_seeds_used():
     assert got[("LN", "sick")] == {"row": "LN", "task": "sick", "tried": {"0.003": 0.95}, "chosen": "0.01"}
     timing_only = [r for r in recs if r.picks_lr or r.group == "efficiency"]
     assert {r["chosen"] for r in C.lr_choices(timing_only)} == {"(later seeds not run yet)"}
+
+
+def test_the_lr_table_says_when_a_tie_chose_the_lr():
+    from lntune.report.evidence import lr_table
+
+    recs = runs("LN", "ln", 0.0)  # seed 0 tried 1e-2 (val 0.9), the reported seeds used 1e-2
+    tied = record(row="LN", method="ln", task="sst2", seed=0, lr=3e-3, lr_rank=1, val=0.9, picks_lr=True)
+    below = record(row="LN", method="ln", task="sst2", seed=0, lr=3e-2, lr_rank=2, val=0.8, picks_lr=True)
+    used = lambda extra: {row.values[0].text: row.values[2].text for row in lr_table(recs + extra).rows}  # noqa: E731
+    assert used([tied, below])["sst2"] == "0.01 (tied with 0.003: the grid's order chose)"
+    assert used([below])["sst2"] == "0.01"  # no other lr scored the same

@@ -102,11 +102,18 @@ def lr_table(records: list[Record], edges: bool = False) -> Table | None:
               label_header="Row")
     for r in rows:
         tried = ", ".join(f"{lr}: {'-' if v is None else f'{v:.4f}'}" for lr, v in r["tried"].items())
-        cells = [Value(r["task"]), Value(tried), Value(r["chosen"])]
+        cells = [Value(r["task"]), Value(tried), Value(r["chosen"] + _tie(r))]
         if edges:
             cells.append(Value(_inside(r)))
         t.rows.append(Row(r["row"], cells))
     return t
+
+
+def _tie(choice: dict) -> str:
+    """Says so when another lr scored exactly what the chosen one did: the tie rule, not the score, chose."""
+    score = choice["tried"].get(choice["chosen"])
+    others = [lr for lr, v in choice["tried"].items() if lr != choice["chosen"] and v is not None and v == score]
+    return f" (tied with {', '.join(others)}: the grid's order chose)" if score is not None and others else ""
 
 
 def _inside(choice: dict) -> str:
