@@ -16,6 +16,9 @@ the same Bernoulli masks from other random numbers; see lntune.train.fast).
   LN step, levers off    the same Step with packed=False, fast_dropout=False, cut_last_block=False
   full FT step       the same Step (levers on) with every parameter trainable (and, for reference,
                      with the levers off)
+  BitFit step        the same Step (levers on) training every bias and the head: paper 000 sec. 4.3 says
+                     LN-tuning trains fastest of the PEFT methods; the sweeps' per-run times share the
+                     machine with other runs, so this interleaved row is the controlled comparison
   PEFT LN_TUNING     peft.get_peft_model(LNTuningConfig) on the same LayerNorms, classifier in
                      modules_to_save; plain loop: backward, clip, torch AdamW, schedule
   epochs             train() on --epoch-batches batches for three epochs, the faster of epochs 2
@@ -65,6 +68,7 @@ LABELS = {
     "full_step": "full FT step",
     "full_step_plain": "full FT step, levers off",
     "peft_step": "PEFT LN_TUNING step",
+    "bitfit_step": "BitFit step (lntune)",
 }
 
 
@@ -301,6 +305,8 @@ def ratios(ms: dict, mem: dict, ep: dict) -> dict:
         out["LN step / forward (eval)"] = {"value": round(ms["ln_step"] / ms["forward_eval"], 4)}
         out["LN step / full FT step, levers off"] = {"value": round(ms["ln_step"] / ms["full_step_plain"], 4)}
         out["LN step, levers off / PEFT LN_TUNING step"] = {"value": round(ms["ln_step_plain"] / ms["peft_step"], 4)}
+    if "bitfit_step" in ms:
+        out["LN step / BitFit step"] = {"value": round(ms["ln_step"] / ms["bitfit_step"], 4)}
     if "ln" in mem.get("default", {}):
         d = mem["default"]
         out["LN peak memory / full FT (training, default allocator)"] = {
@@ -334,6 +340,7 @@ def main() -> None:
     full, full_fn = lntune_step(args, "full", batch, 1e-4, feats)
     _, full_plain_fn = lntune_step(args, "full", batch, 1e-4, feats, packed=False, fast_dropout=False,
                                    cut_last_block=False)
+    bitfit, bitfit_fn = lntune_step(args, "bitfit", batch, 1e-3, feats)
     peft_count, peft_fn = peft_step(args, batch, 1e-2)
     ours = ln.tuning.counts()["tuned"] + ln.tuning.counts()["head"]
     if ours != peft_count:
@@ -341,11 +348,11 @@ def main() -> None:
     print(f"trainable: {ours:,} (lntune LN and PEFT LN_TUNING), {full.tuning.counts()['tuned']:,} (full FT); "
           f"last-block cut at {ln.cut}", flush=True)
     rows = {**forward_rows(ln, batch), "ln_step": ln_fn, "ln_step_plain": plain_fn, "full_step": full_fn,
-            "full_step_plain": full_plain_fn, "peft_step": peft_fn}
+            "full_step_plain": full_plain_fn, "peft_step": peft_fn, "bitfit_step": bitfit_fn}
     print(f"timing {len(rows)} rows x {args.repeats} repeats (+{args.warmup} warm-up) ...", flush=True)
     samples = time_rows(rows, args.repeats, args.warmup)
     ms = {k: statistics.median(v) for k, v in samples.items()}
-    del rows, ln_fn, plain_fn, full_fn, full_plain_fn, peft_fn
+    del rows, ln_fn, plain_fn, full_fn, full_plain_fn, peft_fn, bitfit_fn
 
     print("epochs ...", flush=True)
     ep = epochs(args, feats)
@@ -368,7 +375,8 @@ def main() -> None:
     record = {
         "settings": {**{k: v for k, v in vars(args).items() if k != "memory_of"}, "torch": torch.__version__,
                      "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-        "trainable": {"lntune_ln": ours, "peft_ln_tuning": peft_count, "full": full.tuning.counts()["tuned"]},
+        "trainable": {"lntune_ln": ours, "peft_ln_tuning": peft_count, "full": full.tuning.counts()["tuned"],
+                      "bitfit": bitfit.tuning.counts()["tuned"] + bitfit.tuning.counts()["head"]},
         "last_block_cut": ln.cut,
         "median_ms": ms,
         "samples_ms": samples,
