@@ -1,6 +1,7 @@
 """The `lntune` command line."""
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from pathlib import Path
@@ -344,6 +345,20 @@ app.command("export")(export_cmd)
 app.command("import")(import_cmd)
 app.command("merge")(merge_cmd)
 app.command("push")(push_cmd)
+
+
+def _summaries(typer_app: typer.Typer) -> None:
+    """Each command's first docstring paragraph as one line in `lntune --help`: typer's rich mode keeps the
+    docstring's line breaks there, which breaks sentences mid-way in the command list."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        _summaries(group.typer_instance)
+
+
+_summaries(app)
 
 
 def _one_line(message, category, filename, lineno, line=None) -> str:
