@@ -88,3 +88,17 @@ def test_html_is_self_contained_and_holds_the_tables(written):
 def test_missing_store_is_a_clear_error(tmp_path):
     code, text = run(tmp_path / "none")
     assert code == 2 and "no results store" in text and "none" in text
+
+
+def test_the_header_sums_worker_time_and_merges_run_intervals_into_wall_time():
+    from lntune.report.report import compute
+
+    from .records import edit
+
+    def ran(end: str, seconds: float):
+        return edit(record(), finished_at=f"2026-01-01T{end}Z", train_seconds=seconds)
+
+    # two runs side by side 00:00-01:00 and 00:30-01:30, then one alone 02:00-03:00: 3 h of work, 2.5 h of wall
+    recs = [ran("01:00:00", 3600), ran("01:30:00", 3600), ran("03:00:00", 3600)]
+    assert compute(recs).startswith("3.0 worker-hours over 3 runs, 2.5 hours of wall time")
+    assert compute([edit(record(), finished_at="")]) == "not recorded"

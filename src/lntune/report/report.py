@@ -35,8 +35,28 @@ def header(records: list[Record], cells: list[Cell]) -> list[tuple[str, str]]:
         ("Commits", ", ".join(_distinct(records, lambda r: r.commit)) or "not recorded"),
         ("Machines", "; ".join(_distinct(records, lambda r: r.machine)) or "not recorded"),
         ("Runs finished", f"{finished[0]} to {finished[-1]}" if finished else "not recorded"),
+        ("Compute", compute(records)),
         ("Report written", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
     ]
+
+
+def compute(records: list[Record]) -> str:
+    """Worker time (every run's training time summed) and wall time (the runs' intervals merged: the time at
+    least one run was going), from each record's finish time and training seconds."""
+    spans = sorted((end - r.train_seconds, end) for r in records if r.finished_at and r.train_seconds
+                   and (end := datetime.fromisoformat(r.finished_at.replace("Z", "+00:00")).timestamp()))
+    if not spans:
+        return "not recorded"
+    wall, (start, stop) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > stop:
+            wall, start = wall + stop - start, a
+        stop = max(stop, b)
+    wall += stop - start
+    work = sum(b - a for a, b in spans)
+    return (f"{work / 3600:.1f} worker-hours over {len(spans)} runs, {wall / 3600:.1f} hours of wall time with at "
+            "least one run going (each run's training time, evaluations included; model loading and final "
+            "scoring not)")
 
 
 def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
