@@ -11,7 +11,8 @@ task SD. Each simulated contrast starts with 9 seeds per task, adds blocks of 3 
 exceeds 1.5, stops at 16, and is scored by whether its final interval holds the true stratified mean. The
 t-interval is what the rule reads; the same draws analysed at a fixed 9 and 16 seeds (no rule) tell the
 rule's effect apart from that of the differences' shape; the report's bootstrap CI is checked on fewer
-simulations (it costs ~50 ms each). Prints a table and writes benchmarks/results/sequential_coverage.json.
+simulations (it costs ~50 ms each). Prints a table and writes docs/results/paper_cpu_converged/
+sequential_coverage.json, where `lntune report` shows it beside the contrasts it checks.
 """
 from __future__ import annotations
 
@@ -19,22 +20,22 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from lntune.report import claims as C
-from lntune.report.aggregate import aggregate
+from lntune.report.aggregate import aggregate, load_records
 from lntune.report.paired import bootstrap_ci, stratified_t
 from lntune.sweep.config import load_config
 from lntune.report.sequential import contrast_stop
-from lntune.sweep.store import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def v1_differences() -> dict[tuple[str, str], dict[str, list[float]]]:
     """(A, B) -> v1's paired differences per task, for the converged profile's sequential contrasts."""
-    records = read_records(ROOT / "docs/results/paper_cpu")
+    records = load_records(ROOT / "docs/results/paper_cpu")
     cells = aggregate(records)
     rule = load_config(ROOT / "benchmarks/paper_cpu_converged.yaml").sequential
     out = {}
@@ -42,6 +43,13 @@ def v1_differences() -> dict[tuple[str, str], dict[str, list[float]]]:
         sa, sb = (C.side(row, cells, records, C.Design()) for row in (a, b))
         out[(a, b)] = C.differences(sa, sb)
     return out
+
+
+class _Scored(NamedTuple):
+    """The two fields of a record the rule reads (lntune.report.sequential._points): a simulated run."""
+
+    score: float
+    metric: str = "accuracy"
 
 
 def simulate(diffs: dict[str, list[float]], rule, sims: int, boot_sims: int, draw: str, rng) -> dict:
@@ -59,15 +67,15 @@ def simulate(diffs: dict[str, list[float]], rule, sims: int, boot_sims: int, dra
             draws = (mu[t] + rng.choice(resid[t], rule.max) if draw == "resample"
                      else rng.normal(mu[t], sd[t], rule.max))
             for s, d in zip(seeds, draws):  # A - B = d in points: B at 0.5, A at 0.5 + d / 100
-                runs[("A", t, s)] = {"score": 0.5 + d / 100, "metric": "accuracy"}
-                runs[("B", t, s)] = {"score": 0.5, "metric": "accuracy"}
+                runs[("A", t, s)] = _Scored(0.5 + d / 100)
+                runs[("B", t, s)] = _Scored(0.5)
         stop = contrast_stop(rule, "A", "B", tasks, seeds, runs)
-        final = {t: [(runs[("A", t, s)]["score"] - 0.5) * 100 for s in seeds[:stop.seeds]] for t in tasks}
+        final = {t: [(runs[("A", t, s)].score - 0.5) * 100 for s in seeds[:stop.seeds]] for t in tasks}
         mean, half, _ = stratified_t(final, rule.level)
         covered += abs(mean - truth) <= half
         for n in fixed:
             m, h, _ = stratified_t({t: v[:n] for t, v in
-                                    ((t, [(runs[("A", t, s)]["score"] - 0.5) * 100 for s in seeds]) for t in tasks)},
+                                    ((t, [(runs[("A", t, s)].score - 0.5) * 100 for s in seeds]) for t in tasks)},
                                    rule.level)
             fixed[n] += abs(m - truth) <= h
         stops.append(stop.seeds)
@@ -86,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sims", type=int, default=2000)
     ap.add_argument("--boot-sims", type=int, default=300)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sequential_coverage.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs/results/paper_cpu_converged/sequential_coverage.json")
     args = ap.parse_args()
     rule = load_config(ROOT / "benchmarks/paper_cpu_converged.yaml").sequential
     rng = np.random.default_rng(0)

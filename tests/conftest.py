@@ -168,6 +168,7 @@ TIER_TESTS = {
     # embedded model are found by reading the examples (_example_loads_a_real_model)
     # slow
     "golden": SLOW,  # every method x head trained a few steps (~45 s); run it alone: pytest tests/golden
+    "report/test_sequential_coverage.py": SLOW,  # 2,000 simulated contrasts and 300 bootstraps (~5 s)
 }
 
 # slow: about 1.5 s or more per test (per parametrisation) on one busy core, measured when the tiers

@@ -146,3 +146,22 @@ def test_the_baseline_table_tells_families_from_runs(tmp_path):
     assert rows["LN - BitFit"]["Family"] == "primary" and rows["LN - BitFit"]["Here"].endswith("holds")
     assert rows["LN - FT"]["Here"] == "not run" and rows["LN - FT"]["What changed"].startswith("not run here")
     assert "Holm p" in rows["LN - BitFit"]["v1"] and "v1, this design's families" in rows["LN - BitFit"]
+
+
+def test_the_seed_rules_simulated_coverage_is_shown_when_results_hold_it(tmp_path):
+    recs = runs("LN", "ln", 2.0, noise=0.5, seed0=1) + runs("BitFit", "bitfit", 0.0, noise=0.5, seed0=2)
+    folder = write_store(tmp_path / "r", recs)
+    (folder / "design.json").write_text(json.dumps({"analysis": {"families": dict(FAMILIES)}}))
+    write_report(folder, tmp_path / "without")
+    assert not (tmp_path / "without" / "sequential_coverage.csv").exists()
+    rule = {"start": 9, "block": 3, "max": 16, "half_width": 1.5, "level": 0.95}
+    row = {"contrast": "LN - BitFit", "draw": "normal", "coverage_t": 0.9385,
+           "coverage_t_fixed": {"9": 0.948, "16": 0.9545}, "coverage_bootstrap": 0.8833, "sims": 2000,
+           "boot_sims": 300, "stopped_at": {"9": 192, "12": 286, "16": 1522}}
+    (folder / "sequential_coverage.json").write_text(json.dumps({"rule": rule, "rows": [row]}))
+    write_report(folder, tmp_path / "with")
+    got = next(csv.DictReader(open(tmp_path / "with" / "sequential_coverage.csv")))
+    assert float(got["t-interval, with the rule"]) == 0.9385 and got["t-interval, fixed seeds"] == "9: 0.948, 16: 0.955"
+    assert got["Stopped at (seeds: share)"] == "9: 10%, 12: 14%, 16: 76%"
+    claims = json.loads((tmp_path / "with" / "claims.json").read_text())
+    assert "coverage" not in claims["design"]  # the design as registered, nothing added

@@ -18,6 +18,7 @@ from lntune.report.document import Figure, Section
 from lntune.report.tables import Row, Table, Value
 
 DESIGN = "design.json"
+COVERAGE = "sequential_coverage.json"
 CHANGE_DIR = "change"
 
 
@@ -36,6 +37,39 @@ def read_design(results: Path) -> dict | None:
                           f"{', '.join(map(repr, unknown))}. Fix the sweep YAML's analysis.families (quote names "
                           "that hold a comma) and start the sweep again: it rewrites design.json")
     return design
+
+
+def read_coverage(results: Path) -> dict | None:
+    """RESULTS/sequential_coverage.json (benchmarks/sequential_coverage.py): the seed rule's coverage, simulated
+    before the runs; None when there is none."""
+    path = Path(results) / COVERAGE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def coverage_table(coverage: dict) -> Table:
+    """The seed rule's coverage by simulation: the t-interval it reads, the same draws at fixed seed counts, the
+    bootstrap CI the verdicts show, and where the simulated contrasts stopped."""
+    rule = coverage["rule"]
+    t = Table("sequential_coverage", "The seed rule's coverage, simulated on the baseline's paired differences "
+              "before the runs", ["Draws", "t-interval, with the rule", "t-interval, fixed seeds",
+                                  "Bootstrap CI, with the rule", "Stopped at (seeds: share)"],
+              label_header="Contrast A - B")
+    for r in coverage["rows"]:
+        fixed = ", ".join(f"{n}: {c:.3f}" for n, c in r["coverage_t_fixed"].items())
+        sims = sum(r["stopped_at"].values()) or 1
+        stops = ", ".join(f"{n}: {k / sims:.0%}" if k / sims >= 0.005 else f"{n}: <1%"
+                          for n, k in sorted(r["stopped_at"].items(), key=lambda x: int(x[0])))
+        t_cover, boot_cover = r["coverage_t"], r["coverage_bootstrap"]
+        t.rows.append(Row(r["contrast"], [Value(r["draw"]), Value(f"{t_cover:.3f}", t_cover), Value(fixed),
+                                          Value(f"{boot_cover:.3f}", boot_cover), Value(stops)]))
+    sims, boot = coverage["rows"][0]["sims"], coverage["rows"][0]["boot_sims"]
+    t.notes.append(f"Share of {sims} simulated contrasts ({boot} for the bootstrap) whose interval held the true "
+                   f"mean, under the rule (start {rule['start']} seeds, blocks of {rule['block']}, stop at "
+                   f"half-width <= {rule['half_width']} or {rule['max']} seeds). Draws: the baseline's differences "
+                   "resampled per task, or a normal with their SD. Nominal: "
+                   f"{rule['level']:.0%}; well below it, read the CI as narrower than it says "
+                   "(benchmarks/sequential_coverage.py).")
+    return t
 
 
 def _p(x: float | None) -> str:
@@ -73,7 +107,7 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
         if design.sequential is not None:
             t.notes.append("A CI whose seed count a sequential rule chose can cover less than its nominal level; "
                            "check the rule's coverage by simulation on the observed differences "
-                           "(benchmarks/sequential_coverage.py does it for paper_cpu_converged).")
+                           "(benchmarks/sequential_coverage.py; its table follows when RESULTS has its file).")
         if design.gate is not None:
             t.notes.append(f"Convergence gate: a verdict is withheld while a side keeps its last evaluation in more "
                            f"than {design.gate:.0%} of its runs on a task (see the health table).")
@@ -300,15 +334,15 @@ def change_figures(records: list[Record], out: Path) -> list[Figure]:
 
 
 def evidence_sections(records: list[Record], cells: list[Cell], out: Path, design_json: dict,
-                      baseline: Path | None = None) -> tuple[list[Section], dict]:
+                      baseline: Path | None = None, coverage: dict | None = None) -> tuple[list[Section], dict]:
     """The sections, and claims rows for claims.csv / claims.json."""
     design = C.Design.from_json(design_json)
     outs = C.outcomes(cells, records, design)
     rows = C.claims_rows(outs, design)
     write_csv(out / "claims.csv", rows)
     write_json(out / "claims.json", {"design": design_json, "claims": rows})
-    sections = [Section("The papers' claims, decided on paired runs", [claims_table(outs, design)],
-                        forest_figures(outs, out, design))]
+    claims = [claims_table(outs, design)] + ([coverage_table(coverage)] if coverage else [])
+    sections = [Section("The papers' claims, decided on paired runs", claims, forest_figures(outs, out, design))]
     if baseline is not None:
         sections.append(Section("What changed from the baseline", [baseline_table(baseline, outs, design)]))
     tables = [t for t in (lr_table(records, edges="lr_growth" in design_json), runs_table(records, design),

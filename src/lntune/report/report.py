@@ -12,7 +12,7 @@ from lntune.report import build, html, markdown, plots
 from lntune.report.aggregate import Cell, aggregate, load_records
 from lntune.report.document import Document, Figure, Section
 from lntune.report.efficiency import efficiency_rows, efficiency_table
-from lntune.report.evidence import evidence_sections, read_design
+from lntune.report.evidence import evidence_sections, read_coverage, read_design
 from lntune.report.findings import findings_table
 from lntune.report.tables import Table
 from lntune.spec.records import Record
@@ -73,15 +73,17 @@ def _analysis_figures(dirs: list[Path], out: Path) -> list[Figure]:
 
 
 def build_document(records: list[Record], cells: list[Cell], out: Path, figure_dirs: list[Path] = (),
-                   design: dict | None = None, baseline: Path | None = None) -> tuple[Document, list[Table]]:
+                   design: dict | None = None, baseline: Path | None = None,
+                   coverage: dict | None = None) -> tuple[Document, list[Table]]:
     """Tables and figures of every group present (figures are written into `out` as they are made).
 
     A sweep with an analysis plan (`design`, RESULTS/design.json) gets the registered contrasts decided on
-    paired runs; one without gets the descriptive findings check (means compared, no test)."""
+    paired runs; one without gets the descriptive findings check (means compared, no test). `coverage` is the
+    seed rule's simulated coverage (RESULTS/sequential_coverage.json), shown beside the contrasts."""
     doc = Document(f"lntune report: {', '.join(_distinct(records, lambda r: r.sweep)) or 'results'}",
                    header(records, cells))
     if design is not None:
-        doc.sections += evidence_sections(records, cells, out, design, baseline)[0]
+        doc.sections += evidence_sections(records, cells, out, design, baseline, coverage)[0]
     elif baseline is not None:
         raise LntuneError("--baseline compares registered contrasts: these results have no design.json")
     elif t := findings_table(cells, records):
@@ -129,7 +131,8 @@ def write_report(results: str | Path, out: str | Path | None = None, figures: li
     out.mkdir(parents=True, exist_ok=True)
     cells = aggregate(records)
     design = read_design(results)
-    doc, tables = build_document(records, cells, out, figures, design, Path(baseline) if baseline else None)
+    doc, tables = build_document(records, cells, out, figures, design, Path(baseline) if baseline else None,
+                                 read_coverage(results))
     written = {}
     if design is not None:
         written.update({k: out / k for k in ("claims.csv", "claims.json")})
