@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from lntune.analyse.files import save_figure  # noqa: E402
 from lntune.method.paper import FULL  # noqa: E402
@@ -73,9 +74,51 @@ def efficiency_bars(path: str | Path, rows: list[EffRow]) -> Path:
 def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float, float]], str]], margin: float,
            xlabel: str) -> Path:
     """One block per contrast: the pooled mean paired difference with its CI (bold) above each task's, a line at 0
-    and dashed lines at ±margin (the equivalence bounds). rows: (contrast, [(label, mean, low, high)], verdict)."""
+    and dashed lines at ±margin (the equivalence bounds). rows: (contrast, [(label, mean, low, high)], verdict).
+
+    A contrast far from 0 (a floor such as Head only, 60 points off) would squash every other CI to a dot, so
+    the axis breaks: such contrasts get their own panel with its own scale beside the main one."""
     n = sum(len(points) for _, points, _ in rows)
-    fig, ax = plt.subplots(figsize=(7.5, 0.28 * n + 0.45 * len(rows) + 1.2), constrained_layout=True)
+    panels = _forest_panels([(min(p[2] for p in pts), max(p[3] for p in pts)) for _, pts, _ in rows], margin)
+    fig, axes = plt.subplots(1, len(panels), sharey=True, figsize=(7.5, 0.28 * n + 0.45 * len(rows) + 1.2),
+                             width_ratios=[3 if main else 1 for _, main in panels], layout="constrained")
+    axes = list(np.atleast_1d(axes))
+    for ax, (limits, _) in zip(axes, panels):
+        ticks, labels = _forest_draw(ax, rows, margin)
+        ax.set_xlim(*limits)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(ticks, labels, fontsize=8)
+    for left, right in zip(axes, axes[1:]):  # the break: no spine between panels, slashes where the axis jumps
+        left.spines["right"].set_visible(False)
+        right.spines["left"].set_visible(False)
+        right.tick_params(left=False)
+        kw = dict(marker=[(-1, -1.5), (1, 1.5)], markersize=8, linestyle="none", color="k", clip_on=False)
+        left.plot([1, 1], [0, 1], transform=left.transAxes, **kw)
+        right.plot([0, 0], [0, 1], transform=right.transAxes, **kw)
+    fig.supxlabel(xlabel, fontsize=10)
+    return save_figure(fig, path)
+
+
+def _forest_panels(hulls: list[tuple[float, float]], margin: float) -> list[tuple[tuple[float, float], bool]]:
+    """x-limits of each panel, left to right, and whether it is the main one (around 0): contrasts whose whole CI
+    lies beyond 5 margins from 0 go to a panel of their own side (no margin, as for times: one panel)."""
+    near = 5 * margin if margin > 0 else float("inf")
+    main = [h for h in hulls if h[1] >= -near and h[0] <= near]
+    below, above = [h for h in hulls if h[1] < -near], [h for h in hulls if h[0] > near]
+    lo = min([-margin, 0.0] + [h[0] for h in main])
+    hi = max([margin, 0.0] + [h[1] for h in main])
+    panels = [((lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo)), True)]
+    for side, first in ((below, True), (above, False)):
+        if side:
+            a, b = min(h[0] for h in side), max(h[1] for h in side)
+            pad = max(0.15 * (b - a), 0.5)
+            panel = ((a - pad, b + pad), False)
+            panels = [panel] + panels if first else panels + [panel]
+    return panels
+
+
+def _forest_draw(ax, rows: list[tuple[str, list[tuple[str, float, float, float]], str]],
+                 margin: float) -> tuple[list[float], list[str]]:
     y, ticks, labels = 0.0, [], []
     for name, points, verdict in rows:
         for i, (label, mean, low, high) in enumerate(points):
@@ -90,10 +133,7 @@ def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float,
     ax.axvline(0, color="grey", linewidth=1)
     for m in (-margin, margin):
         ax.axvline(m, color="grey", linestyle="--", linewidth=0.8)
-    ax.set_yticks(ticks, labels, fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
-    return save_figure(fig, path)
+    return ticks, labels
 
 
 def budget_curve(path: str | Path, lines: dict[str, tuple[list[int], list[float], list[float], list[float]]],
