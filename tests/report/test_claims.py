@@ -138,6 +138,11 @@ def test_time_notes_say_how_many_runs_shared_the_machine_as_the_records_say():
     assert decided(mixed)[name].note.endswith("; 1 to 2 runs at a time on 2 CPUs")
     # the score contrasts keep their own note, with no timing words
     assert "run" not in decided(two)["LN - FT"].note
+    loaded = [edit(r, in_flight=2, load=1.5 + (r.seed % 2)) for r in ln + ft]  # others' work shows in the load
+    mean = np.mean([r.load for r in loaded if r.is_reported])  # the runs the contrast reads
+    assert decided(loaded)[name].note.endswith("; 2 runs at a time on 2 CPUs; machine load (1-minute average) "
+                                               f"1.5 to 2.5, mean {mean:.1f}")
+    assert decided([edit(loaded[0], load=None)] + loaded[1:])[name].note.endswith("2 CPUs")  # some lack it
 
 
 def test_write_report_with_a_design_writes_claims_and_the_forest_plot(tmp_path):

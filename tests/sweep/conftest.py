@@ -3,7 +3,7 @@ import pytest
 import torch
 import yaml
 
-TIMING = {"finished_at", "machine", "train_seconds", "best_seconds", "efficiency", "commit", "in_flight"}  # differ run to run
+TIMING = {"finished_at", "machine", "train_seconds", "best_seconds", "efficiency", "commit", "in_flight", "load"}  # differ run to run
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -42,6 +42,7 @@ def test_tiny_sweep_writes_one_record_per_run(reference):
     assert (e.batch_size, e.seq_len, e.device) == (4, 16, "cpu")
     # timings are read against how many runs shared the machine: one for timing runs, up to `workers` else
     assert timing[0].in_flight == 1 and max(r.in_flight for r in train) == 2
+    assert all(r.load is not None and r.load >= 0 for r in records)  # the machine's load while each ran
     assert len(list((results / "fisher").glob("fisher-*.safetensors"))) == 2  # sst2 and rte, for the cv mask
     assert json.loads((results / "status.json").read_text())["running"] == []
 

@@ -423,11 +423,19 @@ def sharing(records: list[Record]) -> str:
     on = f" on {cpus[0]} CPUs" if len(cpus) == 1 else ""
     counts = {r.in_flight for r in records}
     if not records or None in counts:
-        return f"how many runs shared the machine{on} was not recorded"
+        return f"how many runs shared the machine{on} was not recorded" + _load(records)
     low, high = min(counts), max(counts)
     if high == 1:
-        return f"one run at a time{on}"
-    return f"{high} runs at a time{on}" if low == high else f"{low} to {high} runs at a time{on}"
+        return f"one run at a time{on}" + _load(records)
+    return (f"{high} runs at a time{on}" if low == high else f"{low} to {high} runs at a time{on}") + _load(records)
+
+
+def _load(records: list[Record]) -> str:
+    """The machine's load while the runs ran (other work included), where every record has it."""
+    loads = [r.load for r in records]
+    if not loads or None in loads:
+        return ""
+    return f"; machine load (1-minute average) {min(loads):.1f} to {max(loads):.1f}, mean {sum(loads) / len(loads):.1f}"
 
 
 def time_to_best(records: list[Record], a: str = "LN", b: str = "FT") -> dict[str, list[float]]:

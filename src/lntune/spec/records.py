@@ -105,6 +105,7 @@ class Record(_Part):
     finished_at: str
     machine: str | None  # the worker's platform line
     in_flight: int | None = None  # most runs the sweep had at once while this ran (itself too); None: not recorded
+    load: float | None = None  # the machine's mean 1-minute load average while this ran, other work included
     commit: str | None  # lntune's git commit, when run from a checkout
     version: Literal[2] = VERSION
 

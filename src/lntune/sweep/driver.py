@@ -272,7 +272,7 @@ def make_record(run: Run, result: dict, sweep: str, commit_sha: str | None, in_f
         "test": test, "score": None if test is None else test.get(run.metric),
         "counts": result["counts"], "steps": result["steps"], "train_seconds": result["train_seconds"],
         "efficiency": result.get("efficiency"), "picks_lr": run.picks_lr,
-        **{k: result[k] for k in ("majority", "change", "best_seconds", "curve", "sizes") if k in result},
+        **{k: result[k] for k in ("majority", "change", "best_seconds", "curve", "sizes", "load") if k in result},
         "finished_at": _now(), "machine": result.get("machine"), "commit": commit_sha, "version": VERSION,
         **({"in_flight": in_flight} if in_flight is not None else {}),
     }, f"the result of {run.describe()}")

@@ -41,6 +41,37 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs{gpu}, {platform.system()} {platform.release()}"
 
 
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every `every` seconds while a run works: times are read
+    against it, since the sweep's own count of runs in flight misses everything else the machine did."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        self.every, self.samples, self._stop = every, [], threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> LoadSampler:
+        if hasattr(os, "getloadavg"):  # Unix; elsewhere the run records no load
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if hasattr(os, "getloadavg"):
+            self.samples.append(os.getloadavg()[0])
+
+    @property
+    def mean(self) -> float | None:
+        return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
+
+
 def execute(job: dict) -> dict:
     """Run `job` here; errors are returned, not raised."""
     try:
@@ -48,13 +79,14 @@ def execute(job: dict) -> dict:
 
         load_plugins()  # a worker process has not seen the driver's plugins: their methods and heads register here
         torch.set_num_threads(job.get("threads", 1))
-        if job["kind"] == "fisher":
-            out = _fisher(job)
-        elif job["spec"].kind == "efficiency":
-            out = measure(job["spec"], job.get("data_dir"), job.get("train", {}))
-        else:
-            out = _train(job)
-        return {"ok": True, "machine": machine(), **out}
+        with LoadSampler() as load:
+            if job["kind"] == "fisher":
+                out = _fisher(job)
+            elif job["spec"].kind == "efficiency":
+                out = measure(job["spec"], job.get("data_dir"), job.get("train", {}))
+            else:
+                out = _train(job)
+        return {"ok": True, "machine": machine(), **out, **({"load": load.mean} if load.mean is not None else {})}
     except Exception as e:  # reported and recorded as a failure; the sweep goes on
         return {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
