@@ -6,7 +6,7 @@ import pytest
 from lntune.data import get_task
 from lntune.data.encode import collate
 from lntune.data.ner import bio_labels, read_conll, to_bio
-from lntune.errors import DataError
+from lntune.errors import DataError, LntuneWarning
 from lntune.heads import IGNORE, encode
 
 CONLL04, BTC = get_task("conll04"), get_task("btc")
@@ -154,7 +154,7 @@ def test_first_sub_token_carries_the_tag(tokenizer):
 
 
 def test_truncated_words_are_reported(tokenizer):
-    with pytest.warns(UserWarning, match="3 words lie beyond max_length=4"):
+    with pytest.warns(LntuneWarning, match="3 words lie beyond max_length=4"):
         [f] = encode([{"tokens": list("abcde"), "tags": [0] * 5}], tokenizer, "token-classification", 4)
     assert f["labels"] == [IGNORE, 0, 0, IGNORE]
     with warnings.catch_warnings():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lntune.errors import LntuneError
+from lntune.errors import LntuneError, LntuneWarning
 from lntune.spec.records import Record
 from lntune.sweep.store import Store, read_records
 from tests.report.records import record
@@ -31,7 +31,7 @@ def test_torn_tail_is_ignored_then_repaired(tmp_path):
     path = tmp_path / "records.jsonl"
     whole = path.read_bytes()
     path.write_bytes(whole + line(rec(2)).encode()[:9])  # a write cut short
-    with pytest.warns(UserWarning, match="skipped 1 incomplete"):
+    with pytest.warns(LntuneWarning, match="skipped 1 incomplete"):
         assert read_records(tmp_path) == [rec(0), rec(1)]
     with Store(tmp_path) as s:  # the next driver cuts the tail off before appending
         assert path.read_bytes() == whole

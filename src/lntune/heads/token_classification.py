@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 
-from lntune.errors import BadInput, InputTooLong
+from lntune.errors import BadInput, InputTooLong, LntuneWarning
 from lntune.heads import metrics
 from lntune.heads.base import IGNORE, Head, check_unicode, one_text, token_log_likelihood, token_losses
 
@@ -37,7 +37,7 @@ class TokenClassification(Head):
             out.append({**{k: list(v) for k, v in enc.items()}, "labels": labels})
         if cut:
             warnings.warn(f"{cut} words lie beyond max_length={max_length} tokens: they are neither trained "
-                          "nor scored; raise --max-length to keep them", stacklevel=3)
+                          "nor scored; raise --max-length to keep them", LntuneWarning, stacklevel=3)
         return out
 
     def loss_terms(self, labels) -> int:

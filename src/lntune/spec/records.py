@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
-from lntune.errors import LntuneError
+from lntune.errors import LntuneError, LntuneWarning
 from lntune.spec.results import Counts
 from lntune.spec.run import RunSpec
 
@@ -190,7 +190,8 @@ def raw_records(results_dir: str | Path) -> list[dict]:
     records, bad = _parse(lines)
     if torn or bad:
         warnings.warn(f"{Path(results_dir) / RECORDS}: skipped {int(torn) + bad} incomplete line(s) "
-                      "(a sweep was interrupted mid-write; the next lntune sweep repairs the file)", stacklevel=3)
+                      "(a sweep was interrupted mid-write; the next lntune sweep repairs the file)", LntuneWarning,
+                      stacklevel=3)
     return records
 
 
