@@ -194,3 +194,12 @@ def test_the_lr_table_says_when_a_tie_chose_the_lr():
     used = lambda extra: {row.values[0].text: row.values[2].text for row in lr_table(recs + extra).rows}  # noqa: E731
     assert used([tied, below])["sst2"] == "0.01 (tied with 0.003: the grid's order chose)"
     assert used([below])["sst2"] == "0.01"  # no other lr scored the same
+
+
+def test_a_task_only_one_side_ran_is_named_beside_the_verdict():
+    ln, ft = runs("LN", "ln", -2.0), runs("FT", "full", 0.0, lr=1e-4)
+    partial = [r for r in ft if r.task != "sick"]  # FT's SICK seeds have not run yet
+    o = decided(ln + partial)["LN - FT"]
+    assert o.tasks == ("sst2", "stsb")
+    assert "sick: only LN has runs there so far, so the contrast leaves sick out" in o.flags
+    assert not any("only" in f for f in decided(ln + ft)["LN - FT"].flags)  # both ran every task: no flag

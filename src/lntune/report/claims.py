@@ -289,6 +289,8 @@ def decide(o: Outcome) -> None:
         return
     if o.stop is not None and not o.stop.stopped:
         o.flags.append(f"the seed rule has not stopped: it waits for {o.stop.seeds} seeds per task")
+    if o.contrast.measure == SCORE and (unpaired := _one_sided_tasks(*o.sides)):
+        o.flags.append("; ".join(unpaired))
     if o.gate:
         o.verdict, o.reason = WITHHELD, "convergence gate broken: " + "; ".join(o.gate) + " (extend and rerun)"
         return
@@ -327,6 +329,15 @@ def decide(o: Outcome) -> None:
         o.verdict, o.reason = EQUIV, f"{ci} within ±margin: no advantage either way"
     else:
         o.verdict, o.reason = UNDECIDED, f"{ci} includes 0 (Holm p {o.p_holm:.3g})"
+
+
+def _one_sided_tasks(a: Side, b: Side) -> list[str]:
+    """Tasks one side has reported runs on and the other has none: a contrast read before both sides ran them
+    would otherwise look complete."""
+    tasks = {s.row: {t for t, _ in s.runs} for s in (a, b)}
+    other = {a.row: b.row, b.row: a.row}
+    return [f"{t}: only {row} has runs there so far, so the contrast leaves {t} out"
+            for row in (a.row, b.row) for t in sorted(tasks[row] - tasks[other[row]])]
 
 
 def _brief(r: PairedResult | None) -> str:
