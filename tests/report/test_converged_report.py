@@ -153,15 +153,18 @@ def test_the_seed_rules_simulated_coverage_is_shown_when_results_hold_it(tmp_pat
     folder = write_store(tmp_path / "r", recs)
     (folder / "design.json").write_text(json.dumps({"analysis": {"families": dict(FAMILIES)}}))
     write_report(folder, tmp_path / "without")
-    assert not (tmp_path / "without" / "sequential_coverage.csv").exists()
+    assert not (tmp_path / "without" / "rule_coverage.csv").exists()
     rule = {"start": 9, "block": 3, "max": 16, "half_width": 1.5, "level": 0.95}
     row = {"contrast": "LN - BitFit", "draw": "normal", "coverage_t": 0.9385,
            "coverage_t_fixed": {"9": 0.948, "16": 0.9545}, "coverage_bootstrap": 0.8833, "sims": 2000,
            "boot_sims": 300, "stopped_at": {"9": 192, "12": 286, "16": 1522}}
     (folder / "sequential_coverage.json").write_text(json.dumps({"rule": rule, "rows": [row]}))
     write_report(folder, tmp_path / "with")
-    got = next(csv.DictReader(open(tmp_path / "with" / "sequential_coverage.csv")))
+    got = next(csv.DictReader(open(tmp_path / "with" / "rule_coverage.csv")))
     assert float(got["t-interval, with the rule"]) == 0.9385 and got["t-interval, fixed seeds"] == "9: 0.948, 16: 0.955"
     assert got["Stopped at (seeds: share)"] == "9: 10%, 12: 14%, 16: 76%"
     claims = json.loads((tmp_path / "with" / "claims.json").read_text())
     assert "coverage" not in claims["design"]  # the design as registered, nothing added
+    before = (folder / "sequential_coverage.json").read_bytes()
+    write_report(folder, folder)  # into the results folder itself, as the committed reports are written
+    assert (folder / "sequential_coverage.json").read_bytes() == before  # no table file overwrites the input

@@ -50,7 +50,7 @@ def coverage_table(coverage: dict) -> Table:
     """The seed rule's coverage by simulation: the t-interval it reads, the same draws at fixed seed counts, the
     bootstrap CI the verdicts show, and where the simulated contrasts stopped."""
     rule = coverage["rule"]
-    t = Table("sequential_coverage", "The seed rule's coverage, simulated on the baseline's paired differences "
+    t = Table("rule_coverage", "The seed rule's coverage, simulated on the baseline's paired differences "
               "before the runs", ["Draws", "t-interval, with the rule", "t-interval, fixed seeds",
                                   "Bootstrap CI, with the rule", "Stopped at (seeds: share)"],
               label_header="Contrast A - B")
