@@ -81,10 +81,10 @@ def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float,
     n = sum(len(points) for _, points, _ in rows)
     panels = _forest_panels([(min(p[2] for p in pts), max(p[3] for p in pts)) for _, pts, _ in rows], margin)
     fig, axes = plt.subplots(1, len(panels), sharey=True, figsize=(7.5, 0.28 * n + 0.45 * len(rows) + 1.2),
-                             width_ratios=[3 if main else 1 for _, main in panels], layout="constrained")
+                             width_ratios=[3 if main else 1 for _, main, _ in panels], layout="constrained")
     axes = list(np.atleast_1d(axes))
-    for ax, (limits, _) in zip(axes, panels):
-        ticks, labels = _forest_draw(ax, rows, margin)
+    for ax, (limits, _, members) in zip(axes, panels):
+        ticks, labels = _forest_draw(ax, rows, margin, members)  # each contrast drawn in its own panel only
         ax.set_xlim(*limits)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(ticks, labels, fontsize=8)
@@ -99,33 +99,37 @@ def forest(path: str | Path, rows: list[tuple[str, list[tuple[str, float, float,
     return save_figure(fig, path)
 
 
-def _forest_panels(hulls: list[tuple[float, float]], margin: float) -> list[tuple[tuple[float, float], bool]]:
-    """x-limits of each panel, left to right, and whether it is the main one (around 0): contrasts whose whole CI
-    lies beyond 5 margins from 0 go to a panel of their own side (no margin, as for times: one panel)."""
+def _forest_panels(hulls: list[tuple[float, float]],
+                   margin: float) -> list[tuple[tuple[float, float], bool, set[int]]]:
+    """Per panel, left to right: its x-limits, whether it is the main one (around 0), and the contrasts (indices
+    into `hulls`) drawn in it. A contrast whose whole CI lies beyond 5 margins from 0 goes to a panel of its
+    own side (no margin, as for times: one panel)."""
     near = 5 * margin if margin > 0 else float("inf")
-    main = [h for h in hulls if h[1] >= -near and h[0] <= near]
-    below, above = [h for h in hulls if h[1] < -near], [h for h in hulls if h[0] > near]
-    lo = min([-margin, 0.0] + [h[0] for h in main])
-    hi = max([margin, 0.0] + [h[1] for h in main])
-    panels = [((lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo)), True)]
+    main = {i for i, h in enumerate(hulls) if h[1] >= -near and h[0] <= near}
+    below = {i for i, h in enumerate(hulls) if h[1] < -near}
+    above = {i for i, h in enumerate(hulls) if h[0] > near}
+    lo = min([-margin, 0.0] + [hulls[i][0] for i in main])
+    hi = max([margin, 0.0] + [hulls[i][1] for i in main])
+    panels = [((lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo)), True, main)]
     for side, first in ((below, True), (above, False)):
         if side:
-            a, b = min(h[0] for h in side), max(h[1] for h in side)
+            a, b = min(hulls[i][0] for i in side), max(hulls[i][1] for i in side)
             pad = max(0.15 * (b - a), 0.5)
-            panel = ((a - pad, b + pad), False)
+            panel = ((a - pad, b + pad), False, side)
             panels = [panel] + panels if first else panels + [panel]
     return panels
 
 
-def _forest_draw(ax, rows: list[tuple[str, list[tuple[str, float, float, float]], str]],
-                 margin: float) -> tuple[list[float], list[str]]:
+def _forest_draw(ax, rows: list[tuple[str, list[tuple[str, float, float, float]], str]], margin: float,
+                 members: set[int]) -> tuple[list[float], list[str]]:
     y, ticks, labels = 0.0, [], []
-    for name, points, verdict in rows:
+    for k, (name, points, verdict) in enumerate(rows):
         for i, (label, mean, low, high) in enumerate(points):
             pooled = i == 0
-            ax.errorbar(mean, -y, xerr=[[mean - low], [high - mean]], fmt="D" if pooled else "o",
-                        color="black" if pooled else "tab:blue", markersize=6 if pooled else 4,
-                        elinewidth=2 if pooled else 1, capsize=2)
+            if k in members:
+                ax.errorbar(mean, -y, xerr=[[mean - low], [high - mean]], fmt="D" if pooled else "o",
+                            color="black" if pooled else "tab:blue", markersize=6 if pooled else 4,
+                            elinewidth=2 if pooled else 1, capsize=2)
             ticks.append(-y)
             labels.append(f"{name}  [{verdict}]" if pooled else f"    {label}")
             y += 1
