@@ -154,6 +154,11 @@ class Outcome:
     def __post_init__(self) -> None:
         self.note = self.note or self.contrast.note
 
+    @property
+    def tested(self) -> PairedResult | None:
+        """The result whose p-values are reported: none for the descriptive family, which registers no test."""
+        return self.result if self.family != DESCRIPTIVE else None
+
 
 def failed_run(record: Record, design: Design) -> bool:
     """The design's rule: a classifier that never left the majority class, or a correlation near zero."""
@@ -362,7 +367,7 @@ def claims_rows(outs: list[Outcome], design: Design) -> list[dict]:
     rows = []
     for o in outs:
         r, c = o.result, o.clean
-        tested = r if o.family != DESCRIPTIVE else None  # the descriptive family registers no test
+        tested = o.tested
         rows.append({
             "contrast": o.contrast.name, "claim": o.contrast.claim.statement, "source": o.contrast.claim.source,
             "expects": o.contrast.claim.expects, "tasks": " ".join(o.tasks), "pairs": o.pairs,
@@ -434,11 +439,12 @@ def sharing(records: list[Record]) -> str:
     on = f" on {cpus[0]} CPUs" if len(cpus) == 1 else ""
     counts = {r.in_flight for r in records}
     if not records or None in counts:
-        return f"how many runs shared the machine{on} was not recorded" + _load(records)
-    low, high = min(counts), max(counts)
-    if high == 1:
-        return f"one run at a time{on}" + _load(records)
-    return (f"{high} runs at a time{on}" if low == high else f"{low} to {high} runs at a time{on}") + _load(records)
+        flight = f"how many runs shared the machine{on} was not recorded"
+    else:
+        low, high = min(counts), max(counts)
+        flight = (f"one run at a time{on}" if high == 1 else f"{high} runs at a time{on}" if low == high
+                  else f"{low} to {high} runs at a time{on}")
+    return flight + _load(records)
 
 
 def _load(records: list[Record]) -> str:

@@ -86,7 +86,7 @@ def claims_table(outs: list[C.Outcome], design: C.Design) -> Table:
     for o in outs:
         r = o.result
         ci = "-" if r is None else f"{r.mean:+.2f}{unit(o)} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-        tested = r if o.family != C.DESCRIPTIVE else None  # the descriptive family registers no test: no p shown
+        tested = o.tested
         seeds = "" if o.stop is None else f" ({o.stop.seeds}{'' if o.stop.stopped else ', rule running'})"
         t_col = [Value(o.family or "-"), Value(("-" if o.t_half is None else f"±{o.t_half:.2f}") + seeds, o.t_half)]
         t.rows.append(Row(o.contrast.name, (t_col if staged else []) + [
